@@ -1,0 +1,152 @@
+//! The relay: moves committed outbox rows to the bus, oldest first. A row is marked published
+//! only after the bus has accepted it, so a crash between the two republishes (consumers dedup
+//! by event id) and never loses an event.
+
+use std::time::Duration;
+
+use platform::db::{Backend, Db};
+use sqlx::Row;
+use tokio_util::sync::CancellationToken;
+
+use crate::Envelope;
+use crate::bus::{EventBus, Outgoing};
+use crate::outbox::Outbox;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RelaySettings {
+    pub batch_size: i64,
+    /// How often to look even without a wake-up (other processes, missed signals).
+    pub poll_interval: Duration,
+    /// Pause after the bus refused a batch, before trying again.
+    pub retry_delay: Duration,
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 200,
+            poll_interval: Duration::from_millis(500),
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("outbox database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Bus(#[from] crate::bus::BusError),
+    #[error("outbox row {seq} is unreadable: {source}")]
+    Corrupt { seq: i64, source: serde_json::Error },
+}
+
+pub struct Relay<B: ?Sized> {
+    db: Db,
+    outbox: Outbox,
+    bus: std::sync::Arc<B>,
+    settings: RelaySettings,
+}
+
+impl<B: EventBus + ?Sized> Relay<B> {
+    pub fn new(db: Db, outbox: Outbox, bus: std::sync::Arc<B>, settings: RelaySettings) -> Self {
+        Self {
+            db,
+            outbox,
+            bus,
+            settings,
+        }
+    }
+
+    /// Runs until `cancel` fires, then publishes what is already committed and returns.
+    pub async fn run(self, cancel: CancellationToken) {
+        let wake = self.outbox.signal();
+        loop {
+            match self.publish_batch().await {
+                // A full batch means there may be more: go again at once.
+                Ok(n) if n as i64 == self.settings.batch_size => continue,
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(schema = self.db.schema(), %error, "relay could not publish; will retry");
+                    tokio::select! {
+                        () = cancel.cancelled() => return,
+                        () = tokio::time::sleep(self.settings.retry_delay) => continue,
+                    }
+                }
+            }
+            if cancel.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                () = cancel.cancelled() => {
+                    // Drain: whatever committed before shutdown leaves now.
+                    while let Ok(n) = self.publish_batch().await {
+                        if n == 0 { break; }
+                    }
+                    return;
+                }
+                () = wake.notified() => {}
+                () = tokio::time::sleep(self.settings.poll_interval) => {}
+            }
+        }
+    }
+
+    /// Publishes the oldest unpublished rows; returns how many.
+    pub async fn publish_batch(&self) -> Result<usize, RelayError> {
+        let mut tx = self.db.begin().await?;
+        // FOR UPDATE makes a second relay on the same schema wait rather than publish the
+        // same rows out of order; SQLite's write lock (BEGIN IMMEDIATE) does the same.
+        let lock = match self.db.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "SELECT seq, topic, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1{lock}"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(self.settings.batch_size)
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut seqs = Vec::with_capacity(rows.len());
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            let seq: i64 = row.try_get("seq")?;
+            let envelope = Envelope::from_json(&row.try_get::<String, _>("envelope")?)
+                .map_err(|source| RelayError::Corrupt { seq, source })?;
+            seqs.push(seq);
+            events.push(Outgoing {
+                topic: row.try_get("topic")?,
+                envelope,
+            });
+        }
+        self.bus.publish(&events).await?;
+        let placeholders: Vec<String> = (0..seqs.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+            placeholders.join(", ")
+        );
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(platform::time::to_millis(platform::time::now()));
+        for seq in &seqs {
+            update = update.bind(*seq);
+        }
+        update.execute(&mut *tx).await?;
+        tx.commit().await?;
+        tracing::debug!(
+            schema = self.db.schema(),
+            count = seqs.len(),
+            "relayed events"
+        );
+        Ok(seqs.len())
+    }
+}
+
+/// Unpublished outbox rows: the relay's backlog.
+pub async fn backlog(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(db.pool())
+        .await
+}

@@ -1,0 +1,232 @@
+//! Database access shared by every service: one query set over sqlx's `Any` driver, running on
+//! SQLite (a file per service in the data directory) or PostgreSQL (a schema per service).
+//!
+//! The `Any` driver carries only bool/int/float/text/blob, so ids are TEXT (UUIDv7 strings),
+//! times are i64 milliseconds (see `crate::time`) and money is i64 minor units.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+// Schema names are checked to be `[a-z_]+` before they reach any SQL text.
+use sqlx::{Any, AnyPool, AssertSqlSafe, Connection as _, Executor, Transaction};
+
+/// Where the services keep their data.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// Embedded: one SQLite file per service in this directory.
+    Sqlite { dir: PathBuf },
+    /// PostgreSQL: one schema per service in this database.
+    Postgres { url: SecretString },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    /// PostgreSQL `statement_timeout`; SQLite has none.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(15),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create data directory {dir}: {source}")]
+    DataDir { dir: String, source: std::io::Error },
+    #[error("invalid schema name {0:?}")]
+    SchemaName(String),
+    #[error("cannot connect to the {schema} database: {source}")]
+    Connect { schema: String, source: sqlx::Error },
+    #[error("migrating the {schema} database failed: {source}")]
+    Migrate {
+        schema: String,
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// The same migrations written for each backend's SQL dialect.
+pub struct Migrations {
+    pub sqlite: Migrator,
+    pub postgres: Migrator,
+}
+
+/// A service's connection pool, and which backend is behind it.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+    schema: String,
+}
+
+impl Storage {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite { .. } => Backend::Sqlite,
+            Self::Postgres { .. } => Backend::Postgres,
+        }
+    }
+
+    /// Opens the database (SQLite file or PostgreSQL schema) named `schema`, creating it if it
+    /// does not exist yet.
+    pub async fn open(&self, schema: &str, settings: PoolSettings) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+            return Err(DbError::SchemaName(schema.to_owned()));
+        }
+        let connect_error = |source| DbError::Connect {
+            schema: schema.to_owned(),
+            source,
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout);
+        let pool = match self {
+            Self::Sqlite { dir } => {
+                std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
+                    dir: dir.display().to_string(),
+                    source,
+                })?;
+                let url = format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.join(format!("{schema}.db")).display()
+                );
+                let connect: AnyConnectOptions = url.parse().map_err(connect_error)?;
+                options
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the writer; the busy timeout makes a
+                            // second writer wait for the lock instead of failing at once.
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(connect)
+                    .await
+                    .map_err(connect_error)?
+            }
+            Self::Postgres { url } => {
+                let connect: AnyConnectOptions =
+                    url.expose_secret().parse().map_err(connect_error)?;
+                let mut admin = sqlx::AnyConnection::connect_with(&connect)
+                    .await
+                    .map_err(connect_error)?;
+                // Concurrent start-ups race on CREATE SCHEMA IF NOT EXISTS; the loser sees a
+                // unique violation on the catalog, which means the schema now exists.
+                if let Err(error) = admin
+                    .execute(AssertSqlSafe(format!(
+                        "CREATE SCHEMA IF NOT EXISTS {schema}"
+                    )))
+                    .await
+                {
+                    let exists = error
+                        .as_database_error()
+                        .is_some_and(|e| e.is_unique_violation());
+                    if !exists {
+                        return Err(connect_error(error));
+                    }
+                }
+                let setup = format!(
+                    "SET search_path TO {schema}; SET statement_timeout = {}",
+                    settings.statement_timeout.as_millis()
+                );
+                options
+                    .after_connect(move |conn, _| {
+                        let setup = setup.clone();
+                        Box::pin(async move {
+                            conn.execute(AssertSqlSafe(setup)).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(connect)
+                    .await
+                    .map_err(connect_error)?
+            }
+        };
+        Ok(Db {
+            pool,
+            backend: self.backend(),
+            schema: schema.to_owned(),
+        })
+    }
+}
+
+impl Db {
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock up front (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads and then writes can fail with "database
+    /// is locked" instead of waiting its turn.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Applies `migrations` for this backend. Several migration sets (a service's own and the
+    /// event tables) share one schema, so each ignores the versions it does not know.
+    pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DbError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &migrations.sqlite,
+            Backend::Postgres => &migrations.postgres,
+        };
+        let mut migrator = Migrator {
+            migrations: migrator.migrations.clone(),
+            ..Migrator::DEFAULT
+        };
+        migrator.set_ignore_missing(true);
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|source| DbError::Migrate {
+                schema: self.schema.clone(),
+                source,
+            })
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        self.pool.execute("SELECT 1").await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// True when `error` is a unique-constraint violation, which callers turn into a 409.
+pub fn is_unique_violation(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .is_some_and(|e| e.is_unique_violation())
+}

@@ -1,0 +1,11 @@
+//! HTTP conventions every service follows: JSON bodies parsed with field-level errors,
+//! request ids, request tracing, body limits, problem+json for unknown routes and methods,
+//! and the health endpoints.
+
+mod conventions;
+mod health;
+mod json;
+
+pub use conventions::{HttpLimits, apply_conventions};
+pub use health::{ReadinessCheck, health_routes};
+pub use json::Json;

@@ -1,0 +1,10 @@
+//! Plumbing every CommerceX service shares. Nothing here knows about a particular service.
+
+pub mod auth;
+pub mod db;
+pub mod http;
+pub mod problem;
+pub mod secret;
+pub mod time;
+
+pub use problem::{ApiError, FieldError};

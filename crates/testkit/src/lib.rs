@@ -1,0 +1,160 @@
+//! Test support shared by every crate's integration tests: a fresh, isolated storage per test,
+//! on SQLite (a temporary directory) or PostgreSQL (a new database on the server named by
+//! `TEST_DATABASE_URL`, dropped afterwards).
+//!
+//! PostgreSQL tests need `TEST_DATABASE_URL`. Without it they say so and skip, except under
+//! `CI=true`, where a missing backend fails the test.
+
+use platform::db::{Backend, Storage};
+use secrecy::SecretString;
+use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
+
+pub struct TestStorage {
+    pub storage: Storage,
+    _guard: Guard,
+}
+
+enum Guard {
+    Dir(#[allow(dead_code)] tempfile::TempDir),
+    Database { admin_url: String, name: String },
+}
+
+impl TestStorage {
+    pub fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("create a temporary data directory");
+        Self {
+            storage: Storage::Sqlite {
+                dir: dir.path().to_owned(),
+            },
+            _guard: Guard::Dir(dir),
+        }
+    }
+
+    /// A new empty PostgreSQL database, or `None` (after saying so) when no server is given.
+    pub async fn postgres() -> Option<Self> {
+        let admin_url = postgres_url()?;
+        sqlx::any::install_default_drivers();
+        let name = format!("cx_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = AnyConnection::connect(&admin_url)
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create a test database");
+        let url = with_database(&admin_url, &name);
+        Some(Self {
+            storage: Storage::Postgres {
+                url: SecretString::from(url),
+            },
+            _guard: Guard::Database { admin_url, name },
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.storage.backend()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let Guard::Database { admin_url, name } = self else {
+            return;
+        };
+        let (admin_url, name) = (admin_url.clone(), name.clone());
+        // Drop runs outside any async context we could borrow; a scoped thread with its own
+        // runtime finishes the cleanup before the test returns.
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build();
+                if let Ok(runtime) = runtime {
+                    runtime.block_on(async {
+                        if let Ok(mut admin) = AnyConnection::connect(&admin_url).await {
+                            let _ = admin
+                                .execute(AssertSqlSafe(format!(
+                                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                                )))
+                                .await;
+                        }
+                    });
+                }
+            });
+        });
+    }
+}
+
+/// `TEST_DATABASE_URL`, or `None` after announcing the skip. Under `CI=true` a missing
+/// PostgreSQL is a failure, never a silent pass.
+pub fn postgres_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests"
+            );
+            eprintln!("SKIPPED: PostgreSQL test (TEST_DATABASE_URL is not set)");
+            None
+        }
+    }
+}
+
+/// `url` pointing at database `name` instead of the one it names.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |i| i + 3);
+    let host_and_path = &base[scheme_end..];
+    let prefix = match host_and_path.find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{prefix}/{name}?{query}"),
+        None => format!("{prefix}/{name}"),
+    }
+}
+
+/// Declares a test that runs once per storage backend: `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($( $(#[$meta:meta])* async fn $name:ident($storage:ident : TestStorage) $body:block )*) => {
+        $(
+            $(#[$meta])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn run($storage: $crate::TestStorage) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    run($crate::TestStorage::sqlite()).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(storage) = $crate::TestStorage::postgres().await {
+                        run(storage).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn swaps_the_database_name() {
+        assert_eq!(
+            super::with_database("postgres://u@h:5432/test?sslmode=disable", "x"),
+            "postgres://u@h:5432/x?sslmode=disable"
+        );
+        assert_eq!(super::with_database("postgres://h", "x"), "postgres://h/x");
+    }
+}
