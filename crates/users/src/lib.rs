@@ -1,1 +1,12 @@
+//! The identity service: accounts, credentials, access and refresh tokens, JWKS.
 
+pub mod api;
+pub mod domain;
+pub mod identity;
+mod passwords;
+pub mod service;
+pub mod store;
+pub mod throttle;
+pub mod tokens;
+
+pub use service::{UsersConfig, UsersService};

@@ -6,6 +6,9 @@ mod conventions;
 mod health;
 mod json;
 
+pub use client::ClientAddr;
 pub use conventions::{HttpLimits, apply_conventions};
 pub use health::{ReadinessCheck, health_routes};
 pub use json::Json;
+
+mod client;

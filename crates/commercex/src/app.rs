@@ -1,0 +1,195 @@
+//! The embedded runtime: every service and the gateway in one process, one listener.
+//! `Application::build` does everything `serve` does except wait for a signal, so tests start
+//! the app exactly as production does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use events::bus::EventBus;
+use events::bus::dblog::DbLogBus;
+use events::relay::Relay;
+use gateway::GatewayParts;
+use platform::auth::TokenVerifier;
+use platform::db::Db;
+use platform::http::ReadinessCheck;
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use users::domain::{DisplayName, Email, Password, User};
+use users::{UsersConfig, UsersService};
+
+use crate::settings::Settings;
+
+/// The SQLite file / PostgreSQL schema of the in-database event bus.
+const BUS_SCHEMA: &str = "bus";
+
+/// Opens the event bus database and applies its migrations.
+pub async fn open_bus_db(
+    settings_storage: &platform::db::Storage,
+    pool: platform::db::PoolSettings,
+) -> anyhow::Result<Db> {
+    let bus = settings_storage.open(BUS_SCHEMA, pool).await?;
+    bus.migrate(&events::bus_migrations()).await?;
+    Ok(bus)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    databases: Vec<Db>,
+    relays: Vec<Relay<DbLogBus>>,
+    shutdown_timeout: std::time::Duration,
+}
+
+/// Every service's database, opened and migrated.
+pub struct Services {
+    pub users: UsersService,
+    pub bus: Db,
+}
+
+impl Services {
+    pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let users = UsersService::open(
+            &settings.storage,
+            settings.pool,
+            UsersConfig {
+                signing_key: settings.signing_key.clone(),
+                retired_keys: settings.retired_keys.clone(),
+                audience: settings.audience.clone(),
+                lifetimes: settings.lifetimes,
+                throttle: settings.throttle,
+            },
+        )
+        .await?;
+        let bus = open_bus_db(&settings.storage, settings.pool).await?;
+        Ok(Self { users, bus })
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let services = Services::open(&settings).await?;
+        if let Some(admin) = &settings.admin {
+            bootstrap_admin(
+                &services.users,
+                &admin.email,
+                admin.password.expose_secret(),
+                "Administrator",
+            )
+            .await?;
+        }
+        let bus = Arc::new(DbLogBus::new(services.bus.clone()));
+        let verifier = TokenVerifier::from_jwks(
+            &services.users.identity().issuer().jwks(),
+            &settings.audience,
+        )
+        .context("building the token verifier from our own JWKS")?;
+        let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
+            Arc::new(DbReady(services.users.db().clone())),
+            Arc::new(BusReady(bus.clone())),
+        ];
+        let router = gateway::router(GatewayParts {
+            services: vec![services.users.router()],
+            readiness,
+            verifier: Arc::new(verifier),
+            limits: settings.limits,
+        });
+        let relays = vec![Relay::new(
+            services.users.db().clone(),
+            services.users.outbox().clone(),
+            bus,
+            settings.relay,
+        )];
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", settings.listen))?;
+        Ok(Self {
+            listener,
+            router,
+            databases: vec![services.users.db().clone(), services.bus],
+            relays,
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` fires; then stops accepting, finishes in-flight requests,
+    /// lets the relays publish what is committed, and closes the databases.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let background = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        for relay in self.relays {
+            tasks.spawn(relay.run(background.clone()));
+        }
+        tasks.close();
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        server.await.context("serving HTTP")?;
+        tracing::info!("HTTP drained; stopping background work");
+        background.cancel();
+        if tokio::time::timeout(self.shutdown_timeout, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background work did not stop within the shutdown timeout");
+        }
+        for db in &self.databases {
+            db.close().await;
+        }
+        Ok(())
+    }
+}
+
+/// Creates the administrator, or promotes an existing account and sets its password.
+pub async fn bootstrap_admin(
+    users: &UsersService,
+    email: &str,
+    password: &str,
+    name: &str,
+) -> anyhow::Result<User> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("admin email: {e}"))?;
+    let password = Password::parse(password).map_err(|e| anyhow::anyhow!("admin password: {e}"))?;
+    let name = DisplayName::parse(name).map_err(|e| anyhow::anyhow!("admin name: {e}"))?;
+    let admin = users
+        .identity()
+        .ensure_admin(email, password, name)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
+    tracing::info!(user_id = %admin.id, "admin account ready");
+    Ok(admin)
+}
+
+struct DbReady(Db);
+
+#[async_trait]
+impl ReadinessCheck for DbReady {
+    fn name(&self) -> &str {
+        self.0.schema()
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}
+
+struct BusReady(Arc<DbLogBus>);
+
+#[async_trait]
+impl ReadinessCheck for BusReady {
+    fn name(&self) -> &str {
+        "event_bus"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}

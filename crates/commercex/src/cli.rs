@@ -1,0 +1,239 @@
+//! The command line. Every option has a `COMMERCEX_*` environment twin; a config file
+//! (`--config`) supplies values for options given neither as flag nor as environment.
+//! Precedence: flags > environment > config file > defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "commercex",
+    version,
+    about = "CommerceX: an event-driven commerce backend."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub options: Options,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every service and the gateway in this process (the default).
+    Serve,
+    /// Apply every service's database migrations, then exit.
+    Migrate,
+    /// Inspect and act on dead-lettered events.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Manage administrators.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List the dead letters that wait for an operator.
+    List,
+    /// Show one dead letter with its event.
+    Show { id: String },
+    /// Hand the event back to its consumer; the running platform handles it.
+    Replay { id: String },
+    /// Give up on the event for good (the entry is kept as a record).
+    Discard { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an administrator, or make an existing account one.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "Administrator")]
+        name: String,
+        /// File holding the password (default: read one line from standard input).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Options {
+    /// TOML file with default values for these options (keys are the long option names).
+    #[arg(long, global = true, env = "COMMERCEX_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// `production` refuses development defaults (generated keys, plaintext on a public address).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_PROFILE",
+        value_enum,
+        default_value = "development"
+    )]
+    pub profile: Profile,
+
+    /// Address the gateway listens on.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// Directory for the embedded SQLite databases (and the development signing key).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_DATA_DIR",
+        default_value = "./data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// PostgreSQL URL (postgres://...). Each service uses its own schema. Default: SQLite in --data-dir.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// File holding the PostgreSQL URL (it may contain a password).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_DATABASE_URL_FILE",
+        conflicts_with = "database_url"
+    )]
+    pub database_url_file: Option<PathBuf>,
+
+    /// Connections per service pool.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_DB_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
+    pub db_max_connections: u32,
+
+    /// PostgreSQL statement timeout, e.g. `15s`.
+    #[arg(long, global = true, env = "COMMERCEX_DB_STATEMENT_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub db_statement_timeout: Duration,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, global = true, env = "COMMERCEX_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Longest a request may take before it is answered 503.
+    #[arg(long, global = true, env = "COMMERCEX_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Ed25519 private key (PKCS#8 PEM) that signs access tokens. Default in development: a
+    /// key generated once and kept in --data-dir.
+    #[arg(long, global = true, env = "COMMERCEX_JWT_SIGNING_KEY_FILE")]
+    pub jwt_signing_key_file: Option<PathBuf>,
+
+    /// Retired signing keys (PEM files, comma-separated) still published in the JWKS during rotation.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_JWT_RETIRED_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub jwt_retired_key_files: Vec<PathBuf>,
+
+    /// `iss` of access tokens.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_JWT_ISSUER",
+        default_value = "commercex"
+    )]
+    pub jwt_issuer: String,
+
+    /// `aud` of access tokens.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_JWT_AUDIENCE",
+        default_value = "commercex-api"
+    )]
+    pub jwt_audience: String,
+
+    #[arg(long, global = true, env = "COMMERCEX_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Duration,
+
+    #[arg(long, global = true, env = "COMMERCEX_REFRESH_TOKEN_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub refresh_token_ttl: Duration,
+
+    /// Failed logins per account before logins for it are refused for a while.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_LOGIN_MAX_FAILURES",
+        default_value_t = 5
+    )]
+    pub login_max_failures: usize,
+
+    /// Failed logins per client address before its logins are refused for a while.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_LOGIN_MAX_FAILURES_PER_CLIENT",
+        default_value_t = 20
+    )]
+    pub login_max_failures_per_client: usize,
+
+    /// The window failed logins are counted in.
+    #[arg(long, global = true, env = "COMMERCEX_LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub login_failure_window: Duration,
+
+    /// Email of the first administrator, created (or promoted) at start-up.
+    #[arg(long, global = true, env = "COMMERCEX_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// File holding that administrator's password.
+    #[arg(long, global = true, env = "COMMERCEX_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+
+    /// That administrator's password, from the environment (development only; prefer the file).
+    #[arg(
+        long = "admin-password",
+        global = true,
+        env = "COMMERCEX_ADMIN_PASSWORD",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub admin_password: Option<String>,
+
+    /// Serve plain HTTP on a non-loopback address in production (TLS terminated in front).
+    #[arg(long, global = true, env = "COMMERCEX_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+
+    /// How long shutdown waits for in-flight work.
+    #[arg(long, global = true, env = "COMMERCEX_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Log format; default: pretty in development, json in production.
+    #[arg(long, global = true, env = "COMMERCEX_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+}

@@ -1,0 +1,35 @@
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use platform::secret::read_secret_file;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::app::{Services, bootstrap_admin};
+use crate::cli::Options;
+use crate::settings::Settings;
+
+pub async fn create(
+    options: &Options,
+    email: &str,
+    name: &str,
+    password_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let password = match password_file {
+        Some(file) => read_secret_file(&file)?,
+        None => {
+            eprintln!("password for {email}: ");
+            let mut line = String::new();
+            std::io::stdin()
+                .lock()
+                .read_line(&mut line)
+                .context("reading the password")?;
+            SecretString::from(line.trim_end_matches(['\n', '\r']).to_owned())
+        }
+    };
+    let settings = Settings::load(options)?;
+    let services = Services::open(&settings).await?;
+    let admin = bootstrap_admin(&services.users, email, password.expose_secret(), name).await?;
+    println!("admin {} ({}) is ready", admin.email.as_str(), admin.id);
+    Ok(())
+}

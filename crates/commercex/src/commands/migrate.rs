@@ -1,0 +1,17 @@
+use crate::cli::Options;
+use crate::settings;
+
+/// Opens every service database, which applies its migrations.
+pub async fn run(options: &Options) -> anyhow::Result<()> {
+    let storage = settings::storage(options)?;
+    let pool = settings::pool(options);
+    let databases = [
+        users::UsersService::open_db(&storage, pool).await?,
+        crate::app::open_bus_db(&storage, pool).await?,
+    ];
+    for db in databases {
+        println!("{}: migrated", db.schema());
+        db.close().await;
+    }
+    Ok(())
+}

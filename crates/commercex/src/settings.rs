@@ -1,0 +1,214 @@
+//! Turns command-line options into validated settings: secrets read from their files, the
+//! storage chosen, signing keys loaded, and the production profile's refusals applied.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use events::relay::RelaySettings;
+use jsonwebtoken::jwk::Jwk;
+use platform::auth::{SigningKey, TokenAudience};
+use platform::db::{PoolSettings, Storage};
+use platform::http::HttpLimits;
+use platform::secret::read_secret_file;
+use secrecy::{ExposeSecret, SecretString};
+use users::throttle::ThrottlePolicy;
+use users::tokens::TokenLifetimes;
+
+use crate::cli::{LogFormat, Options, Profile};
+
+#[derive(Debug)]
+pub struct AdminBootstrap {
+    pub email: String,
+    pub password: SecretString,
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub profile: Profile,
+    pub listen: std::net::SocketAddr,
+    pub storage: Storage,
+    pub pool: PoolSettings,
+    pub limits: HttpLimits,
+    pub signing_key: Arc<SigningKey>,
+    pub retired_keys: Vec<Jwk>,
+    pub audience: TokenAudience,
+    pub lifetimes: TokenLifetimes,
+    pub throttle: ThrottlePolicy,
+    pub admin: Option<AdminBootstrap>,
+    pub relay: RelaySettings,
+    pub shutdown_timeout: std::time::Duration,
+}
+
+const DEV_KEY_FILE: &str = "dev-signing-key.pem";
+
+pub fn log_format(options: &Options) -> LogFormat {
+    options.log_format.unwrap_or(match options.profile {
+        Profile::Development => LogFormat::Pretty,
+        Profile::Production => LogFormat::Json,
+    })
+}
+
+/// Where the data lives: PostgreSQL when a URL is given, else SQLite files in the data dir.
+pub fn storage(options: &Options) -> anyhow::Result<Storage> {
+    let url = match (&options.database_url, &options.database_url_file) {
+        (Some(url), _) => Some(SecretString::from(url.clone())),
+        (None, Some(file)) => Some(read_secret_file(file)?),
+        (None, None) => None,
+    };
+    match url {
+        Some(url)
+            if url.expose_secret().starts_with("postgres://")
+                || url.expose_secret().starts_with("postgresql://") =>
+        {
+            Ok(Storage::Postgres { url })
+        }
+        Some(_) => {
+            bail!("--database-url must be a postgres:// URL (leave it unset for embedded SQLite)")
+        }
+        None => Ok(Storage::Sqlite {
+            dir: options.data_dir.clone(),
+        }),
+    }
+}
+
+pub fn pool(options: &Options) -> PoolSettings {
+    PoolSettings {
+        max_connections: options.db_max_connections,
+        statement_timeout: options.db_statement_timeout,
+        ..PoolSettings::default()
+    }
+}
+
+impl Settings {
+    /// Everything `serve` needs. In the production profile, refuses development defaults and
+    /// names every setting that must change.
+    pub fn load(options: &Options) -> anyhow::Result<Self> {
+        if options.profile == Profile::Production {
+            refuse_development_defaults(options)?;
+        }
+        let signing_key = match &options.jwt_signing_key_file {
+            Some(file) => SigningKey::from_pkcs8_pem(&read_secret_file(file)?)
+                .with_context(|| format!("loading the signing key {}", file.display()))?,
+            None => development_key(&options.data_dir)?,
+        };
+        let retired_keys = options
+            .jwt_retired_key_files
+            .iter()
+            .map(|file| {
+                SigningKey::from_pkcs8_pem(&read_secret_file(file)?)
+                    .map(|key| key.public_jwk().clone())
+                    .with_context(|| format!("loading the retired key {}", file.display()))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let admin = match &options.admin_email {
+            None => None,
+            Some(email) => {
+                let password = match (&options.admin_password_file, &options.admin_password) {
+                    (Some(file), _) => read_secret_file(file)?,
+                    (None, Some(password)) => SecretString::from(password.clone()),
+                    (None, None) => bail!(
+                        "COMMERCEX_ADMIN_EMAIL is set but no password: set COMMERCEX_ADMIN_PASSWORD_FILE \
+                         (or --admin-password-file)"
+                    ),
+                };
+                Some(AdminBootstrap {
+                    email: email.clone(),
+                    password,
+                })
+            }
+        };
+        Ok(Self {
+            profile: options.profile,
+            listen: options.listen,
+            storage: storage(options)?,
+            pool: pool(options),
+            limits: HttpLimits {
+                max_body_bytes: options.max_body_bytes,
+                request_timeout: options.request_timeout,
+            },
+            signing_key: Arc::new(signing_key),
+            retired_keys,
+            audience: TokenAudience {
+                issuer: options.jwt_issuer.clone(),
+                audience: options.jwt_audience.clone(),
+            },
+            lifetimes: TokenLifetimes {
+                access: options.access_token_ttl,
+                refresh: options.refresh_token_ttl,
+            },
+            throttle: ThrottlePolicy {
+                max_failures_per_account: options.login_max_failures,
+                max_failures_per_client: options.login_max_failures_per_client,
+                window: options.login_failure_window,
+            },
+            admin,
+            relay: RelaySettings::default(),
+            shutdown_timeout: options.shutdown_timeout,
+        })
+    }
+}
+
+fn refuse_development_defaults(options: &Options) -> anyhow::Result<()> {
+    let mut problems = Vec::new();
+    if options.jwt_signing_key_file.is_none() {
+        problems.push(
+            "no signing key: set COMMERCEX_JWT_SIGNING_KEY_FILE (--jwt-signing-key-file) to an Ed25519 \
+             PKCS#8 PEM key, e.g. from `openssl genpkey -algorithm ed25519`",
+        );
+    }
+    if options.admin_password.is_some() {
+        problems.push(
+            "the admin password comes from the environment: put it in a file and set \
+             COMMERCEX_ADMIN_PASSWORD_FILE instead of COMMERCEX_ADMIN_PASSWORD",
+        );
+    }
+    if options.database_url.is_some() {
+        problems.push(
+            "the database URL is given in the clear: put it in a file and set \
+             COMMERCEX_DATABASE_URL_FILE instead of COMMERCEX_DATABASE_URL",
+        );
+    }
+    if !options.listen.ip().is_loopback() && !options.allow_plaintext {
+        problems.push(
+            "plain HTTP on a non-loopback address: terminate TLS in front of CommerceX and set \
+             COMMERCEX_ALLOW_PLAINTEXT=true (--allow-plaintext), or listen on a loopback address",
+        );
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    bail!(
+        "the production profile refuses to start:\n  - {}",
+        problems.join("\n  - ")
+    )
+}
+
+/// The development signing key: generated on first start and kept in the data directory, so
+/// tokens survive restarts.
+fn development_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
+    let path = data_dir.join(DEV_KEY_FILE);
+    if path.exists() {
+        return SigningKey::from_pkcs8_pem(&read_secret_file(&path)?)
+            .with_context(|| format!("loading the development key {}", path.display()));
+    }
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let key = SigningKey::generate();
+    write_private(&path, key.to_pkcs8_pem().expose_secret())?;
+    tracing::warn!(path = %path.display(), "generated a development signing key; production needs COMMERCEX_JWT_SIGNING_KEY_FILE");
+    Ok(key)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}

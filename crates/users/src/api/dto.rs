@@ -1,0 +1,106 @@
+//! Request and response bodies, and their parsing into domain types.
+
+use platform::auth::Role;
+use platform::{ApiError, FieldError};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::{DisplayName, Email, Password, User};
+use crate::identity::{Registration, TokenPair};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    #[schema(example = "ada@example.com")]
+    pub email: String,
+    /// 12 to 128 characters.
+    #[schema(value_type = String, example = "correct horse battery staple")]
+    pub password: SecretString,
+    #[schema(example = "Ada Lovelace")]
+    pub name: String,
+}
+
+impl RegisterRequest {
+    /// Every field is checked, and every problem reported at once.
+    pub fn parse(self) -> Result<Registration, ApiError> {
+        use secrecy::ExposeSecret;
+        let email = Email::parse(&self.email);
+        let password = Password::parse(self.password.expose_secret());
+        let name = DisplayName::parse(&self.name);
+        match (email, password, name) {
+            (Ok(email), Ok(password), Ok(name)) => Ok(Registration {
+                email,
+                password,
+                name,
+            }),
+            (email, password, name) => {
+                let errors = [
+                    ("/email", email.err()),
+                    ("/password", password.err()),
+                    ("/name", name.err()),
+                ]
+                .into_iter()
+                .filter_map(|(field, error)| error.map(|e| FieldError::new(field, "invalid", e)))
+                .collect();
+                Err(ApiError::Validation(errors))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    #[schema(value_type = String)]
+    pub password: SecretString,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    #[schema(value_type = String)]
+    pub refresh_token: SecretString,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserResponse {
+    pub id: Uuid,
+    pub email: String,
+    pub name: String,
+    pub roles: Vec<Role>,
+}
+
+impl From<User> for UserResponse {
+    fn from(user: User) -> Self {
+        Self {
+            id: user.id,
+            email: user.email.as_str().to_owned(),
+            name: user.name.as_str().to_owned(),
+            roles: user.roles,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+impl From<TokenPair> for TokenResponse {
+    fn from(pair: TokenPair) -> Self {
+        Self {
+            access_token: pair.access_token,
+            refresh_token: pair.refresh_token.expose().to_owned(),
+            token_type: "Bearer",
+            expires_in: pair.expires_in,
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The one place identity errors become HTTP problems.
+
+use platform::ApiError;
+
+use crate::identity::IdentityError;
+
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::DuplicateEmail => {
+                ApiError::Conflict("a user with this email already exists".into())
+            }
+            IdentityError::BadCredentials => {
+                ApiError::Unauthorized("the email or password is wrong".into())
+            }
+            IdentityError::Throttled(retry_after) => ApiError::TooManyRequests {
+                detail: "too many failed logins; try again later".into(),
+                retry_after,
+            },
+            IdentityError::BadRefreshToken => {
+                ApiError::Unauthorized("the refresh token is invalid, expired or revoked".into())
+            }
+            // A valid token for a user that no longer exists.
+            IdentityError::UnknownUser => {
+                ApiError::Unauthorized("the access token is invalid or expired".into())
+            }
+            IdentityError::Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
+        }
+    }
+}

@@ -1,0 +1,113 @@
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use platform::ApiError;
+use platform::auth::AuthUser;
+use platform::http::{ClientAddr, Json};
+use platform::problem::Problem;
+use secrecy::ExposeSecret;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::dto::{LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserResponse};
+use crate::identity::Identity;
+use platform::auth::Role;
+
+const TAG: &str = "identity";
+
+/// The identity service's routes and their OpenAPI description.
+pub fn router(identity: Arc<Identity>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+        .routes(routes!(jwks))
+        .with_state(identity)
+}
+
+/// Create a customer account.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = TAG, request_body = RegisterRequest,
+    responses(
+        (status = 201, body = UserResponse),
+        (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn register(
+    State(identity): State<Arc<Identity>>,
+    Json(body): Json<RegisterRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let registration = body.parse()?;
+    let user = identity
+        .register(registration, vec![Role::Customer])
+        .await?;
+    Ok((StatusCode::CREATED, Json(UserResponse::from(user))))
+}
+
+/// Exchange credentials for an access token and a refresh token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = TAG, request_body = LoginRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn login(
+    State(identity): State<Arc<Identity>>,
+    ClientAddr(client): ClientAddr,
+    Json(body): Json<LoginRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let pair = identity.login(&body.email, body.password, client).await?;
+    Ok(Json(pair.into()))
+}
+
+/// Rotate a refresh token: the presented one stops working. Presenting an already-rotated
+/// token revokes the whole session.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = TAG, request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "Invalid, expired, revoked or reused token", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn refresh(
+    State(identity): State<Arc<Identity>>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let pair = identity.refresh(body.refresh_token.expose_secret()).await?;
+    Ok(Json(pair.into()))
+}
+
+/// End the session a refresh token belongs to.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = TAG, request_body = RefreshRequest,
+    responses((status = 204, description = "Session revoked")))]
+async fn logout(
+    State(identity): State<Arc<Identity>>,
+    Json(body): Json<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    identity.logout(body.refresh_token.expose_secret()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The authenticated user.
+#[utoipa::path(get, path = "/api/v1/users/me", tag = TAG, security(("bearer" = [])),
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn me(
+    State(identity): State<Arc<Identity>>,
+    caller: AuthUser,
+) -> Result<Json<UserResponse>, ApiError> {
+    Ok(Json(identity.user(caller.id).await?.into()))
+}
+
+/// Public keys that verify access tokens (RFC 7517).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = TAG,
+    responses((status = 200, description = "JSON Web Key Set", body = Object)))]
+async fn jwks(State(identity): State<Arc<Identity>>) -> impl IntoResponse {
+    (
+        [(header::CACHE_CONTROL, "public, max-age=300")],
+        axum::Json(identity.issuer().jwks()),
+    )
+}

@@ -1,0 +1,296 @@
+//! The identity use cases: register, log in, refresh, log out, bootstrap an admin. Each one
+//! commits fully or not at all; events leave through the outbox.
+
+use std::sync::Arc;
+
+use events::Envelope;
+use events::catalog::EventKind;
+use events::catalog::users::UserRegisteredV1;
+use events::outbox::Outbox;
+use platform::auth::Role;
+use platform::db::Db;
+use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
+
+use crate::domain::{DisplayName, Email, NewUser, Password, RefreshToken, RefreshVerdict, User};
+use crate::passwords;
+use crate::store::{StoreError, TokenStore, UserStore};
+use crate::throttle::{LoginThrottle, Subject};
+use crate::tokens::TokenIssuer;
+
+pub const SOURCE: &str = "commercex/users";
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("a user with this email already exists")]
+    DuplicateEmail,
+    #[error("the email or password is wrong")]
+    BadCredentials,
+    #[error("too many failed logins")]
+    Throttled(std::time::Duration),
+    #[error("the refresh token is invalid, expired or revoked")]
+    BadRefreshToken,
+    #[error("user not found")]
+    UnknownUser,
+    /// A fault of ours (database, hashing, signing), kept with its cause chain for the log.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl IdentityError {
+    fn internal(error: impl std::fmt::Display) -> Self {
+        Self::Internal(format!("{error:#}"))
+    }
+}
+
+impl From<StoreError> for IdentityError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::DuplicateEmail => Self::DuplicateEmail,
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<sqlx::Error> for IdentityError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::internal(error)
+    }
+}
+
+/// A fresh access + refresh token pair.
+#[derive(Debug)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: RefreshToken,
+    pub expires_in: u64,
+}
+
+pub struct Registration {
+    pub email: Email,
+    pub password: Password,
+    pub name: DisplayName,
+}
+
+pub struct Identity {
+    db: Db,
+    outbox: Outbox,
+    users: UserStore,
+    tokens: TokenStore,
+    issuer: Arc<TokenIssuer>,
+    throttle: Arc<dyn LoginThrottle>,
+}
+
+impl Identity {
+    pub fn new(
+        db: Db,
+        outbox: Outbox,
+        issuer: Arc<TokenIssuer>,
+        throttle: Arc<dyn LoginThrottle>,
+    ) -> Self {
+        Self {
+            users: UserStore::new(db.clone()),
+            tokens: TokenStore,
+            db,
+            outbox,
+            issuer,
+            throttle,
+        }
+    }
+
+    pub fn issuer(&self) -> &TokenIssuer {
+        &self.issuer
+    }
+
+    pub async fn register(
+        &self,
+        registration: Registration,
+        roles: Vec<Role>,
+    ) -> Result<User, IdentityError> {
+        let password_hash = passwords::hash(&registration.password)
+            .await
+            .map_err(IdentityError::internal)?;
+        let new = NewUser {
+            email: registration.email,
+            name: registration.name,
+            password_hash,
+            roles,
+        };
+        let mut tx = self.db.begin().await?;
+        let user = self.users.insert(&mut tx, &new).await?;
+        let event = UserRegisteredV1 {
+            user_id: user.id,
+            email: user.email.as_str().to_owned(),
+            name: user.name.as_str().to_owned(),
+            roles: user.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+        };
+        let envelope = Envelope::of(SOURCE, user.id.to_string(), &event);
+        self.outbox
+            .enqueue(&mut tx, UserRegisteredV1::TOPIC, &envelope)
+            .await?;
+        self.outbox.commit(tx).await?;
+        tracing::info!(user_id = %user.id, "user registered");
+        Ok(user)
+    }
+
+    /// Checks credentials, charging failures to the account and the client address.
+    pub async fn login(
+        &self,
+        email: &str,
+        password: SecretString,
+        client: Option<String>,
+    ) -> Result<TokenPair, IdentityError> {
+        // Throttle on what was typed, even when it is not a valid email, so probing with
+        // malformed addresses is limited too.
+        let account = Subject::Account(email.trim().to_lowercase());
+        let mut subjects = vec![account.clone()];
+        subjects.extend(client.map(Subject::Client));
+        self.throttle
+            .check(&subjects)
+            .await
+            .map_err(IdentityError::Throttled)?;
+
+        let found = match Email::parse(email) {
+            Ok(email) => self.users.find_credentials(&email).await?,
+            Err(_) => None,
+        };
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), Some(hash)),
+            None => (None, None),
+        };
+        let matches = passwords::verify(password.expose_secret().to_owned(), hash).await;
+        let Some(user) = user.filter(|_| matches) else {
+            self.throttle.record_failure(&subjects).await;
+            return Err(IdentityError::BadCredentials);
+        };
+        self.throttle.forgive(&account).await;
+
+        let mut tx = self.db.begin().await?;
+        let family = self.tokens.create_family(&mut tx, user.id).await?;
+        let pair = self.issue(&mut tx, &user, family).await?;
+        tx.commit().await?;
+        Ok(pair)
+    }
+
+    /// Rotates a refresh token. Presenting one that was already rotated revokes its family.
+    pub async fn refresh(&self, presented: &str) -> Result<TokenPair, IdentityError> {
+        let token = RefreshToken::parse(presented).ok_or(IdentityError::BadRefreshToken)?;
+        let hash = token.hash();
+        let mut tx = self.db.begin().await?;
+        let stored = self
+            .tokens
+            .find(&mut tx, &hash)
+            .await?
+            .ok_or(IdentityError::BadRefreshToken)?;
+        match stored.judge(platform::time::now()) {
+            RefreshVerdict::Rotate => {}
+            RefreshVerdict::Reused => {
+                self.tokens
+                    .revoke_family(&mut tx, stored.family_id, "refresh token reuse")
+                    .await?;
+                tx.commit().await?;
+                tracing::warn!(user_id = %stored.user_id, family = %stored.family_id, "refresh token reused; session revoked");
+                return Err(IdentityError::BadRefreshToken);
+            }
+            RefreshVerdict::Expired | RefreshVerdict::Revoked => {
+                return Err(IdentityError::BadRefreshToken);
+            }
+        }
+        if !self.tokens.mark_rotated(&mut tx, &hash).await? {
+            // Lost a race with a concurrent refresh of the same token: that is reuse too.
+            self.tokens
+                .revoke_family(&mut tx, stored.family_id, "refresh token reuse")
+                .await?;
+            tx.commit().await?;
+            return Err(IdentityError::BadRefreshToken);
+        }
+        let user = self
+            .users
+            .find(stored.user_id)
+            .await?
+            .ok_or(IdentityError::BadRefreshToken)?;
+        let pair = self.issue(&mut tx, &user, stored.family_id).await?;
+        tx.commit().await?;
+        Ok(pair)
+    }
+
+    /// Ends the session the refresh token belongs to. Unknown tokens are ignored, so logout
+    /// reveals nothing about token validity.
+    pub async fn logout(&self, presented: &str) -> Result<(), IdentityError> {
+        let Some(token) = RefreshToken::parse(presented) else {
+            return Ok(());
+        };
+        let mut tx = self.db.begin().await?;
+        if let Some(stored) = self.tokens.find(&mut tx, &token.hash()).await? {
+            self.tokens
+                .revoke_family(&mut tx, stored.family_id, "logout")
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn user(&self, id: Uuid) -> Result<User, IdentityError> {
+        self.users.find(id).await?.ok_or(IdentityError::UnknownUser)
+    }
+
+    /// Makes sure an admin account with this email exists: creates it, or grants the role
+    /// and sets the password on an existing account.
+    pub async fn ensure_admin(
+        &self,
+        email: Email,
+        password: Password,
+        name: DisplayName,
+    ) -> Result<User, IdentityError> {
+        match self.users.find_credentials(&email).await? {
+            None => {
+                let registration = Registration {
+                    email,
+                    password,
+                    name,
+                };
+                self.register(registration, vec![Role::Admin, Role::Customer])
+                    .await
+            }
+            Some((mut user, _)) => {
+                let hash = passwords::hash(&password)
+                    .await
+                    .map_err(IdentityError::internal)?;
+                if !user.roles.contains(&Role::Admin) {
+                    user.roles.insert(0, Role::Admin);
+                }
+                let mut tx = self.db.begin().await?;
+                self.users.set_roles(&mut tx, user.id, &user.roles).await?;
+                self.users
+                    .set_password_hash(&mut tx, user.id, &hash)
+                    .await?;
+                tx.commit().await?;
+                Ok(user)
+            }
+        }
+    }
+
+    async fn issue(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        user: &User,
+        family: Uuid,
+    ) -> Result<TokenPair, IdentityError> {
+        let lifetimes = self.issuer.lifetimes;
+        let refresh_token = RefreshToken::generate();
+        let expires_at = platform::time::now()
+            + chrono::Duration::from_std(lifetimes.refresh).unwrap_or(chrono::Duration::days(30));
+        self.tokens
+            .insert(tx, family, &refresh_token.hash(), expires_at)
+            .await?;
+        let access_token = self
+            .issuer
+            .access_token(user)
+            .map_err(IdentityError::internal)?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token,
+            expires_in: lifetimes.access.as_secs(),
+        })
+    }
+}

@@ -1,0 +1,17 @@
+//! SQL for users and refresh tokens. One query set for SQLite and PostgreSQL.
+
+mod tokens;
+mod users;
+
+pub use tokens::TokenStore;
+pub use users::UserStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("a user with this email already exists")]
+    DuplicateEmail,
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
