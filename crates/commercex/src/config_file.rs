@@ -10,12 +10,16 @@ use crate::cli::Cli;
 
 /// Parses the command line (and environment), with the config file's values as defaults.
 pub fn parse_cli() -> anyhow::Result<Cli> {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    parse_cli_from(std::env::args_os().collect())
+}
+
+/// As [`parse_cli`], from the given arguments (the program name first).
+pub fn parse_cli_from(args: Vec<std::ffi::OsString>) -> anyhow::Result<Cli> {
     let mut command = Cli::command();
     if let Some(path) = config_path(&args) {
         command = with_file_defaults(command, &path)?;
     }
-    let matches: ArgMatches = command.get_matches_from(args);
+    let matches: ArgMatches = command.try_get_matches_from(args).unwrap_or_else(|error| error.exit());
     Ok(Cli::from_arg_matches(&matches)?)
 }
 

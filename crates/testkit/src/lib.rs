@@ -129,17 +129,17 @@ macro_rules! backend_tests {
                 #[allow(unused_imports)]
                 use super::*;
 
-                async fn run($storage: $crate::TestStorage) $body
+                async fn scenario($storage: $crate::TestStorage) $body
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    run($crate::TestStorage::sqlite()).await
+                    scenario($crate::TestStorage::sqlite()).await
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     if let Some(storage) = $crate::TestStorage::postgres().await {
-                        run(storage).await
+                        scenario(storage).await
                     }
                 }
             }

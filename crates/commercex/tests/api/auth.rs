@@ -1,0 +1,174 @@
+use serde_json::{Value, json};
+use testkit::backend_tests;
+
+use crate::helpers::*;
+
+backend_tests! {
+    async fn a_registered_user_logs_in_and_reads_itself(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let user = app.register("Ada@Example.com").await;
+        assert_eq!(user["email"], "ada@example.com");
+        assert_eq!(user["name"], "Test User");
+        assert_eq!(user["roles"], json!(["customer"]));
+        assert!(user.get("password").is_none() && user.get("password_hash").is_none());
+
+        let response = app.login("ada@example.com", PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        let tokens: Value = response.json().await.unwrap();
+        assert_eq!(tokens["token_type"], "Bearer");
+        assert_eq!(tokens["expires_in"], 900);
+        let me = app.get("/api/v1/users/me", tokens["access_token"].as_str()).await;
+        assert_eq!(me.status(), 200);
+        assert_eq!(me.json::<Value>().await.unwrap(), user);
+        app.stop().await;
+    }
+
+    async fn registration_publishes_user_registered_through_the_outbox(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let user = app.register("eve@example.com").await;
+        let bus = app.database("bus").await;
+        let id = user["id"].as_str().unwrap().to_owned();
+        wait_for("the event on the bus", || async {
+            let found: Option<String> = sqlx::query_scalar("SELECT envelope FROM event_log WHERE event_key = $1")
+                .bind(&id)
+                .fetch_optional(bus.pool())
+                .await
+                .unwrap();
+            found.is_some()
+        })
+        .await;
+        let envelope: String = sqlx::query_scalar("SELECT envelope FROM event_log WHERE event_key = $1")
+            .bind(&id)
+            .fetch_one(bus.pool())
+            .await
+            .unwrap();
+        let envelope: Value = serde_json::from_str(&envelope).unwrap();
+        assert_eq!(envelope["type"], "commercex.user.registered.v1");
+        assert_eq!(envelope["source"], "commercex/users");
+        assert_eq!(envelope["specversion"], "1.0");
+        assert_eq!(envelope["data"]["email"], "eve@example.com");
+        assert!(!envelope.to_string().contains(PASSWORD));
+        app.stop().await;
+    }
+
+    async fn a_duplicate_email_is_a_conflict_whatever_its_case(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        app.register("bob@example.com").await;
+        let again = app
+            .post_json("/api/v1/auth/register", &json!({"email": "BOB@example.com", "password": PASSWORD, "name": "Bob"}))
+            .await;
+        problem(again, 409).await;
+        app.stop().await;
+    }
+
+    async fn registration_reports_every_invalid_field_and_stores_nothing(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let response = app
+            .post_json("/api/v1/auth/register", &json!({"email": "not-an-email", "password": "short", "name": "  "}))
+            .await;
+        let body = problem(response, 422).await;
+        let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["/email", "/password", "/name"]);
+
+        let too_long = "p".repeat(129);
+        let response = app
+            .post_json("/api/v1/auth/register", &json!({"email": "carol@example.com", "password": too_long, "name": "Carol"}))
+            .await;
+        let body = problem(response, 422).await;
+        assert_eq!(body["errors"][0]["field"], "/password");
+        // Rejected registrations left nothing behind: the address is still free.
+        app.register("carol@example.com").await;
+
+        let missing = app.post_json("/api/v1/auth/register", &json!({"email": "dave@example.com"})).await;
+        problem(missing, 422).await;
+        let wrong_type = app
+            .post_json("/api/v1/auth/register", &json!({"email": "dave@example.com", "password": PASSWORD, "name": 7}))
+            .await;
+        let body = problem(wrong_type, 422).await;
+        assert_eq!(body["errors"][0]["field"], "/name");
+        app.stop().await;
+    }
+
+    async fn wrong_credentials_get_the_same_answer_whether_or_not_the_account_exists(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        app.register("frank@example.com").await;
+        let wrong_password = problem(app.login("frank@example.com", "not the password at all").await, 401).await;
+        let unknown = problem(app.login("nobody@example.com", "not the password at all").await, 401).await;
+        assert_eq!(wrong_password, unknown);
+        app.stop().await;
+    }
+
+    async fn repeated_failures_are_throttled_with_retry_after(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        app.register("grace@example.com").await;
+        for _ in 0..5 {
+            problem(app.login("grace@example.com", "wrong password, again").await, 401).await;
+        }
+        // Even the right password is refused while the account is throttled.
+        let response = app.login("grace@example.com", PASSWORD).await;
+        let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!(retry_after > 0 && retry_after <= 15 * 60);
+        problem(response, 429).await;
+        // Other accounts from the same client are unaffected.
+        app.register("heidi@example.com").await;
+        assert_eq!(app.login("heidi@example.com", PASSWORD).await.status(), 200);
+        app.stop().await;
+    }
+
+    async fn a_client_address_is_throttled_across_accounts(storage: TestStorage) {
+        let app = spawn_app_with(&storage, &["--login-max-failures-per-client", "3"]).await;
+        for n in 0..3 {
+            problem(app.login(&format!("probe{n}@example.com"), "guessing passwords").await, 401).await;
+        }
+        problem(app.login("another@example.com", "guessing passwords").await, 429).await;
+        app.stop().await;
+    }
+
+    async fn refresh_rotates_and_reuse_revokes_the_whole_family(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let (_, first) = app.signed_up("ivan@example.com").await;
+        let response = app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": first})).await;
+        assert_eq!(response.status(), 200);
+        let rotated: Value = response.json().await.unwrap();
+        let second = rotated["refresh_token"].as_str().unwrap().to_owned();
+        assert_ne!(second, first);
+        assert_eq!(app.get("/api/v1/users/me", rotated["access_token"].as_str()).await.status(), 200);
+
+        // The old token replayed: refused, and the newest token of the family dies with it.
+        problem(app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": first})).await, 401).await;
+        problem(app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": second})).await, 401).await;
+
+        // A separate login is a separate family and still works.
+        let response = app.login("ivan@example.com", PASSWORD).await;
+        let fresh: Value = response.json().await.unwrap();
+        let response = app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": fresh["refresh_token"]})).await;
+        assert_eq!(response.status(), 200);
+        problem(app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": "made-up"})).await, 401).await;
+        app.stop().await;
+    }
+
+    async fn logout_revokes_the_session(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let (_, refresh) = app.signed_up("judy@example.com").await;
+        let response = app.post_json("/api/v1/auth/logout", &json!({"refresh_token": refresh})).await;
+        assert_eq!(response.status(), 204);
+        problem(app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": refresh})).await, 401).await;
+        app.stop().await;
+    }
+
+    async fn the_configured_admin_exists_at_start(storage: TestStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let password_file = write_file(dir.path(), "admin-password", "an admin password 123\n");
+        let app = spawn_app_with(
+            &storage,
+            &["--admin-email", "root@example.com", "--admin-password-file", password_file.to_str().unwrap()],
+        )
+        .await;
+        let response = app.login("root@example.com", "an admin password 123").await;
+        assert_eq!(response.status(), 200, "the trailing newline of the file is not part of the password");
+        let tokens: Value = response.json().await.unwrap();
+        let me: Value = app.get("/api/v1/users/me", tokens["access_token"].as_str()).await.json().await.unwrap();
+        assert!(me["roles"].as_array().unwrap().contains(&json!("admin")));
+        app.stop().await;
+    }
+}

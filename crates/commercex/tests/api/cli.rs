@@ -1,0 +1,243 @@
+//! The `commercex` binary as an operator runs it.
+
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use events::Envelope;
+use events::bus::dblog::DbLogBus;
+use events::bus::{EventBus, Outgoing};
+use events::consumer::{Consumer, ConsumerSettings, EventHandler, HandlerError};
+use events::dlq::{DeadLetters, Status};
+use serde_json::Value;
+use sqlx::{Any, Transaction};
+use testkit::{TestStorage, backend_tests};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+use tokio_util::sync::CancellationToken;
+
+use crate::helpers::*;
+
+async fn run(args: &[String]) -> Output {
+    let output = commercex_command().args(args).stdin(Stdio::null()).output();
+    tokio::time::timeout(Duration::from_secs(60), output).await.expect("command finishes").expect("command runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Starts `commercex` and waits for the line that says where it listens.
+async fn start(args: &[String]) -> (Child, String) {
+    let mut child = commercex_command()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start commercex");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("commercex announces itself")
+        .expect("read stdout")
+        .expect("a line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+async fn signal_and_wait(child: &mut Child, signal: &str) -> std::process::ExitStatus {
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill").args([signal, &pid]).status().expect("kill");
+    assert!(killed.success());
+    tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits after the signal")
+        .expect("wait")
+}
+
+fn with_storage(storage: &TestStorage, args: &[&str]) -> (Vec<String>, Option<tempfile::TempDir>) {
+    let (mut all, _, guard) = storage_args(storage);
+    all.splice(0..0, args.iter().map(|s| (*s).to_owned()));
+    (all, guard)
+}
+
+backend_tests! {
+    async fn the_binary_serves_and_drains_on_sigterm_and_sigint(storage: TestStorage) {
+        let (args, _guard) = with_storage(&storage, &["--listen", "127.0.0.1:0"]);
+        for signal in ["-TERM", "-INT"] {
+            let (mut child, addr) = start(&args).await;
+            let health = reqwest::get(format!("http://{addr}/healthz")).await.expect("GET /healthz");
+            assert_eq!(health.status(), 200);
+            let status = signal_and_wait(&mut child, signal).await;
+            assert!(status.success(), "exit status after {signal}: {status:?}");
+        }
+    }
+
+    async fn migrate_applies_every_schema(storage: TestStorage) {
+        let (args, _guard) = with_storage(&storage, &["migrate"]);
+        let output = run(&args).await;
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let stdout = text(&output.stdout);
+        assert!(stdout.contains("users: migrated") && stdout.contains("bus: migrated"), "{stdout}");
+        // Twice is fine: migrations are applied once.
+        assert!(run(&args).await.status.success());
+    }
+
+    async fn dead_letters_are_listed_shown_and_replayed_from_the_command_line(storage: TestStorage) {
+        let users = users::UsersService::open_db(&storage.storage, Default::default()).await.unwrap();
+        let bus_db = commercex::app::open_bus_db(&storage.storage, Default::default()).await.unwrap();
+        let bus = Arc::new(DbLogBus::new(bus_db));
+        let handler = Arc::new(Fragile::default());
+        let mut settings = ConsumerSettings::new("cli-test", &["commercex.cli"]);
+        settings.poll_wait = Duration::from_millis(100);
+        let consumer = Consumer::new(users.clone(), bus.clone() as Arc<dyn EventBus>, handler.clone(), settings);
+        let cancel = CancellationToken::new();
+        let running = tokio::spawn(consumer.run(cancel.clone()));
+        let poison = Envelope::new("commercex/test", "commercex.cli.poison.v1", "p-1", &serde_json::json!({}));
+        bus.publish(&[Outgoing { topic: "commercex.cli".into(), envelope: poison.clone() }]).await.unwrap();
+        let dlq = DeadLetters::new(users.clone());
+        wait_for("the dead letter", || async { dlq.list_open().await.unwrap().len() == 1 }).await;
+        let id = dlq.list_open().await.unwrap()[0].id.clone();
+
+        let (list, _guard) = with_storage(&storage, &["dlq", "list"]);
+        let output = run(&list).await;
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        let listing = text(&output.stdout);
+        assert!(listing.contains(&id) && listing.contains("cli-test") && listing.contains("cannot digest"), "{listing}");
+        assert!(listing.contains("1 dead letter(s)"));
+
+        let (show, _guard) = with_storage(&storage, &["dlq", "show", &id]);
+        let shown: Value = serde_json::from_slice(&run(&show).await.stdout).unwrap();
+        assert_eq!(shown["envelope"]["id"], poison.id.to_string());
+        assert_eq!(shown["attempts"], 1);
+
+        handler.healed.store(true, Ordering::SeqCst);
+        let (replay, _guard) = with_storage(&storage, &["dlq", "replay", &id]);
+        let output = run(&replay).await;
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        wait_for("the replay handled", || async { dlq.get(&id).await.unwrap().status == Status::Replayed }).await;
+        assert!(handler.handled.load(Ordering::SeqCst));
+        let again = run(&replay).await;
+        assert!(!again.status.success(), "a replayed letter cannot be replayed again");
+        let (unknown, _guard) = with_storage(&storage, &["dlq", "replay", "no-such-id"]);
+        assert!(!run(&unknown).await.status.success());
+        cancel.cancel();
+        running.await.unwrap();
+    }
+
+    async fn admin_create_makes_an_administrator(storage: TestStorage) {
+        let dir = tempfile::tempdir().unwrap();
+        let password_file = write_file(dir.path(), "pw", "a long admin password\n");
+        let (args, guard) = with_storage(
+            &storage,
+            &["admin", "create", "--email", "ops@example.com", "--password-file", password_file.to_str().unwrap()],
+        );
+        let output = run(&args).await;
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("ops@example.com"));
+        drop(guard);
+        let app = spawn_app(&storage).await;
+        let tokens: Value = app.login("ops@example.com", "a long admin password").await.json().await.unwrap();
+        let me: Value = app.get("/api/v1/users/me", tokens["access_token"].as_str()).await.json().await.unwrap();
+        assert!(me["roles"].as_array().unwrap().contains(&serde_json::json!("admin")));
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_production_profile_refuses_development_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().display().to_string();
+    let output = run(&[
+        "--profile".into(), "production".into(), "--listen".into(), "0.0.0.0:0".into(), "--data-dir".into(), data_dir.clone(),
+    ])
+    .await;
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("COMMERCEX_JWT_SIGNING_KEY_FILE"), "{stderr}");
+    assert!(stderr.contains("COMMERCEX_ALLOW_PLAINTEXT"), "{stderr}");
+    assert!(!dir.path().join("dev-signing-key.pem").exists(), "no key was generated");
+
+    // With a real key it starts.
+    let key = platform::auth::SigningKey::generate();
+    let key_file = write_file(dir.path(), "signing.pem", secrecy::ExposeSecret::expose_secret(key.to_pkcs8_pem()));
+    let (mut child, addr) = start(&[
+        "--profile".into(), "production".into(), "--listen".into(), "127.0.0.1:0".into(), "--data-dir".into(), data_dir,
+        "--jwt-signing-key-file".into(), key_file.display().to_string(),
+    ])
+    .await;
+    let jwks: Value = reqwest::get(format!("http://{addr}/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], key.kid());
+    assert!(signal_and_wait(&mut child, "-TERM").await.success());
+}
+
+#[tokio::test]
+async fn flags_beat_environment_beats_config_file_beats_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let file_port = free.local_addr().unwrap().port();
+    drop(free);
+    let config = write_file(
+        dir.path(),
+        "commercex.toml",
+        &format!("listen = \"127.0.0.1:{file_port}\"\nmax-body-bytes = 4096\njwt_issuer = \"from-file\"\n"),
+    );
+    let parse = |extra: &[&str]| {
+        let mut args: Vec<std::ffi::OsString> = vec!["commercex".into(), "--config".into(), config.clone().into()];
+        args.extend(extra.iter().map(Into::into));
+        commercex::config_file::parse_cli_from(args).unwrap().options
+    };
+    let from_file = parse(&[]);
+    assert_eq!(from_file.listen.port(), file_port);
+    assert_eq!(from_file.max_body_bytes, 4096);
+    assert_eq!(from_file.jwt_issuer, "from-file");
+    assert_eq!(from_file.jwt_audience, "commercex-api", "unset keys keep their defaults");
+    assert_eq!(parse(&["--max-body-bytes", "10"]).max_body_bytes, 10);
+
+    let data_dir = dir.path().join("data").display().to_string();
+    let base = ["--config".to_owned(), config.display().to_string(), "--data-dir".to_owned(), data_dir];
+    let (mut child, addr) = start(&base).await;
+    assert_eq!(addr, format!("127.0.0.1:{file_port}"), "the file's listen address is used");
+    assert!(signal_and_wait(&mut child, "-TERM").await.success());
+
+    let mut command = commercex_command();
+    command.args(&base).env("COMMERCEX_LISTEN", "127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
+    assert!(!line.contains(&format!(":{file_port}")), "the environment wins over the file: {line}");
+    assert!(signal_and_wait(&mut child, "-TERM").await.success());
+
+    let bad = write_file(dir.path(), "bad.toml", "no-such-option = 1\n");
+    let output = run(&["--config".into(), bad.display().to_string(), "migrate".into()]).await;
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("no-such-option"));
+}
+
+/// Fails permanently until healed.
+#[derive(Default)]
+struct Fragile {
+    healed: AtomicBool,
+    handled: AtomicBool,
+}
+
+#[async_trait]
+impl EventHandler for Fragile {
+    async fn handle(&self, _: &mut Transaction<'static, Any>, _: &Envelope) -> Result<(), HandlerError> {
+        if !self.healed.load(Ordering::SeqCst) {
+            return Err(HandlerError::permanent("cannot digest this event"));
+        }
+        self.handled.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! One way to start CommerceX for a test: the real application on a random port with its
+//! own fresh storage, driven over real HTTP.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use commercex::app::Application;
+use commercex::settings::Settings;
+use platform::db::{Db, PoolSettings, Storage};
+use reqwest::{Client, Response};
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+use testkit::TestStorage;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: Client,
+    pub data_dir: PathBuf,
+    storage: Storage,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+    _data_dir_guard: Option<tempfile::TempDir>,
+}
+
+/// The arguments that point a `commercex` command at `storage`; a PostgreSQL run gets a
+/// temporary data directory for its development key.
+pub fn storage_args(storage: &TestStorage) -> (Vec<String>, PathBuf, Option<tempfile::TempDir>) {
+    match &storage.storage {
+        Storage::Sqlite { dir } => (vec!["--data-dir".into(), dir.display().to_string()], dir.clone(), None),
+        Storage::Postgres { url } => {
+            let dir = tempfile::tempdir().expect("temporary data dir");
+            let args = vec![
+                "--database-url".into(),
+                url.expose_secret().to_owned(),
+                "--data-dir".into(),
+                dir.path().display().to_string(),
+            ];
+            (args, dir.path().to_owned(), Some(dir))
+        }
+    }
+}
+
+pub async fn spawn_app(storage: &TestStorage) -> TestApp {
+    spawn_app_with(storage, &[]).await
+}
+
+/// Starts the app with extra command-line options, parsed exactly as the binary parses them.
+pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
+    let (mut args, data_dir, guard) = storage_args(storage);
+    args.insert(0, "commercex".into());
+    args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let cli = commercex::config_file::parse_cli_from(args.into_iter().map(Into::into).collect()).expect("parse options");
+    let settings = Settings::load(&cli.options).expect("load settings");
+    let app = Application::build(settings).await.expect("build the application");
+    let addr = app.local_addr().expect("bound address");
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(app.run(shutdown.clone()));
+    TestApp {
+        addr,
+        client: Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+        data_dir,
+        storage: storage.storage.clone(),
+        shutdown,
+        task: Some(task),
+        _data_dir_guard: guard,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("GET")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("POST")
+    }
+
+    pub async fn register(&self, email: &str) -> Value {
+        let response = self
+            .post_json("/api/v1/auth/register", &json!({"email": email, "password": PASSWORD, "name": "Test User"}))
+            .await;
+        assert_eq!(response.status(), 201, "register {email}");
+        response.json().await.expect("user json")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json("/api/v1/auth/login", &json!({"email": email, "password": password})).await
+    }
+
+    /// Registers `email` and logs in: (access token, refresh token).
+    pub async fn signed_up(&self, email: &str) -> (String, String) {
+        self.register(email).await;
+        let response = self.login(email, PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        let tokens: Value = response.json().await.expect("tokens");
+        (tokens["access_token"].as_str().expect("access").to_owned(), tokens["refresh_token"].as_str().expect("refresh").to_owned())
+    }
+
+    /// A connection to one of the app's databases, for assertions on what it stored.
+    pub async fn database(&self, schema: &str) -> Db {
+        let settings = PoolSettings {
+            max_connections: 2,
+            ..PoolSettings::default()
+        };
+        self.storage.open(schema, settings).await.expect("open database")
+    }
+
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.data_dir.join("dev-signing-key.pem")
+    }
+
+    /// Stops the app the way SIGTERM does and checks it left no event behind in an outbox.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .expect("the app stops within its shutdown timeout")
+                .expect("the app task did not panic")
+                .expect("the app stopped cleanly");
+        }
+        let users = self.database("users").await;
+        assert_eq!(events::relay::backlog(&users).await.expect("backlog"), 0, "events left in the outbox");
+        users.close().await;
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status(), status, "status");
+    assert_eq!(
+        response.headers()["content-type"], "application/problem+json",
+        "errors are problem+json"
+    );
+    let body: Value = response.json().await.expect("problem body");
+    assert_eq!(body["status"], status);
+    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:commercex:problem:")));
+    assert!(body["title"].is_string() && body["detail"].is_string());
+    body
+}
+
+pub async fn wait_for<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The `commercex` binary, with no inherited `COMMERCEX_*` settings.
+pub fn commercex_command() -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_commercex"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("COMMERCEX_") {
+            command.env_remove(key);
+        }
+    }
+    command.kill_on_drop(true);
+    command
+}
+
+pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write file");
+    path
+}

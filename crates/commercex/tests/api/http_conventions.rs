@@ -1,0 +1,72 @@
+use serde_json::{Value, json};
+use testkit::backend_tests;
+
+use crate::helpers::*;
+
+backend_tests! {
+    async fn client_mistakes_are_problem_json_4xx(storage: TestStorage) {
+        let app = spawn_app_with(&storage, &["--max-body-bytes", "2048"]).await;
+        let url = app.url("/api/v1/auth/register");
+        let malformed = app.client.post(&url).header("content-type", "application/json").body("{\"email\": ").send().await.unwrap();
+        problem(malformed, 400).await;
+        let not_json = app.client.post(&url).header("content-type", "text/plain").body("hello").send().await.unwrap();
+        problem(not_json, 415).await;
+        let no_type = app.client.post(&url).body("{}").send().await.unwrap();
+        problem(no_type, 415).await;
+        let huge = json!({"email": "x@example.com", "password": PASSWORD, "name": "n".repeat(4096)});
+        let too_large = app.post_json("/api/v1/auth/register", &huge).await;
+        problem(too_large, 413).await;
+        let unknown_field = app
+            .post_json("/api/v1/auth/register", &json!({"email": "x@example.com", "password": PASSWORD, "name": "X", "roles": ["admin"]}))
+            .await;
+        problem(unknown_field, 422).await;
+        problem(app.get("/api/v1/nothing-here", None).await, 404).await;
+        let wrong_method = app.client.delete(app.url("/api/v1/auth/login")).send().await.unwrap();
+        problem(wrong_method, 405).await;
+        app.stop().await;
+    }
+
+    async fn request_ids_are_echoed_or_generated(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let given = app.client.get(app.url("/healthz")).header("x-request-id", "req-abc-123").send().await.unwrap();
+        assert_eq!(given.headers()["x-request-id"], "req-abc-123");
+        let generated = app.get("/healthz", None).await;
+        let id = generated.headers()["x-request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "generated id {id}");
+        let error = app.get("/nope", None).await;
+        assert!(error.headers().contains_key("x-request-id"), "errors carry the id too");
+        app.stop().await;
+    }
+
+    async fn health_and_readiness(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let live = app.get("/healthz", None).await;
+        assert_eq!(live.status(), 200);
+        let ready = app.get("/readyz", None).await;
+        assert_eq!(ready.status(), 200);
+        let body: Value = ready.json().await.unwrap();
+        assert_eq!(body["checks"]["users"], "ok");
+        assert_eq!(body["checks"]["event_bus"], "ok");
+        app.stop().await;
+    }
+
+    async fn openapi_and_docs_are_served_by_the_binary(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let spec: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+        assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+        for path in ["/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/auth/logout", "/api/v1/users/me", "/.well-known/jwks.json"] {
+            assert!(spec["paths"].get(path).is_some(), "{path} documented");
+        }
+        let docs = app.get("/docs/", None).await;
+        assert_eq!(docs.status(), 200);
+        let html = docs.text().await.unwrap();
+        assert!(!html.contains("https://"), "the docs page loads nothing from a CDN");
+        for asset in ["/docs/swagger-ui.css", "/docs/swagger-ui-bundle.js", "/docs/swagger-initializer.js"] {
+            let response = app.get(asset, None).await;
+            assert_eq!(response.status(), 200, "{asset}");
+        }
+        let initializer = app.get("/docs/swagger-initializer.js", None).await.text().await.unwrap();
+        assert!(initializer.contains("/openapi.json"));
+        app.stop().await;
+    }
+}
