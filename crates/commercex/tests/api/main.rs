@@ -1,5 +1,7 @@
 //! CommerceX through its public HTTP API and its command line, on SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on the first surprise.
+
 mod auth;
 mod cli;
 mod helpers;

@@ -1,5 +1,7 @@
 //! The event machinery against real databases: outbox -> relay -> in-database bus -> consumer.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on the first surprise.
+
 mod support;
 
 use std::sync::atomic::Ordering;
