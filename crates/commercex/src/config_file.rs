@@ -19,7 +19,9 @@ pub fn parse_cli_from(args: Vec<std::ffi::OsString>) -> anyhow::Result<Cli> {
     if let Some(path) = config_path(&args) {
         command = with_file_defaults(command, &path)?;
     }
-    let matches: ArgMatches = command.try_get_matches_from(args).unwrap_or_else(|error| error.exit());
+    let matches: ArgMatches = command
+        .try_get_matches_from(args)
+        .unwrap_or_else(|error| error.exit());
     Ok(Cli::from_arg_matches(&matches)?)
 }
 

@@ -22,7 +22,10 @@ use crate::helpers::*;
 
 async fn run(args: &[String]) -> Output {
     let output = commercex_command().args(args).stdin(Stdio::null()).output();
-    tokio::time::timeout(Duration::from_secs(60), output).await.expect("command finishes").expect("command runs")
+    tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("command finishes")
+        .expect("command runs")
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -57,7 +60,10 @@ async fn start(args: &[String]) -> (Child, String) {
 
 async fn signal_and_wait(child: &mut Child, signal: &str) -> std::process::ExitStatus {
     let pid = child.id().expect("running").to_string();
-    let killed = std::process::Command::new("kill").args([signal, &pid]).status().expect("kill");
+    let killed = std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
@@ -159,24 +165,50 @@ async fn the_production_profile_refuses_development_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().display().to_string();
     let output = run(&[
-        "--profile".into(), "production".into(), "--listen".into(), "0.0.0.0:0".into(), "--data-dir".into(), data_dir.clone(),
+        "--profile".into(),
+        "production".into(),
+        "--listen".into(),
+        "0.0.0.0:0".into(),
+        "--data-dir".into(),
+        data_dir.clone(),
     ])
     .await;
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
-    assert!(stderr.contains("COMMERCEX_JWT_SIGNING_KEY_FILE"), "{stderr}");
+    assert!(
+        stderr.contains("COMMERCEX_JWT_SIGNING_KEY_FILE"),
+        "{stderr}"
+    );
     assert!(stderr.contains("COMMERCEX_ALLOW_PLAINTEXT"), "{stderr}");
-    assert!(!dir.path().join("dev-signing-key.pem").exists(), "no key was generated");
+    assert!(
+        !dir.path().join("dev-signing-key.pem").exists(),
+        "no key was generated"
+    );
 
     // With a real key it starts.
     let key = platform::auth::SigningKey::generate();
-    let key_file = write_file(dir.path(), "signing.pem", secrecy::ExposeSecret::expose_secret(key.to_pkcs8_pem()));
+    let key_file = write_file(
+        dir.path(),
+        "signing.pem",
+        secrecy::ExposeSecret::expose_secret(key.to_pkcs8_pem()),
+    );
     let (mut child, addr) = start(&[
-        "--profile".into(), "production".into(), "--listen".into(), "127.0.0.1:0".into(), "--data-dir".into(), data_dir,
-        "--jwt-signing-key-file".into(), key_file.display().to_string(),
+        "--profile".into(),
+        "production".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        data_dir,
+        "--jwt-signing-key-file".into(),
+        key_file.display().to_string(),
     ])
     .await;
-    let jwks: Value = reqwest::get(format!("http://{addr}/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
+    let jwks: Value = reqwest::get(format!("http://{addr}/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jwks["keys"][0]["kid"], key.kid());
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
 }
@@ -190,36 +222,69 @@ async fn flags_beat_environment_beats_config_file_beats_defaults() {
     let config = write_file(
         dir.path(),
         "commercex.toml",
-        &format!("listen = \"127.0.0.1:{file_port}\"\nmax-body-bytes = 4096\njwt_issuer = \"from-file\"\n"),
+        &format!(
+            "listen = \"127.0.0.1:{file_port}\"\nmax-body-bytes = 4096\njwt_issuer = \"from-file\"\n"
+        ),
     );
     let parse = |extra: &[&str]| {
-        let mut args: Vec<std::ffi::OsString> = vec!["commercex".into(), "--config".into(), config.clone().into()];
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["commercex".into(), "--config".into(), config.clone().into()];
         args.extend(extra.iter().map(Into::into));
-        commercex::config_file::parse_cli_from(args).unwrap().options
+        commercex::config_file::parse_cli_from(args)
+            .unwrap()
+            .options
     };
     let from_file = parse(&[]);
     assert_eq!(from_file.listen.port(), file_port);
     assert_eq!(from_file.max_body_bytes, 4096);
     assert_eq!(from_file.jwt_issuer, "from-file");
-    assert_eq!(from_file.jwt_audience, "commercex-api", "unset keys keep their defaults");
+    assert_eq!(
+        from_file.jwt_audience, "commercex-api",
+        "unset keys keep their defaults"
+    );
     assert_eq!(parse(&["--max-body-bytes", "10"]).max_body_bytes, 10);
 
     let data_dir = dir.path().join("data").display().to_string();
-    let base = ["--config".to_owned(), config.display().to_string(), "--data-dir".to_owned(), data_dir];
+    let base = [
+        "--config".to_owned(),
+        config.display().to_string(),
+        "--data-dir".to_owned(),
+        data_dir,
+    ];
     let (mut child, addr) = start(&base).await;
-    assert_eq!(addr, format!("127.0.0.1:{file_port}"), "the file's listen address is used");
+    assert_eq!(
+        addr,
+        format!("127.0.0.1:{file_port}"),
+        "the file's listen address is used"
+    );
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
 
     let mut command = commercex_command();
-    command.args(&base).env("COMMERCEX_LISTEN", "127.0.0.1:0").stdout(Stdio::piped()).stderr(Stdio::null());
+    command
+        .args(&base)
+        .env("COMMERCEX_LISTEN", "127.0.0.1:0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
     let mut child = command.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap().unwrap().unwrap();
-    assert!(!line.contains(&format!(":{file_port}")), "the environment wins over the file: {line}");
+    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        !line.contains(&format!(":{file_port}")),
+        "the environment wins over the file: {line}"
+    );
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
 
     let bad = write_file(dir.path(), "bad.toml", "no-such-option = 1\n");
-    let output = run(&["--config".into(), bad.display().to_string(), "migrate".into()]).await;
+    let output = run(&[
+        "--config".into(),
+        bad.display().to_string(),
+        "migrate".into(),
+    ])
+    .await;
     assert!(!output.status.success());
     assert!(text(&output.stderr).contains("no-such-option"));
 }
@@ -233,7 +298,11 @@ struct Fragile {
 
 #[async_trait]
 impl EventHandler for Fragile {
-    async fn handle(&self, _: &mut Transaction<'static, Any>, _: &Envelope) -> Result<(), HandlerError> {
+    async fn handle(
+        &self,
+        _: &mut Transaction<'static, Any>,
+        _: &Envelope,
+    ) -> Result<(), HandlerError> {
         if !self.healed.load(Ordering::SeqCst) {
             return Err(HandlerError::permanent("cannot digest this event"));
         }

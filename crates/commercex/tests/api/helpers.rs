@@ -31,7 +31,11 @@ pub struct TestApp {
 /// temporary data directory for its development key.
 pub fn storage_args(storage: &TestStorage) -> (Vec<String>, PathBuf, Option<tempfile::TempDir>) {
     match &storage.storage {
-        Storage::Sqlite { dir } => (vec!["--data-dir".into(), dir.display().to_string()], dir.clone(), None),
+        Storage::Sqlite { dir } => (
+            vec!["--data-dir".into(), dir.display().to_string()],
+            dir.clone(),
+            None,
+        ),
         Storage::Postgres { url } => {
             let dir = tempfile::tempdir().expect("temporary data dir");
             let args = vec![
@@ -55,15 +59,21 @@ pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
     args.insert(0, "commercex".into());
     args.extend(["--listen".into(), "127.0.0.1:0".into()]);
     args.extend(extra.iter().map(|s| (*s).to_owned()));
-    let cli = commercex::config_file::parse_cli_from(args.into_iter().map(Into::into).collect()).expect("parse options");
+    let cli = commercex::config_file::parse_cli_from(args.into_iter().map(Into::into).collect())
+        .expect("parse options");
     let settings = Settings::load(&cli.options).expect("load settings");
-    let app = Application::build(settings).await.expect("build the application");
+    let app = Application::build(settings)
+        .await
+        .expect("build the application");
     let addr = app.local_addr().expect("bound address");
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
     TestApp {
         addr,
-        client: Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+        client: Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client"),
         data_dir,
         storage: storage.storage.clone(),
         shutdown,
@@ -86,19 +96,31 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> Response {
-        self.client.post(self.url(path)).json(body).send().await.expect("POST")
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn register(&self, email: &str) -> Value {
         let response = self
-            .post_json("/api/v1/auth/register", &json!({"email": email, "password": PASSWORD, "name": "Test User"}))
+            .post_json(
+                "/api/v1/auth/register",
+                &json!({"email": email, "password": PASSWORD, "name": "Test User"}),
+            )
             .await;
         assert_eq!(response.status(), 201, "register {email}");
         response.json().await.expect("user json")
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.post_json("/api/v1/auth/login", &json!({"email": email, "password": password})).await
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
     }
 
     /// Registers `email` and logs in: (access token, refresh token).
@@ -107,7 +129,13 @@ impl TestApp {
         let response = self.login(email, PASSWORD).await;
         assert_eq!(response.status(), 200);
         let tokens: Value = response.json().await.expect("tokens");
-        (tokens["access_token"].as_str().expect("access").to_owned(), tokens["refresh_token"].as_str().expect("refresh").to_owned())
+        (
+            tokens["access_token"].as_str().expect("access").to_owned(),
+            tokens["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+        )
     }
 
     /// A connection to one of the app's databases, for assertions on what it stored.
@@ -116,7 +144,10 @@ impl TestApp {
             max_connections: 2,
             ..PoolSettings::default()
         };
-        self.storage.open(schema, settings).await.expect("open database")
+        self.storage
+            .open(schema, settings)
+            .await
+            .expect("open database")
     }
 
     pub fn signing_key_path(&self) -> PathBuf {
@@ -134,7 +165,11 @@ impl TestApp {
                 .expect("the app stopped cleanly");
         }
         let users = self.database("users").await;
-        assert_eq!(events::relay::backlog(&users).await.expect("backlog"), 0, "events left in the outbox");
+        assert_eq!(
+            events::relay::backlog(&users).await.expect("backlog"),
+            0,
+            "events left in the outbox"
+        );
         users.close().await;
     }
 }
@@ -148,12 +183,17 @@ impl Drop for TestApp {
 pub async fn problem(response: Response, status: u16) -> Value {
     assert_eq!(response.status(), status, "status");
     assert_eq!(
-        response.headers()["content-type"], "application/problem+json",
+        response.headers()["content-type"],
+        "application/problem+json",
         "errors are problem+json"
     );
     let body: Value = response.json().await.expect("problem body");
     assert_eq!(body["status"], status);
-    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:commercex:problem:")));
+    assert!(
+        body["type"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("urn:commercex:problem:"))
+    );
     assert!(body["title"].is_string() && body["detail"].is_string());
     body
 }
