@@ -7,6 +7,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+
+/// Secrets given on the command line or in the environment stay redacted in Debug output.
+fn secret(value: &str) -> Result<SecretString, std::convert::Infallible> {
+    Ok(SecretString::from(value.to_owned()))
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -113,9 +119,10 @@ pub struct Options {
         long,
         global = true,
         env = "COMMERCEX_DATABASE_URL",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
 
     /// File holding the PostgreSQL URL (it may contain a password).
     #[arg(
@@ -221,9 +228,10 @@ pub struct Options {
         global = true,
         env = "COMMERCEX_ADMIN_PASSWORD",
         hide_env_values = true,
-        hide = true
+        hide = true,
+        value_parser = secret
     )]
-    pub admin_password: Option<String>,
+    pub admin_password: Option<SecretString>,
 
     /// Serve plain HTTP on a non-loopback address in production (TLS terminated in front).
     #[arg(long, global = true, env = "COMMERCEX_ALLOW_PLAINTEXT")]

@@ -52,7 +52,7 @@ pub fn log_format(options: &Options) -> LogFormat {
 /// Where the data lives: PostgreSQL when a URL is given, else SQLite files in the data dir.
 pub fn storage(options: &Options) -> anyhow::Result<Storage> {
     let url = match (&options.database_url, &options.database_url_file) {
-        (Some(url), _) => Some(SecretString::from(url.clone())),
+        (Some(url), _) => Some(url.clone()),
         (None, Some(file)) => Some(read_secret_file(file)?),
         (None, None) => None,
     };
@@ -106,7 +106,7 @@ impl Settings {
             Some(email) => {
                 let password = match (&options.admin_password_file, &options.admin_password) {
                     (Some(file), _) => read_secret_file(file)?,
-                    (None, Some(password)) => SecretString::from(password.clone()),
+                    (None, Some(password)) => password.clone(),
                     (None, None) => bail!(
                         "COMMERCEX_ADMIN_EMAIL is set but no password: set COMMERCEX_ADMIN_PASSWORD_FILE \
                          (or --admin-password-file)"

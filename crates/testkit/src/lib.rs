@@ -119,6 +119,23 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// Polls `condition` until it holds; fails the test after 20 seconds. For effects that happen
+/// asynchronously (a relay publishing, a consumer handling).
+pub async fn wait_for<F, Fut>(what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+}
+
 /// Declares a test that runs once per storage backend: `name::sqlite` and `name::postgres`.
 #[macro_export]
 macro_rules! backend_tests {

@@ -15,10 +15,11 @@ use crate::tokens::{TokenIssuer, TokenLifetimes};
 /// The SQLite file / PostgreSQL schema this service owns.
 pub const SCHEMA: &str = "users";
 
+/// The identity tables use only SQL both backends share, so one folder serves both.
 pub fn migrations() -> Migrations {
     Migrations {
-        sqlite: sqlx::migrate!("migrations/sqlite"),
-        postgres: sqlx::migrate!("migrations/postgres"),
+        sqlite: sqlx::migrate!(),
+        postgres: sqlx::migrate!(),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use commercex::app::Application;
 use commercex::settings::Settings;
@@ -12,6 +12,7 @@ use reqwest::{Client, Response};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use testkit::TestStorage;
+pub use testkit::wait_for;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -196,18 +197,6 @@ pub async fn problem(response: Response, status: u16) -> Value {
     );
     assert!(body["title"].is_string() && body["detail"].is_string());
     body
-}
-
-pub async fn wait_for<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The `commercex` binary, with no inherited `COMMERCEX_*` settings.

@@ -1,4 +1,3 @@
-use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +12,7 @@ use events::relay::{Relay, RelaySettings};
 use platform::db::{Db, PoolSettings};
 use sqlx::{Any, Transaction};
 use testkit::TestStorage;
+pub use testkit::wait_for;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -223,17 +223,5 @@ impl EventHandler for Recorder {
             .execute(&mut **tx)
             .await?;
         Ok(())
-    }
-}
-
-pub async fn wait_for<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

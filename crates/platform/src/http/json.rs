@@ -42,11 +42,14 @@ fn has_json_content_type(req: &Request) -> bool {
     let Ok(value) = value.to_str() else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/json")
-        || (essence.len() > 5
-            && essence[..essence.len() - 5].ends_with('+')
-            && essence.ends_with("json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
@@ -120,6 +123,23 @@ mod tests {
             panic!("expected a validation error, got {err:?}")
         };
         assert_eq!(errors[0].field, "/items/0/quantity");
+    }
+
+    #[test]
+    fn json_media_types_are_recognised() {
+        let with = |value: &str| {
+            let request = axum::http::Request::builder()
+                .header(header::CONTENT_TYPE, value)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            has_json_content_type(&request)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/jsonp"));
+        assert!(!with("text/x+json"));
     }
 
     #[test]
