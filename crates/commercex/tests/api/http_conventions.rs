@@ -70,3 +70,14 @@ backend_tests! {
         app.stop().await;
     }
 }
+
+/// The OpenAPI document is snapshot-tested: any API change shows up as a reviewed diff of
+/// `snapshots/api__http_conventions__openapi_document.snap`.
+#[tokio::test]
+async fn openapi_document() {
+    let storage = testkit::TestStorage::sqlite();
+    let app = spawn_app(&storage).await;
+    let spec: Value = app.get("/openapi.json", None).await.json().await.unwrap();
+    insta::assert_json_snapshot!(spec);
+    app.stop().await;
+}
