@@ -32,7 +32,7 @@ pub fn router(identity: Arc<Identity>) -> OpenApiRouter {
 /// Create a customer account.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = TAG, request_body = RegisterRequest,
     responses(
-        (status = 201, body = UserResponse),
+        (status = 201, description = "The new account", body = UserResponse),
         (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -50,7 +50,7 @@ async fn register(
 /// Exchange credentials for an access token and a refresh token.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = TAG, request_body = LoginRequest,
     responses(
-        (status = 200, body = TokenResponse),
+        (status = 200, description = "A new token pair", body = TokenResponse),
         (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many failed logins; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -67,7 +67,7 @@ async fn login(
 /// token revokes the whole session.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = TAG, request_body = RefreshRequest,
     responses(
-        (status = 200, body = TokenResponse),
+        (status = 200, description = "A new token pair", body = TokenResponse),
         (status = 401, description = "Invalid, expired, revoked or reused token", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn refresh(
@@ -92,7 +92,7 @@ async fn logout(
 /// The authenticated user.
 #[utoipa::path(get, path = "/api/v1/users/me", tag = TAG, security(("bearer" = [])),
     responses(
-        (status = 200, body = UserResponse),
+        (status = 200, description = "The caller's account", body = UserResponse),
         (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn me(
