@@ -7,10 +7,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use catalog::CatalogService;
 use events::bus::EventBus;
 use events::bus::dblog::DbLogBus;
+use events::consumer::Consumer;
+use events::outbox::Outbox;
 use events::relay::Relay;
 use gateway::GatewayParts;
+use inventory::InventoryService;
 use platform::auth::TokenVerifier;
 use platform::db::Db;
 use platform::http::ReadinessCheck;
@@ -41,20 +45,24 @@ pub struct Application {
     router: axum::Router,
     databases: Vec<Db>,
     relays: Vec<Relay<DbLogBus>>,
+    consumers: Vec<Consumer>,
     shutdown_timeout: std::time::Duration,
 }
 
-/// Every service's database, opened and migrated.
+/// Every service, with its database opened and migrated, and the bus database.
 pub struct Services {
     pub users: UsersService,
+    pub catalog: CatalogService,
+    pub inventory: InventoryService,
     pub bus: Db,
 }
 
 impl Services {
     pub async fn open(settings: &Settings) -> anyhow::Result<Self> {
+        let (storage, pool) = (&settings.storage, settings.pool);
         let users = UsersService::open(
-            &settings.storage,
-            settings.pool,
+            storage,
+            pool,
             UsersConfig {
                 signing_key: settings.signing_key.clone(),
                 retired_keys: settings.retired_keys.clone(),
@@ -64,8 +72,21 @@ impl Services {
             },
         )
         .await?;
-        let bus = open_bus_db(&settings.storage, settings.pool).await?;
-        Ok(Self { users, bus })
+        Ok(Self {
+            users,
+            catalog: CatalogService::open(storage, pool).await?,
+            inventory: InventoryService::open(storage, pool).await?,
+            bus: open_bus_db(storage, pool).await?,
+        })
+    }
+
+    /// Each service's database with the outbox its relay drains.
+    fn outboxes(&self) -> [(&Db, &Outbox); 3] {
+        [
+            (self.users.db(), self.users.outbox()),
+            (self.catalog.db(), self.catalog.outbox()),
+            (self.inventory.db(), self.inventory.outbox()),
+        ]
     }
 }
 
@@ -87,30 +108,54 @@ impl Application {
             &settings.audience,
         )
         .context("building the token verifier from our own JWKS")?;
-        let readiness: Vec<Arc<dyn ReadinessCheck>> = vec![
-            Arc::new(DbReady(services.users.db().clone())),
-            Arc::new(BusReady(bus.clone())),
-        ];
+        let mut readiness: Vec<Arc<dyn ReadinessCheck>> = services
+            .outboxes()
+            .iter()
+            .map(|(db, _)| Arc::new(DbReady((*db).clone())) as Arc<dyn ReadinessCheck>)
+            .collect();
+        readiness.push(Arc::new(BusReady(bus.clone())));
         let router = gateway::router(GatewayParts {
-            services: vec![services.users.router()],
+            services: vec![
+                services.users.router(),
+                services.catalog.router(),
+                services.inventory.router(),
+            ],
             readiness,
             verifier: Arc::new(verifier),
             limits: settings.limits,
         });
-        let relays = vec![Relay::new(
-            services.users.db().clone(),
-            services.users.outbox().clone(),
-            bus,
-            settings.relay,
-        )];
+        let relays = services
+            .outboxes()
+            .iter()
+            .map(|(db, outbox)| {
+                Relay::new(
+                    (*db).clone(),
+                    (*outbox).clone(),
+                    bus.clone(),
+                    settings.relay,
+                )
+            })
+            .collect();
+        let dyn_bus: Arc<dyn EventBus> = bus;
+        let consumers = vec![
+            services.catalog.consumer(dyn_bus.clone()),
+            services.inventory.consumer(dyn_bus),
+        ];
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
+        let mut databases: Vec<Db> = services
+            .outboxes()
+            .iter()
+            .map(|(db, _)| (*db).clone())
+            .collect();
+        databases.push(services.bus);
         Ok(Self {
             listener,
             router,
-            databases: vec![services.users.db().clone(), services.bus],
+            databases,
             relays,
+            consumers,
             shutdown_timeout: settings.shutdown_timeout,
         })
     }
@@ -120,12 +165,16 @@ impl Application {
     }
 
     /// Serves until `shutdown` fires; then stops accepting, finishes in-flight requests,
-    /// lets the relays publish what is committed, and closes the databases.
+    /// lets consumers finish the event in hand and the relays publish what is committed,
+    /// and closes the databases.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let background = CancellationToken::new();
         let tasks = TaskTracker::new();
         for relay in self.relays {
             tasks.spawn(relay.run(background.clone()));
+        }
+        for consumer in self.consumers {
+            tasks.spawn(consumer.run(background.clone()));
         }
         tasks.close();
         let app = self
@@ -149,7 +198,6 @@ impl Application {
     }
 }
 
-/// Creates the administrator, or promotes an existing account and sets its password.
 pub async fn bootstrap_admin(
     users: &UsersService,
     email: &str,

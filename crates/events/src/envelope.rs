@@ -39,7 +39,7 @@ pub struct DecodeError {
 
 impl Envelope {
     /// An event of a catalogued kind about aggregate `subject`.
-    pub fn of<E: crate::catalog::EventKind>(
+    pub fn of<E: crate::contract::EventKind>(
         source: &str,
         subject: impl Into<String>,
         data: &E,

@@ -1,6 +1,6 @@
 //! Events: the contract services meet in, and the machinery that moves events reliably.
 //!
-//! - [`envelope`]: CloudEvents-shaped envelope; [`catalog`]: every event type and topic.
+//! - [`envelope`]: CloudEvents-shaped envelope; [`contract`]: every event type and topic.
 //! - [`outbox`]: write events in the same transaction as the state change;
 //!   [`relay`]: publish committed outbox rows to the bus, in order.
 //! - [`bus`]: the `EventBus` boundary and its in-database log backend.
@@ -8,8 +8,8 @@
 //!   retries and a dead-letter queue ([`dlq`]).
 
 pub mod bus;
-pub mod catalog;
 pub mod consumer;
+pub mod contract;
 pub mod dlq;
 pub mod envelope;
 pub mod outbox;

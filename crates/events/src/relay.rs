@@ -61,34 +61,43 @@ impl<B: EventBus + ?Sized> Relay<B> {
     /// Runs until `cancel` fires, then publishes what is already committed and returns.
     pub async fn run(self, cancel: CancellationToken) {
         let wake = self.outbox.signal();
-        loop {
-            match self.publish_batch().await {
+        while !cancel.is_cancelled() {
+            let pause = match self.publish_batch().await {
                 // A full batch means there may be more: go again at once.
                 Ok(n) if n as i64 == self.settings.batch_size => continue,
-                Ok(_) => {}
+                Ok(_) => self.settings.poll_interval,
                 Err(error) => {
                     tracing::warn!(schema = self.db.schema(), %error, "relay could not publish; will retry");
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(self.settings.retry_delay) => continue,
-                    }
+                    self.settings.retry_delay
                 }
-            }
-            if cancel.is_cancelled() {
-                return;
-            }
+            };
             tokio::select! {
-                () = cancel.cancelled() => {
-                    // Drain: whatever committed before shutdown leaves now.
-                    while let Ok(n) = self.publish_batch().await {
-                        if n == 0 { break; }
-                    }
-                    return;
-                }
+                () = cancel.cancelled() => {}
                 () = wake.notified() => {}
-                () = tokio::time::sleep(self.settings.poll_interval) => {}
+                () = tokio::time::sleep(pause) => {}
             }
         }
+        self.drain().await;
+    }
+
+    /// Publishes everything committed so far, trying a few times if the bus refuses.
+    async fn drain(&self) {
+        let mut failures = 0;
+        while failures < 3 {
+            match self.publish_batch().await {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(error) => {
+                    failures += 1;
+                    tracing::warn!(schema = self.db.schema(), %error, "relay could not publish while draining");
+                    tokio::time::sleep(self.settings.retry_delay).await;
+                }
+            }
+        }
+        tracing::error!(
+            schema = self.db.schema(),
+            "stopping with events still in the outbox; they leave at next start"
+        );
     }
 
     /// Publishes the oldest unpublished rows; returns how many.

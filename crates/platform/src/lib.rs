@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod db;
 pub mod http;
+pub mod money;
 pub mod problem;
 pub mod secret;
 pub mod time;

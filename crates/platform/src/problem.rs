@@ -47,6 +47,8 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    PreconditionFailed(String),
     #[error("the request body is larger than the limit")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -85,6 +87,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -103,6 +106,7 @@ impl ApiError {
             Self::NotFound(_) => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::Conflict(_) => "conflict",
+            Self::PreconditionFailed(_) => "precondition-failed",
             Self::PayloadTooLarge => "payload-too-large",
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::TooManyRequests { .. } => "too-many-requests",

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use events::Envelope;
-use events::catalog::EventKind;
-use events::catalog::users::UserRegisteredV1;
+use events::contract::EventKind;
+use events::contract::users::UserRegisteredV1;
 use events::outbox::Outbox;
 use platform::auth::Role;
 use platform::db::Db;

@@ -7,11 +7,21 @@ use crate::settings;
 pub async fn run(options: &Options, command: DlqCommand) -> anyhow::Result<()> {
     let storage = settings::storage(options)?;
     let pool = settings::pool(options);
-    // Every service database has a dead-letter table; list them all.
-    let queues = [(
-        users::service::SCHEMA,
-        DeadLetters::new(users::UsersService::open_db(&storage, pool).await?),
-    )];
+    // Every service database has a dead-letter table; look in all of them.
+    let queues = [
+        (
+            users::service::SCHEMA,
+            DeadLetters::new(users::UsersService::open_db(&storage, pool).await?),
+        ),
+        (
+            catalog::service::SCHEMA,
+            DeadLetters::new(catalog::CatalogService::open_db(&storage, pool).await?),
+        ),
+        (
+            inventory::service::SCHEMA,
+            DeadLetters::new(inventory::InventoryService::open_db(&storage, pool).await?),
+        ),
+    ];
     match command {
         DlqCommand::List => {
             println!(

@@ -7,6 +7,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let pool = settings::pool(options);
     let databases = [
         users::UsersService::open_db(&storage, pool).await?,
+        catalog::CatalogService::open_db(&storage, pool).await?,
+        inventory::InventoryService::open_db(&storage, pool).await?,
         crate::app::open_bus_db(&storage, pool).await?,
     ];
     for db in databases {

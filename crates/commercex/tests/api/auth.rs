@@ -157,17 +157,10 @@ backend_tests! {
     }
 
     async fn the_configured_admin_exists_at_start(storage: TestStorage) {
-        let dir = tempfile::tempdir().unwrap();
-        let password_file = write_file(dir.path(), "admin-password", "an admin password 123\n");
-        let app = spawn_app_with(
-            &storage,
-            &["--admin-email", "root@example.com", "--admin-password-file", password_file.to_str().unwrap()],
-        )
-        .await;
-        let response = app.login("root@example.com", "an admin password 123").await;
-        assert_eq!(response.status(), 200, "the trailing newline of the file is not part of the password");
-        let tokens: Value = response.json().await.unwrap();
-        let me: Value = app.get("/api/v1/users/me", tokens["access_token"].as_str()).await.json().await.unwrap();
+        // spawn_app configures ADMIN_EMAIL with a password file ending in a newline.
+        let app = spawn_app(&storage).await;
+        let token = app.admin_token().await;
+        let me: Value = app.get("/api/v1/users/me", Some(&token)).await.json().await.unwrap();
         assert!(me["roles"].as_array().unwrap().contains(&json!("admin")));
         app.stop().await;
     }

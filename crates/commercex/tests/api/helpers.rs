@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+pub const SERVICE_SCHEMAS: [&str; 3] = ["users", "catalog", "inventory"];
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -54,11 +55,21 @@ pub async fn spawn_app(storage: &TestStorage) -> TestApp {
     spawn_app_with(storage, &[]).await
 }
 
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+
 /// Starts the app with extra command-line options, parsed exactly as the binary parses them.
+/// Every app has an administrator, configured the way operators do it: an email and a
+/// password file (with the trailing newline editors leave).
 pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
     let (mut args, data_dir, guard) = storage_args(storage);
+    let password_file = write_file(&data_dir, "admin-password", &format!("{PASSWORD}\n"));
     args.insert(0, "commercex".into());
     args.extend(["--listen".into(), "127.0.0.1:0".into()]);
+    args.extend(["--admin-email".into(), ADMIN_EMAIL.into()]);
+    args.extend([
+        "--admin-password-file".into(),
+        password_file.display().to_string(),
+    ]);
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let cli = commercex::config_file::parse_cli_from(args.into_iter().map(Into::into).collect())
         .expect("parse options");
@@ -139,6 +150,31 @@ impl TestApp {
         )
     }
 
+    /// An access token of the configured administrator.
+    pub async fn admin_token(&self) -> String {
+        let response = self.login(ADMIN_EMAIL, PASSWORD).await;
+        assert_eq!(response.status(), 200, "admin login");
+        let tokens: Value = response.json().await.expect("tokens");
+        tokens["access_token"].as_str().expect("access").to_owned()
+    }
+
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Response {
+        let mut request = self.client.request(method, self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.expect("request")
+    }
+
     /// A connection to one of the app's databases, for assertions on what it stored.
     pub async fn database(&self, schema: &str) -> Db {
         let settings = PoolSettings {
@@ -165,13 +201,12 @@ impl TestApp {
                 .expect("the app task did not panic")
                 .expect("the app stopped cleanly");
         }
-        let users = self.database("users").await;
-        assert_eq!(
-            events::relay::backlog(&users).await.expect("backlog"),
-            0,
-            "events left in the outbox"
-        );
-        users.close().await;
+        for schema in SERVICE_SCHEMAS {
+            let db = self.database(schema).await;
+            let backlog = events::relay::backlog(&db).await.expect("backlog");
+            assert_eq!(backlog, 0, "events left in the {schema} outbox");
+            db.close().await;
+        }
     }
 }
 

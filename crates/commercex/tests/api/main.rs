@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on the first surprise.
 
 mod auth;
+mod catalog;
 mod cli;
 mod helpers;
 mod http_conventions;
+mod inventory;
 mod tokens;

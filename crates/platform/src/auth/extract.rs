@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use uuid::Uuid;
@@ -52,6 +52,24 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     }
 }
 
+/// `Option<AuthUser>`: anonymous callers are `None`; a caller who sends a token must send a
+/// valid one (a bad token is still a 401, never silently anonymous).
+impl<S: Send + Sync> OptionalFromRequestParts<S> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        if !parts.headers.contains_key(AUTHORIZATION) {
+            return Ok(None);
+        }
+        <Self as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map(Some)
+    }
+}
+
 /// An authenticated caller holding the `admin` role.
 #[derive(Debug, Clone)]
 pub struct Admin(pub AuthUser);
@@ -60,7 +78,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let user = AuthUser::from_request_parts(parts, state).await?;
+        let user = <AuthUser as FromRequestParts<S>>::from_request_parts(parts, state).await?;
         if !user.is_admin() {
             return Err(ApiError::Forbidden(
                 "this action needs the admin role".into(),

@@ -5,10 +5,12 @@
 mod conventions;
 mod health;
 mod json;
+mod query;
 
 pub use client::ClientAddr;
 pub use conventions::{HttpLimits, apply_conventions};
 pub use health::{ReadinessCheck, health_routes};
 pub use json::Json;
+pub use query::Query;
 
 mod client;

@@ -1,0 +1,167 @@
+//! The catalog use cases. Every change commits with its event through the outbox.
+
+use events::Envelope;
+use events::contract::catalog::{ProductArchivedV1, ProductCreatedV1, ProductUpdatedV1};
+use events::contract::{EventKind, Price};
+use events::outbox::Outbox;
+use platform::db::Db;
+use uuid::Uuid;
+
+use crate::domain::{Cursor, ListQuery, NewProduct, Product, ProductPatch, etag_matches};
+use crate::store::{ProductStore, StoreError, sort_key};
+
+pub const SOURCE: &str = "commercex/catalog";
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("a product with this sku already exists")]
+    DuplicateSku,
+    #[error("no such product")]
+    NotFound,
+    #[error("the product changed since it was read; fetch it again")]
+    Stale,
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for CatalogError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::DuplicateSku => Self::DuplicateSku,
+            StoreError::VersionConflict => Self::Stale,
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::Error> for CatalogError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+/// A page of products and the cursor of the next one.
+pub struct Page {
+    pub items: Vec<Product>,
+    pub next: Option<Cursor>,
+}
+
+pub struct Catalog {
+    db: Db,
+    outbox: Outbox,
+    products: ProductStore,
+}
+
+fn price_of(product: &Product) -> Price {
+    Price {
+        amount: product.price.amount(),
+        currency: product.price.currency().code(),
+    }
+}
+
+impl Catalog {
+    pub fn new(db: Db, outbox: Outbox) -> Self {
+        Self {
+            products: ProductStore::new(db.clone()),
+            db,
+            outbox,
+        }
+    }
+
+    pub async fn create(&self, new: NewProduct) -> Result<Product, CatalogError> {
+        let mut tx = self.db.begin().await?;
+        let product = self.products.insert(&mut tx, &new).await?;
+        let event = ProductCreatedV1 {
+            product_id: product.id,
+            sku: product.sku.as_str().to_owned(),
+            name: product.name.as_str().to_owned(),
+            price: price_of(&product),
+            category: product.category.as_str().to_owned(),
+        };
+        let envelope = Envelope::of(SOURCE, product.id.to_string(), &event);
+        self.outbox
+            .enqueue(&mut tx, ProductCreatedV1::TOPIC, &envelope)
+            .await?;
+        self.outbox.commit(tx).await?;
+        Ok(product)
+    }
+
+    /// A product; archived ones only for admins.
+    pub async fn get(&self, id: Uuid, include_archived: bool) -> Result<Product, CatalogError> {
+        match self.products.find(id).await? {
+            Some(product) if include_archived || !product.is_archived() => Ok(product),
+            _ => Err(CatalogError::NotFound),
+        }
+    }
+
+    /// Applies `patch` if `if_match` (when given) names the current representation.
+    pub async fn update(
+        &self,
+        id: Uuid,
+        patch: ProductPatch,
+        if_match: Option<&str>,
+    ) -> Result<Product, CatalogError> {
+        let mut product = self.get(id, false).await?;
+        if if_match.is_some_and(|header| !etag_matches(header, &product.etag())) {
+            return Err(CatalogError::Stale);
+        }
+        let read_version = product.version;
+        product.apply(patch);
+        let mut tx = self.db.begin().await?;
+        self.products
+            .update(&mut tx, &mut product, read_version)
+            .await?;
+        let event = ProductUpdatedV1 {
+            product_id: product.id,
+            sku: product.sku.as_str().to_owned(),
+            name: product.name.as_str().to_owned(),
+            price: price_of(&product),
+            category: product.category.as_str().to_owned(),
+            version: product.version,
+        };
+        let envelope = Envelope::of(SOURCE, product.id.to_string(), &event);
+        self.outbox
+            .enqueue(&mut tx, ProductUpdatedV1::TOPIC, &envelope)
+            .await?;
+        self.outbox.commit(tx).await?;
+        Ok(product)
+    }
+
+    pub async fn archive(&self, id: Uuid) -> Result<(), CatalogError> {
+        let mut tx = self.db.begin().await?;
+        if !self.products.archive(&mut tx, id).await? {
+            return Err(CatalogError::NotFound);
+        }
+        let envelope = Envelope::of(
+            SOURCE,
+            id.to_string(),
+            &ProductArchivedV1 { product_id: id },
+        );
+        self.outbox
+            .enqueue(&mut tx, ProductArchivedV1::TOPIC, &envelope)
+            .await?;
+        self.outbox.commit(tx).await?;
+        Ok(())
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<Page, CatalogError> {
+        let mut rows = self.products.list(query).await?;
+        let limit = query.limit as usize;
+        let next = (rows.len() > limit).then(|| {
+            rows.truncate(limit);
+            rows.last().map(|(product, score)| Cursor {
+                sort: query.sort,
+                key: sort_key(product, *score, query.sort),
+                id: product.id,
+            })
+        });
+        Ok(Page {
+            items: rows.into_iter().map(|(product, _)| product).collect(),
+            next: next.flatten(),
+        })
+    }
+
+    pub(crate) fn store(&self) -> &ProductStore {
+        &self.products
+    }
+}

@@ -1,0 +1,10 @@
+//! Catalog rules with no I/O: what a valid product is, how it changes, and how listings are
+//! ordered and paged.
+
+mod fields;
+mod listing;
+mod product;
+
+pub use fields::{Attributes, Category, Description, ProductName, Sku};
+pub use listing::{Cursor, CursorKey, ListQuery, SearchTerms, Sort};
+pub use product::{NewProduct, Product, ProductPatch, etag_matches};

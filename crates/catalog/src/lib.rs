@@ -1,0 +1,10 @@
+//! The catalog service: products, prices, search, and availability from inventory events.
+
+pub mod api;
+pub mod catalog;
+pub mod domain;
+pub mod handlers;
+pub mod service;
+pub mod store;
+
+pub use service::CatalogService;

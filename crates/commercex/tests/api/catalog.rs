@@ -1,0 +1,232 @@
+use std::collections::HashSet;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use testkit::backend_tests;
+
+use crate::helpers::*;
+
+pub fn product(sku: &str, name: &str, amount: i64, category: &str) -> Value {
+    json!({"sku": sku, "name": name, "description": format!("{name}, described"),
+           "price": {"amount": amount, "currency": "EUR"}, "category": category,
+           "attributes": {"color": "black"}})
+}
+
+impl TestApp {
+    /// Creates a product as the admin; returns its JSON.
+    pub async fn create_product(&self, admin: &str, body: &Value) -> Value {
+        let response = self
+            .send(Method::POST, "/api/v1/products", Some(admin), Some(body))
+            .await;
+        assert_eq!(response.status(), 201, "create {body}");
+        response.json().await.unwrap()
+    }
+
+    pub async fn list(&self, query: &str) -> Value {
+        let response = self.get(&format!("/api/v1/products?{query}"), None).await;
+        assert_eq!(response.status(), 200, "list {query}");
+        response.json().await.unwrap()
+    }
+
+    /// Walks every page of a listing, calling `between` after each page.
+    pub async fn walk(&self, query: &str, mut between: impl AsyncFnMut()) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_query = match &cursor {
+                Some(cursor) => format!("{query}&cursor={cursor}"),
+                None => query.to_owned(),
+            };
+            let page = self.list(&page_query).await;
+            ids.extend(
+                page["items"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p["id"].as_str().unwrap().to_owned()),
+            );
+            between().await;
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return ids,
+            }
+        }
+    }
+}
+
+fn names(page: &Value) -> Vec<&str> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect()
+}
+
+backend_tests! {
+    async fn only_admins_create_products(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let body = product("HP-1", "Studio headphones", 9900, "audio");
+        problem(app.send(Method::POST, "/api/v1/products", None, Some(&body)).await, 401).await;
+        let (customer, _) = app.signed_up("shopper@example.com").await;
+        problem(app.send(Method::POST, "/api/v1/products", Some(&customer), Some(&body)).await, 403).await;
+
+        let admin = app.admin_token().await;
+        let response = app.send(Method::POST, "/api/v1/products", Some(&admin), Some(&body)).await;
+        assert_eq!(response.status(), 201);
+        assert!(response.headers().contains_key("etag"));
+        let created: Value = response.json().await.unwrap();
+        assert_eq!(created["sku"], "HP-1");
+        assert_eq!(created["price"], json!({"amount": 9900, "currency": "EUR"}));
+        assert_eq!(created["attributes"], json!({"color": "black"}));
+        assert_eq!(created["available"], 0);
+
+        problem(app.send(Method::POST, "/api/v1/products", Some(&admin), Some(&body)).await, 409).await;
+        let bad = json!({"sku": "bad sku!", "name": "", "price": {"amount": 0, "currency": "XYZ"}, "category": "Audio"});
+        let errors = problem(app.send(Method::POST, "/api/v1/products", Some(&admin), Some(&bad)).await, 422).await;
+        let fields: HashSet<&str> = errors["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, HashSet::from(["/sku", "/name", "/price/currency", "/category"]));
+        let free = json!({"sku": "F-1", "name": "Free", "price": {"amount": 0, "currency": "EUR"}, "category": "audio"});
+        let errors = problem(app.send(Method::POST, "/api/v1/products", Some(&admin), Some(&free)).await, 422).await;
+        assert_eq!(errors["errors"][0]["field"], "/price/amount");
+        app.stop().await;
+    }
+
+    async fn products_are_read_with_etags(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let created = app.create_product(&admin, &product("CAM-1", "Camera", 45000, "photo")).await;
+        let path = format!("/api/v1/products/{}", created["id"].as_str().unwrap());
+        let response = app.get(&path, None).await;
+        assert_eq!(response.status(), 200);
+        let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+        let cached = app.client.get(app.url(&path)).header("if-none-match", &etag).send().await.unwrap();
+        assert_eq!(cached.status(), 304);
+        let changed = app.client.get(app.url(&path)).header("if-none-match", "\"0-0\"").send().await.unwrap();
+        assert_eq!(changed.status(), 200);
+        problem(app.get(&format!("/api/v1/products/{}", uuid::Uuid::now_v7()), None).await, 404).await;
+        problem(app.get("/api/v1/products/not-a-uuid", None).await, 404).await;
+        app.stop().await;
+    }
+
+    async fn patches_use_optimistic_concurrency(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let created = app.create_product(&admin, &product("LAMP-1", "Desk lamp", 3500, "home")).await;
+        let path = format!("/api/v1/products/{}", created["id"].as_str().unwrap());
+        let etag = app.get(&path, None).await.headers()["etag"].to_str().unwrap().to_owned();
+
+        let patch = json!({"price": {"amount": 2900, "currency": "EUR"}, "name": "Desk lamp (sale)"});
+        let response = app.client.patch(app.url(&path)).bearer_auth(&admin).header("if-match", &etag).json(&patch).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let new_etag = response.headers()["etag"].to_str().unwrap().to_owned();
+        assert_ne!(new_etag, etag);
+        let updated: Value = response.json().await.unwrap();
+        assert_eq!(updated["price"]["amount"], 2900);
+        assert_eq!(updated["description"], created["description"], "untouched fields stay");
+
+        let stale = app.client.patch(app.url(&path)).bearer_auth(&admin).header("if-match", &etag)
+            .json(&json!({"name": "Lost update"})).send().await.unwrap();
+        problem(stale, 412).await;
+        assert_eq!(app.get(&path, None).await.json::<Value>().await.unwrap()["name"], "Desk lamp (sale)");
+
+        problem(app.send(Method::PATCH, &path, Some(&admin), Some(&json!({}))).await, 422).await;
+        problem(app.send(Method::PATCH, &path, Some(&admin), Some(&json!({"price": {"amount": -1, "currency": "EUR"}}))).await, 422).await;
+        let (customer, _) = app.signed_up("patcher@example.com").await;
+        problem(app.send(Method::PATCH, &path, Some(&customer), Some(&json!({"name": "Mine"}))).await, 403).await;
+        app.stop().await;
+    }
+
+    async fn archived_products_disappear_for_customers(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let created = app.create_product(&admin, &product("OLD-1", "Old phone", 10000, "phones")).await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/products/{id}");
+        let (customer, _) = app.signed_up("archive@example.com").await;
+        problem(app.send(Method::DELETE, &path, Some(&customer), None).await, 403).await;
+        assert_eq!(app.send(Method::DELETE, &path, Some(&admin), None).await.status(), 204);
+        problem(app.get(&path, None).await, 404).await;
+        problem(app.get(&path, Some(&customer)).await, 404).await;
+        let seen_by_admin: Value = app.get(&path, Some(&admin)).await.json().await.unwrap();
+        assert_eq!(seen_by_admin["archived"], true);
+        assert!(app.list("category=phones").await["items"].as_array().unwrap().is_empty());
+        problem(app.send(Method::DELETE, &path, Some(&admin), None).await, 404).await;
+        problem(app.send(Method::PATCH, &path, Some(&admin), Some(&json!({"name": "Back"}))).await, 404).await;
+
+        let bus = app.database("bus").await;
+        wait_for("the catalog events", || async {
+            let types: Vec<String> = sqlx::query_scalar("SELECT envelope FROM event_log WHERE event_key = $1")
+                .bind(&id).fetch_all(bus.pool()).await.unwrap();
+            let types: Vec<String> = types.iter().map(|e| serde_json::from_str::<Value>(e).unwrap()["type"].as_str().unwrap().to_owned()).collect();
+            types == ["commercex.product.created.v1", "commercex.product.archived.v1"]
+        }).await;
+        app.stop().await;
+    }
+
+    async fn listings_filter_sort_and_search(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        for (sku, name, amount, category) in [
+            ("A1", "Wireless headphones", 19900, "audio"),
+            ("A2", "Bookshelf speaker", 24900, "audio"),
+            ("A3", "Headphone stand", 2900, "audio"),
+            ("P1", "Phone case", 1900, "phones"),
+            ("P2", "Charger", 2500, "phones"),
+        ] {
+            app.create_product(&admin, &product(sku, name, amount, category)).await;
+        }
+        let cheap_first = app.list("sort=price").await;
+        assert_eq!(names(&cheap_first), ["Phone case", "Charger", "Headphone stand", "Wireless headphones", "Bookshelf speaker"]);
+        assert_eq!(names(&app.list("sort=-price&category=audio").await), ["Bookshelf speaker", "Wireless headphones", "Headphone stand"]);
+        assert_eq!(names(&app.list("sort=name&max_price=2900").await), ["Charger", "Headphone stand", "Phone case"]);
+        assert_eq!(names(&app.list("min_price=2500&max_price=20000&sort=price").await), ["Charger", "Headphone stand", "Wireless headphones"]);
+        assert_eq!(names(&app.list("sort=-created_at&limit=2").await), ["Charger", "Phone case"]);
+
+        // Relevance: a word in the name outranks a word only in the description.
+        let cushions = json!({"sku": "A4", "name": "Ear cushions", "description": "Soft replacement cushions for headphones",
+                              "price": {"amount": 1500, "currency": "EUR"}, "category": "audio"});
+        app.create_product(&admin, &cushions).await;
+        assert_eq!(names(&app.list("q=headphones").await), ["Wireless headphones", "Ear cushions"]);
+        assert_eq!(names(&app.list("q=soft%20cushions").await), ["Ear cushions"]);
+        assert_eq!(names(&app.list("q=PHONE%20case").await), ["Phone case"]);
+        assert!(names(&app.list("q=nothing-like-this").await).is_empty());
+        let hostile = app.list("q=%27%3B%20DROP%20TABLE%20products%3B%20--").await;
+        assert!(hostile["items"].is_array());
+        assert_eq!(app.list("").await["items"].as_array().unwrap().len(), 6, "the table survived");
+        assert!(app.list("in_stock=true").await["items"].as_array().unwrap().is_empty());
+
+        for bad in ["limit=0", "limit=101", "sort=cheapest", "cursor=garbage", "min_price=500&max_price=100", "min_price=-1", "category=Not%20A%20Slug", "limit=ten", "colour=red"] {
+            problem(app.get(&format!("/api/v1/products?{bad}"), None).await, 422).await;
+        }
+        let page = app.list("sort=price&limit=2").await;
+        let cursor = page["next_cursor"].as_str().unwrap();
+        problem(app.get(&format!("/api/v1/products?sort=name&cursor={cursor}"), None).await, 422).await;
+        app.stop().await;
+    }
+
+    async fn paging_returns_every_product_once_while_products_are_added(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let mut originals = HashSet::new();
+        for n in 0..23 {
+            // Repeated prices and names make the id tie-breaker matter.
+            let body = product(&format!("S-{n}"), &format!("Speaker {}", n % 4), 1000 + (n % 5) * 100, "audio");
+            originals.insert(app.create_product(&admin, &body).await["id"].as_str().unwrap().to_owned());
+        }
+        for (round, sort) in ["price", "-price", "name", "-created_at", "relevance&q=speaker"].into_iter().enumerate() {
+            let mut added = 0;
+            let ids = app
+                .walk(&format!("sort={sort}&limit=4"), async || {
+                    added += 1;
+                    let body = product(&format!("NEW-{round}-{added}"), "Speaker 2", 1200, "audio");
+                    app.create_product(&admin, &body).await;
+                })
+                .await;
+            let unique: HashSet<&String> = ids.iter().collect();
+            assert_eq!(unique.len(), ids.len(), "{sort}: a product came twice");
+            assert!(originals.iter().all(|id| unique.contains(id)), "{sort}: a product was skipped");
+        }
+        app.stop().await;
+    }
+}

@@ -1,0 +1,127 @@
+use reqwest::Method;
+use serde_json::{Value, json};
+use testkit::backend_tests;
+
+use crate::catalog::product;
+use crate::helpers::*;
+
+impl TestApp {
+    /// Creates a product and waits until inventory keeps stock for it.
+    pub async fn stocked_product(&self, admin: &str, sku: &str, units: i64) -> String {
+        let created = self
+            .create_product(
+                admin,
+                &product(sku, &format!("Product {sku}"), 1500, "misc"),
+            )
+            .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/inventory/{id}");
+        wait_for("the stock record", || async {
+            self.get(&path, None).await.status() == 200
+        })
+        .await;
+        if units > 0 {
+            let body = json!({"delta": units, "reason": "initial delivery"});
+            let response = self
+                .send(
+                    Method::POST,
+                    &format!("{path}/adjustments"),
+                    Some(admin),
+                    Some(&body),
+                )
+                .await;
+            assert_eq!(response.status(), 200);
+        }
+        id
+    }
+}
+
+backend_tests! {
+    async fn a_new_product_gets_stock_at_zero_and_availability_flows_back(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let id = app.stocked_product(&admin, "INV-1", 0).await;
+        let levels: Value = app.get(&format!("/api/v1/inventory/{id}"), None).await.json().await.unwrap();
+        assert_eq!(levels, json!({"product_id": id, "on_hand": 0, "reserved": 0, "available": 0}));
+
+        let response = app.send(Method::POST, &format!("/api/v1/inventory/{id}/adjustments"), Some(&admin),
+            Some(&json!({"delta": 12, "reason": "delivery"}))).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.json::<Value>().await.unwrap()["available"], 12);
+        let product_path = format!("/api/v1/products/{id}");
+        wait_for("availability in the catalog", || async {
+            app.get(&product_path, None).await.json::<Value>().await.unwrap()["available"] == 12
+        }).await;
+        let in_stock = app.list("in_stock=true").await;
+        assert_eq!(in_stock["items"][0]["id"], id.as_str());
+        app.stop().await;
+    }
+
+    async fn adjustments_are_for_admins_and_validated(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let id = app.stocked_product(&admin, "INV-2", 5).await;
+        let path = format!("/api/v1/inventory/{id}/adjustments");
+        let body = json!({"delta": 1, "reason": "found one"});
+        problem(app.send(Method::POST, &path, None, Some(&body)).await, 401).await;
+        let (customer, _) = app.signed_up("stocker@example.com").await;
+        problem(app.send(Method::POST, &path, Some(&customer), Some(&body)).await, 403).await;
+        problem(app.send(Method::POST, &path, Some(&admin), Some(&json!({"delta": 0, "reason": "x"}))).await, 422).await;
+        problem(app.send(Method::POST, &path, Some(&admin), Some(&json!({"delta": 1, "reason": " "}))).await, 422).await;
+        problem(app.send(Method::POST, &path, Some(&admin), Some(&json!({"delta": "one", "reason": "x"}))).await, 422).await;
+        // Below zero (nothing reserved): a conflict with the stock that exists.
+        problem(app.send(Method::POST, &path, Some(&admin), Some(&json!({"delta": -6, "reason": "shrinkage"}))).await, 409).await;
+        let unknown = format!("/api/v1/inventory/{}/adjustments", uuid::Uuid::now_v7());
+        problem(app.send(Method::POST, &unknown, Some(&admin), Some(&body)).await, 404).await;
+        problem(app.get(&format!("/api/v1/inventory/{}", uuid::Uuid::now_v7()), None).await, 404).await;
+        problem(app.get("/api/v1/inventory/nope", None).await, 404).await;
+        let levels: Value = app.get(&format!("/api/v1/inventory/{id}"), None).await.json().await.unwrap();
+        assert_eq!(levels["on_hand"], 5, "refused adjustments changed nothing");
+        app.stop().await;
+    }
+
+    async fn adjusting_below_reserved_is_a_conflict(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let id = app.stocked_product(&admin, "INV-3", 5).await;
+        // The running app's inventory, reached the way the checkout saga will reach it.
+        let service = inventory::InventoryService::open(&storage.storage, Default::default()).await.unwrap();
+        let product_id = uuid::Uuid::parse_str(&id).unwrap();
+        let line = inventory::domain::ReservationLine { product_id, quantity: inventory::domain::Quantity::parse(4).unwrap() };
+        let request = inventory::domain::ReservationRequest::new(uuid::Uuid::now_v7(), &[line], chrono::Utc::now() + chrono::Duration::minutes(15)).unwrap();
+        service.inventory().reserve(&request).await.unwrap();
+        let path = format!("/api/v1/inventory/{id}/adjustments");
+        problem(app.send(Method::POST, &path, Some(&admin), Some(&json!({"delta": -2, "reason": "breakage"}))).await, 409).await;
+        let response = app.send(Method::POST, &path, Some(&admin), Some(&json!({"delta": -1, "reason": "breakage"}))).await;
+        assert_eq!(response.json::<Value>().await.unwrap(), json!({"product_id": id, "on_hand": 4, "reserved": 4, "available": 0}));
+        service.db().close().await;
+        app.stop().await;
+    }
+
+    async fn the_ledger_records_who_when_why_and_how_much(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let id = app.stocked_product(&admin, "INV-4", 10).await;
+        let path = format!("/api/v1/inventory/{id}");
+        app.send(Method::POST, &format!("{path}/adjustments"), Some(&admin), Some(&json!({"delta": -3, "reason": "damaged in storage"}))).await;
+        let (customer, _) = app.signed_up("ledger@example.com").await;
+        problem(app.get(&format!("{path}/ledger"), Some(&customer)).await, 403).await;
+        let ledger: Value = app.get(&format!("{path}/ledger"), Some(&admin)).await.json().await.unwrap();
+        let items = ledger["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0]["on_hand_delta"], -3);
+        assert_eq!(items[0]["reason"], "damaged in storage");
+        assert_eq!(items[0]["on_hand_after"], 7);
+        assert_eq!(items[1]["on_hand_delta"], 10);
+        let admin_id = app.get("/api/v1/users/me", Some(&admin)).await.json::<Value>().await.unwrap()["id"].clone();
+        assert_eq!(items[0]["actor"], admin_id);
+        assert!(items[0]["at"].is_string());
+
+        let first: Value = app.get(&format!("{path}/ledger?limit=1"), Some(&admin)).await.json().await.unwrap();
+        let cursor = first["next_cursor"].as_str().unwrap();
+        let second: Value = app.get(&format!("{path}/ledger?limit=1&cursor={cursor}"), Some(&admin)).await.json().await.unwrap();
+        assert_eq!(second["items"][0]["on_hand_delta"], 10);
+        problem(app.get(&format!("{path}/ledger?limit=0"), Some(&admin)).await, 422).await;
+        app.stop().await;
+    }
+}

@@ -1,0 +1,107 @@
+//! The event contract: every topic, event type and payload services exchange. A payload
+//! type's shape is versioned by its `.vN` suffix; a breaking change is a new type.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// An event type and the topic (one per aggregate) it is published on.
+pub trait EventKind: Serialize {
+    const TYPE: &'static str;
+    const TOPIC: &'static str;
+}
+
+pub mod users {
+    use super::*;
+
+    pub const TOPIC: &str = "commercex.users";
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct UserRegisteredV1 {
+        pub user_id: Uuid,
+        pub email: String,
+        pub name: String,
+        pub roles: Vec<String>,
+    }
+
+    impl EventKind for UserRegisteredV1 {
+        const TYPE: &'static str = "commercex.user.registered.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+}
+
+/// Money in event payloads: minor units and an ISO 4217 code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Price {
+    pub amount: i64,
+    pub currency: String,
+}
+
+pub mod catalog {
+    use super::*;
+
+    pub const TOPIC: &str = "commercex.catalog";
+
+    /// A product as other services need it (orders snapshot prices from it).
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ProductCreatedV1 {
+        pub product_id: Uuid,
+        pub sku: String,
+        pub name: String,
+        pub price: Price,
+        pub category: String,
+    }
+
+    impl EventKind for ProductCreatedV1 {
+        const TYPE: &'static str = "commercex.product.created.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+
+    /// The product after a change (price changes included); carries the whole state.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ProductUpdatedV1 {
+        pub product_id: Uuid,
+        pub sku: String,
+        pub name: String,
+        pub price: Price,
+        pub category: String,
+        pub version: i64,
+    }
+
+    impl EventKind for ProductUpdatedV1 {
+        const TYPE: &'static str = "commercex.product.updated.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+
+    /// The product is withdrawn: gone from listings and no longer orderable.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ProductArchivedV1 {
+        pub product_id: Uuid,
+    }
+
+    impl EventKind for ProductArchivedV1 {
+        const TYPE: &'static str = "commercex.product.archived.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+}
+
+pub mod inventory {
+    use super::*;
+
+    pub const TOPIC: &str = "commercex.inventory";
+
+    /// Stock levels after an adjustment; availability reaches the catalog through it.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct StockAdjustedV1 {
+        pub product_id: Uuid,
+        pub delta: i64,
+        pub reason: String,
+        pub on_hand: i64,
+        pub reserved: i64,
+        pub available: i64,
+    }
+
+    impl EventKind for StockAdjustedV1 {
+        const TYPE: &'static str = "commercex.inventory.stock_adjusted.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+}

@@ -1,0 +1,7 @@
+//! Inventory rules with no I/O.
+
+mod levels;
+mod reservation;
+
+pub use levels::{Adjustment, StockLevels};
+pub use reservation::{Quantity, ReservationLine, ReservationRequest, ReservationStatus};

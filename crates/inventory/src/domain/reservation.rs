@@ -1,0 +1,140 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// Units of one product in one order line: 1 to 1000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Quantity(i64);
+
+impl Quantity {
+    pub fn parse(value: i64) -> Result<Self, &'static str> {
+        if !(1..=1000).contains(&value) {
+            return Err("quantity must be between 1 and 1000");
+        }
+        Ok(Self(value))
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservationLine {
+    pub product_id: Uuid,
+    pub quantity: Quantity,
+}
+
+/// What an order asks to hold: its lines, merged per product and in product order, so that
+/// concurrent reservations lock rows in the same order and cannot deadlock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationRequest {
+    pub order_id: Uuid,
+    pub lines: Vec<ReservationLine>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl ReservationRequest {
+    pub fn new(
+        order_id: Uuid,
+        lines: &[ReservationLine],
+        expires_at: DateTime<Utc>,
+    ) -> Result<Self, &'static str> {
+        if lines.is_empty() {
+            return Err("a reservation needs at least one line");
+        }
+        let mut merged: BTreeMap<Uuid, i64> = BTreeMap::new();
+        for line in lines {
+            *merged.entry(line.product_id).or_default() += line.quantity.get();
+        }
+        let lines = merged
+            .into_iter()
+            .map(|(product_id, quantity)| {
+                Ok(ReservationLine {
+                    product_id,
+                    quantity: Quantity::parse(quantity)?,
+                })
+            })
+            .collect::<Result<_, &'static str>>()?;
+        Ok(Self {
+            order_id,
+            lines,
+            expires_at,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationStatus {
+    Active,
+    Committed,
+    Released,
+    Expired,
+}
+
+impl ReservationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Committed => "committed",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "active" => Some(Self::Active),
+            "committed" => Some(Self::Committed),
+            "released" => Some(Self::Released),
+            "expired" => Some(Self::Expired),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_merge_per_product_in_order() {
+        let (a, b) = (Uuid::from_u128(2), Uuid::from_u128(1));
+        let q = |n| Quantity::parse(n).unwrap();
+        let request = ReservationRequest::new(
+            Uuid::nil(),
+            &[
+                ReservationLine {
+                    product_id: a,
+                    quantity: q(2),
+                },
+                ReservationLine {
+                    product_id: b,
+                    quantity: q(1),
+                },
+                ReservationLine {
+                    product_id: a,
+                    quantity: q(3),
+                },
+            ],
+            Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            request.lines,
+            vec![
+                ReservationLine {
+                    product_id: b,
+                    quantity: q(1)
+                },
+                ReservationLine {
+                    product_id: a,
+                    quantity: q(5)
+                },
+            ]
+        );
+        assert!(ReservationRequest::new(Uuid::nil(), &[], Utc::now()).is_err());
+        assert!(Quantity::parse(0).is_err());
+    }
+}

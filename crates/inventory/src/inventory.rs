@@ -1,0 +1,250 @@
+//! The inventory use cases. Every change of levels commits with a `stock_adjusted` event, so
+//! the catalog's availability follows.
+
+use events::Envelope;
+use events::contract::EventKind;
+use events::contract::inventory::StockAdjustedV1;
+use events::outbox::Outbox;
+use platform::db::Db;
+use sqlx::{Any, Transaction};
+use uuid::Uuid;
+
+use crate::domain::{Adjustment, ReservationRequest, ReservationStatus, StockLevels};
+use crate::store::{Change, LedgerEntry, StockStore, StoreError};
+
+pub const SOURCE: &str = "commercex/inventory";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error("no stock record for this product")]
+    NotFound,
+    #[error("on hand would fall below what is reserved ({reserved})")]
+    BelowReserved { reserved: i64 },
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for InventoryError {
+    fn from(error: StoreError) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<sqlx::Error> for InventoryError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+/// The result of asking to hold an order's lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Every line is held (also when the order already had its reservation).
+    Reserved,
+    /// Nothing is held: these products had too few units (or no stock record).
+    Rejected { short: Vec<Uuid> },
+}
+
+pub struct Inventory {
+    db: Db,
+    outbox: Outbox,
+    stock: StockStore,
+}
+
+impl Inventory {
+    pub fn new(db: Db, outbox: Outbox) -> Self {
+        Self {
+            stock: StockStore::new(db.clone()),
+            db,
+            outbox,
+        }
+    }
+
+    pub(crate) fn store(&self) -> &StockStore {
+        &self.stock
+    }
+
+    /// Starts keeping stock for a product, at zero; nothing happens if it is kept already.
+    pub async fn track(&self, product_id: Uuid) -> Result<(), InventoryError> {
+        let mut tx = self.db.begin().await?;
+        self.stock.ensure(&mut tx, product_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn levels(&self, product_id: Uuid) -> Result<StockLevels, InventoryError> {
+        self.stock
+            .levels(product_id)
+            .await?
+            .ok_or(InventoryError::NotFound)
+    }
+
+    pub async fn adjust(
+        &self,
+        product_id: Uuid,
+        adjustment: &Adjustment,
+        actor: &str,
+    ) -> Result<StockLevels, InventoryError> {
+        let mut tx = self.db.begin().await?;
+        let change = Change {
+            kind: "adjustment",
+            on_hand_delta: adjustment.delta(),
+            reserved_delta: 0,
+            reason: adjustment.reason(),
+            actor,
+        };
+        let Some(levels) = self.stock.apply(&mut tx, product_id, &change).await? else {
+            drop(tx);
+            let current = self.levels(product_id).await?;
+            return Err(InventoryError::BelowReserved {
+                reserved: current.reserved,
+            });
+        };
+        self.announce(&mut tx, &levels, &change).await?;
+        self.outbox.commit(tx).await?;
+        Ok(levels)
+    }
+
+    pub async fn ledger(
+        &self,
+        product_id: Uuid,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<LedgerEntry>, InventoryError> {
+        self.levels(product_id).await?;
+        Ok(self.stock.ledger(product_id, limit, before).await?)
+    }
+
+    /// Holds every line of the order, or none. Asking again for the same order changes
+    /// nothing and answers as the first time did.
+    pub async fn reserve(
+        &self,
+        request: &ReservationRequest,
+    ) -> Result<ReserveOutcome, InventoryError> {
+        let mut tx = self.db.begin().await?;
+        if let Some(status) = self
+            .stock
+            .reservation_status(&mut tx, request.order_id)
+            .await?
+        {
+            return Ok(match status {
+                ReservationStatus::Active | ReservationStatus::Committed => {
+                    ReserveOutcome::Reserved
+                }
+                ReservationStatus::Released | ReservationStatus::Expired => {
+                    ReserveOutcome::Rejected { short: vec![] }
+                }
+            });
+        }
+        let reason = format!("reserved for order {}", request.order_id);
+        let mut short = Vec::new();
+        for line in &request.lines {
+            let change = Change {
+                kind: "reservation",
+                on_hand_delta: 0,
+                reserved_delta: line.quantity.get(),
+                reason: &reason,
+                actor: SOURCE,
+            };
+            // Events written here leave only if the whole reservation commits.
+            match self.stock.apply(&mut tx, line.product_id, &change).await? {
+                Some(levels) => self.announce(&mut tx, &levels, &change).await?,
+                None => short.push(line.product_id),
+            }
+        }
+        if !short.is_empty() {
+            tx.rollback().await?;
+            return Ok(ReserveOutcome::Rejected { short });
+        }
+        self.stock.insert_reservation(&mut tx, request).await?;
+        self.outbox.commit(tx).await?;
+        Ok(ReserveOutcome::Reserved)
+    }
+
+    /// The order is confirmed: its reserved units leave the shelf. `false` if it had no
+    /// active reservation.
+    pub async fn commit(&self, order_id: Uuid) -> Result<bool, InventoryError> {
+        self.close(order_id, ReservationStatus::Committed, "committed")
+            .await
+    }
+
+    /// The order is cancelled: its reserved units are free again.
+    pub async fn release(&self, order_id: Uuid) -> Result<bool, InventoryError> {
+        self.close(order_id, ReservationStatus::Released, "released")
+            .await
+    }
+
+    /// Releases reservations past their time; returns the orders whose reservation expired.
+    pub async fn expire_due(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Uuid>, InventoryError> {
+        let mut expired = Vec::new();
+        for order_id in self.stock.expired(now, 100).await? {
+            if self
+                .close(order_id, ReservationStatus::Expired, "expired")
+                .await?
+            {
+                expired.push(order_id);
+            }
+        }
+        Ok(expired)
+    }
+
+    async fn close(
+        &self,
+        order_id: Uuid,
+        to: ReservationStatus,
+        what: &str,
+    ) -> Result<bool, InventoryError> {
+        let mut tx = self.db.begin().await?;
+        let Some(lines) = self.stock.close_reservation(&mut tx, order_id, to).await? else {
+            return Ok(false);
+        };
+        let reason = format!("reservation {what} for order {order_id}");
+        let leaves_shelf = to == ReservationStatus::Committed;
+        for line in lines {
+            let quantity = line.quantity.get();
+            let change = Change {
+                kind: what,
+                on_hand_delta: if leaves_shelf { -quantity } else { 0 },
+                reserved_delta: -quantity,
+                reason: &reason,
+                actor: SOURCE,
+            };
+            let levels = self
+                .stock
+                .apply(&mut tx, line.product_id, &change)
+                .await?
+                .ok_or_else(|| {
+                    InventoryError::Internal(format!(
+                        "reservation of {order_id} exceeds the stock it holds"
+                    ))
+                })?;
+            self.announce(&mut tx, &levels, &change).await?;
+        }
+        self.outbox.commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn announce(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        levels: &StockLevels,
+        change: &Change<'_>,
+    ) -> Result<(), InventoryError> {
+        let event = StockAdjustedV1 {
+            product_id: levels.product_id,
+            delta: change.on_hand_delta,
+            reason: change.reason.to_owned(),
+            on_hand: levels.on_hand,
+            reserved: levels.reserved,
+            available: levels.available(),
+        };
+        let envelope = Envelope::of(SOURCE, levels.product_id.to_string(), &event);
+        self.outbox
+            .enqueue(tx, StockAdjustedV1::TOPIC, &envelope)
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! The inventory service: stock per product, the stock ledger, and reservations that never
+//! oversell.
+
+pub mod api;
+pub mod domain;
+pub mod handlers;
+pub mod inventory;
+pub mod service;
+pub mod store;
+
+pub use service::InventoryService;

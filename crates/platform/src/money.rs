@@ -1,0 +1,103 @@
+//! Money: an integer amount in the currency's minor units (cents) and an ISO 4217 currency.
+//! Never floating point.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// An ISO 4217 currency code that exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency(iso_currency::Currency);
+
+impl Currency {
+    pub fn parse(code: &str) -> Result<Self, &'static str> {
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err("currency must be a three-letter ISO 4217 code in capitals, e.g. EUR");
+        }
+        iso_currency::Currency::from_code(code)
+            .map(Self)
+            .ok_or("currency is not a known ISO 4217 code")
+    }
+
+    pub fn code(&self) -> String {
+        self.0.code().to_owned()
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.code())
+    }
+}
+
+/// A positive price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money {
+    amount: i64,
+    currency: Currency,
+}
+
+impl Money {
+    pub fn new(amount: i64, currency: Currency) -> Self {
+        Self { amount, currency }
+    }
+
+    /// A price: strictly positive.
+    pub fn price(amount: i64, currency: Currency) -> Result<Self, &'static str> {
+        if amount <= 0 {
+            return Err("amount must be a positive integer in minor units (cents)");
+        }
+        Ok(Self { amount, currency })
+    }
+
+    pub fn amount(&self) -> i64 {
+        self.amount
+    }
+
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+}
+
+/// Money on the wire: `{"amount": 1999, "currency": "EUR"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MoneyDto {
+    /// Integer amount in the currency's minor units (cents).
+    #[schema(example = 1999)]
+    pub amount: i64,
+    /// ISO 4217 code.
+    #[schema(example = "EUR")]
+    pub currency: String,
+}
+
+impl From<Money> for MoneyDto {
+    fn from(money: Money) -> Self {
+        Self {
+            amount: money.amount,
+            currency: money.currency.code(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn currencies_must_exist() {
+        assert_eq!(Currency::parse("EUR").unwrap().code(), "EUR");
+        assert!(Currency::parse("eur").is_err());
+        assert!(Currency::parse("XYZ").is_err());
+        assert!(Currency::parse("EURO").is_err());
+    }
+
+    #[test]
+    fn prices_are_positive() {
+        let eur = Currency::parse("EUR").unwrap();
+        assert!(Money::price(0, eur).is_err());
+        assert!(Money::price(-5, eur).is_err());
+        assert_eq!(Money::price(1999, eur).unwrap().amount(), 1999);
+    }
+}
