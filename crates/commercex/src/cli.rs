@@ -37,6 +37,15 @@ pub enum Command {
     /// Inspect and act on dead-lettered events.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Load a demo catalog with stock (idempotent: existing demo SKUs are skipped).
+    Seed {
+        /// How many products.
+        #[arg(long, default_value_t = 1000)]
+        products: u32,
+        /// Same seed, same catalog.
+        #[arg(long, default_value_t = 42)]
+        rng_seed: u64,
+    },
     /// Manage administrators.
     #[command(subcommand)]
     Admin(AdminCommand),

@@ -14,6 +14,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(options).await,
         Command::Migrate => commands::migrate::run(options).await,
         Command::Dlq(command) => commands::dlq::run(options, command).await,
+        Command::Seed { products, rng_seed } => {
+            commands::seed::run(options, products, rng_seed).await
+        }
         Command::Admin(AdminCommand::Create {
             email,
             name,

@@ -1,5 +1,6 @@
-//! One-shot commands: migrate, dlq, admin.
+//! One-shot commands: migrate, dlq, admin, seed.
 
 pub mod admin;
 pub mod dlq;
 pub mod migrate;
+pub mod seed;

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
 
-async fn run(args: &[String]) -> Output {
+async fn run_cli(args: &[String]) -> Output {
     let output = commercex_command().args(args).stdin(Stdio::null()).output();
     tokio::time::timeout(Duration::from_secs(60), output)
         .await
@@ -91,12 +91,12 @@ backend_tests! {
 
     async fn migrate_applies_every_schema(storage: TestStorage) {
         let (args, _guard) = with_storage(&storage, &["migrate"]);
-        let output = run(&args).await;
+        let output = run_cli(&args).await;
         assert!(output.status.success(), "{}", text(&output.stderr));
         let stdout = text(&output.stdout);
         assert!(stdout.contains("users: migrated") && stdout.contains("bus: migrated"), "{stdout}");
         // Twice is fine: migrations are applied once.
-        assert!(run(&args).await.status.success());
+        assert!(run_cli(&args).await.status.success());
     }
 
     async fn dead_letters_are_listed_shown_and_replayed_from_the_command_line(storage: TestStorage) {
@@ -116,29 +116,53 @@ backend_tests! {
         let id = dlq.list_open().await.unwrap()[0].id.clone();
 
         let (list, _guard) = with_storage(&storage, &["dlq", "list"]);
-        let output = run(&list).await;
+        let output = run_cli(&list).await;
         assert!(output.status.success(), "{}", text(&output.stderr));
         let listing = text(&output.stdout);
         assert!(listing.contains(&id) && listing.contains("cli-test") && listing.contains("cannot digest"), "{listing}");
         assert!(listing.contains("1 dead letter(s)"));
 
         let (show, _guard) = with_storage(&storage, &["dlq", "show", &id]);
-        let shown: Value = serde_json::from_slice(&run(&show).await.stdout).unwrap();
+        let shown: Value = serde_json::from_slice(&run_cli(&show).await.stdout).unwrap();
         assert_eq!(shown["envelope"]["id"], poison.id.to_string());
         assert_eq!(shown["attempts"], 1);
 
         handler.healed.store(true, Ordering::SeqCst);
         let (replay, _guard) = with_storage(&storage, &["dlq", "replay", &id]);
-        let output = run(&replay).await;
+        let output = run_cli(&replay).await;
         assert!(output.status.success(), "{}", text(&output.stderr));
         wait_for("the replay handled", || async { dlq.get(&id).await.unwrap().status == Status::Replayed }).await;
         assert!(handler.handled.load(Ordering::SeqCst));
-        let again = run(&replay).await;
+        let again = run_cli(&replay).await;
         assert!(!again.status.success(), "a replayed letter cannot be replayed again");
         let (unknown, _guard) = with_storage(&storage, &["dlq", "replay", "no-such-id"]);
-        assert!(!run(&unknown).await.status.success());
+        assert!(!run_cli(&unknown).await.status.success());
         cancel.cancel();
         running.await.unwrap();
+    }
+
+    async fn seed_loads_a_stocked_demo_catalog_once(storage: TestStorage) {
+        let (args, guard) = with_storage(&storage, &["seed", "--products", "60"]);
+        let output = run_cli(&args).await;
+        assert!(output.status.success(), "{}", text(&output.stderr));
+        assert!(text(&output.stdout).contains("seeded 60 products (0 already there)"));
+        let again = run_cli(&args).await;
+        assert!(text(&again.stdout).contains("seeded 0 products (60 already there)"), "{}", text(&again.stdout));
+        drop(guard);
+
+        let app = spawn_app(&storage).await;
+        let everything = app.walk("limit=100", async || {}).await;
+        assert_eq!(everything.len(), 60);
+        // Stock went in through inventory; its events bring availability to the catalog.
+        wait_for("availability from the seeded stock", || async {
+            let page = app.list("in_stock=true&limit=100").await;
+            page["items"].as_array().unwrap().len() >= 40
+        })
+        .await;
+        let categories: std::collections::HashSet<String> = app.list("limit=100").await["items"]
+            .as_array().unwrap().iter().map(|p| p["category"].as_str().unwrap().to_owned()).collect();
+        assert!(categories.len() >= 4, "a varied catalog: {categories:?}");
+        app.stop().await;
     }
 
     async fn admin_create_makes_an_administrator(storage: TestStorage) {
@@ -148,7 +172,7 @@ backend_tests! {
             &storage,
             &["admin", "create", "--email", "ops@example.com", "--password-file", password_file.to_str().unwrap()],
         );
-        let output = run(&args).await;
+        let output = run_cli(&args).await;
         assert!(output.status.success(), "{}", text(&output.stderr));
         assert!(text(&output.stdout).contains("ops@example.com"));
         drop(guard);
@@ -164,7 +188,7 @@ backend_tests! {
 async fn the_production_profile_refuses_development_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().display().to_string();
-    let output = run(&[
+    let output = run_cli(&[
         "--profile".into(),
         "production".into(),
         "--listen".into(),
@@ -279,7 +303,7 @@ async fn flags_beat_environment_beats_config_file_beats_defaults() {
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
 
     let bad = write_file(dir.path(), "bad.toml", "no-such-option = 1\n");
-    let output = run(&[
+    let output = run_cli(&[
         "--config".into(),
         bad.display().to_string(),
         "migrate".into(),
