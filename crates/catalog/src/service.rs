@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use events::bus::EventBus;
 use events::consumer::{Consumer, ConsumerSettings};
-use events::outbox::Outbox;
-use platform::db::{Db, DbError, Migrations, PoolSettings, Storage};
+use events::service_db::ServiceDb;
+use platform::db::{DbError, Migrations, PoolSettings, Storage};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::catalog::Catalog;
@@ -22,28 +22,20 @@ pub fn migrations() -> Migrations {
 }
 
 pub struct CatalogService {
-    db: Db,
-    outbox: Outbox,
+    store: ServiceDb,
     catalog: Arc<Catalog>,
 }
 
 impl CatalogService {
-    pub async fn open_db(storage: &Storage, pool: PoolSettings) -> Result<Db, DbError> {
-        let db = storage.open(SCHEMA, pool).await?;
-        db.migrate(&events::service_migrations()).await?;
-        db.migrate(&migrations()).await?;
-        Ok(db)
+    /// The service's database, migrated.
+    pub async fn open_db(storage: &Storage, pool: PoolSettings) -> Result<ServiceDb, DbError> {
+        ServiceDb::open(storage, pool, SCHEMA, &migrations()).await
     }
 
     pub async fn open(storage: &Storage, pool: PoolSettings) -> Result<Self, DbError> {
-        let db = Self::open_db(storage, pool).await?;
-        let outbox = Outbox::new();
-        let catalog = Arc::new(Catalog::new(db.clone(), outbox.clone()));
-        Ok(Self {
-            db,
-            outbox,
-            catalog,
-        })
+        let store = Self::open_db(storage, pool).await?;
+        let catalog = Arc::new(Catalog::new(store.db.clone(), store.outbox.clone()));
+        Ok(Self { store, catalog })
     }
 
     pub fn router(&self) -> OpenApiRouter {
@@ -54,19 +46,15 @@ impl CatalogService {
     pub fn consumer(&self, bus: Arc<dyn EventBus>) -> Consumer {
         let handler = AvailabilityProjection::new(self.catalog.store().clone());
         Consumer::new(
-            self.db.clone(),
+            self.store.db.clone(),
             bus,
             handler,
             ConsumerSettings::new(GROUP, TOPICS),
         )
     }
 
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub fn outbox(&self) -> &Outbox {
-        &self.outbox
+    pub fn store(&self) -> &ServiceDb {
+        &self.store
     }
 
     pub fn catalog(&self) -> &Arc<Catalog> {

@@ -11,8 +11,8 @@ use catalog::CatalogService;
 use events::bus::EventBus;
 use events::bus::dblog::DbLogBus;
 use events::consumer::Consumer;
-use events::outbox::Outbox;
 use events::relay::Relay;
+use events::service_db::ServiceDb;
 use gateway::GatewayParts;
 use inventory::InventoryService;
 use platform::auth::TokenVerifier;
@@ -81,11 +81,11 @@ impl Services {
     }
 
     /// Each service's database with the outbox its relay drains.
-    fn outboxes(&self) -> [(&Db, &Outbox); 3] {
+    fn stores(&self) -> [&ServiceDb; 3] {
         [
-            (self.users.db(), self.users.outbox()),
-            (self.catalog.db(), self.catalog.outbox()),
-            (self.inventory.db(), self.inventory.outbox()),
+            self.users.store(),
+            self.catalog.store(),
+            self.inventory.store(),
         ]
     }
 }
@@ -109,9 +109,9 @@ impl Application {
         )
         .context("building the token verifier from our own JWKS")?;
         let mut readiness: Vec<Arc<dyn ReadinessCheck>> = services
-            .outboxes()
+            .stores()
             .iter()
-            .map(|(db, _)| Arc::new(DbReady((*db).clone())) as Arc<dyn ReadinessCheck>)
+            .map(|store| Arc::new(DbReady(store.db.clone())) as Arc<dyn ReadinessCheck>)
             .collect();
         readiness.push(Arc::new(BusReady(bus.clone())));
         let router = gateway::router(GatewayParts {
@@ -125,12 +125,12 @@ impl Application {
             limits: settings.limits,
         });
         let relays = services
-            .outboxes()
+            .stores()
             .iter()
-            .map(|(db, outbox)| {
+            .map(|store| {
                 Relay::new(
-                    (*db).clone(),
-                    (*outbox).clone(),
+                    store.db.clone(),
+                    store.outbox.clone(),
                     bus.clone(),
                     settings.relay,
                 )
@@ -145,9 +145,9 @@ impl Application {
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;
         let mut databases: Vec<Db> = services
-            .outboxes()
+            .stores()
             .iter()
-            .map(|(db, _)| (*db).clone())
+            .map(|store| store.db.clone())
             .collect();
         databases.push(services.bus);
         Ok(Self {

@@ -14,6 +14,7 @@ pub mod dlq;
 pub mod envelope;
 pub mod outbox;
 pub mod relay;
+pub mod service_db;
 
 pub use envelope::Envelope;
 

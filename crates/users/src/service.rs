@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use events::outbox::Outbox;
+use events::service_db::ServiceDb;
 use jsonwebtoken::jwk::Jwk;
 use platform::auth::{SigningKey, TokenAudience};
-use platform::db::{Db, DbError, Migrations, PoolSettings, Storage};
+use platform::db::{DbError, Migrations, PoolSettings, Storage};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::identity::Identity;
@@ -34,18 +34,14 @@ pub struct UsersConfig {
 }
 
 pub struct UsersService {
-    db: Db,
-    outbox: Outbox,
+    store: ServiceDb,
     identity: Arc<Identity>,
 }
 
 impl UsersService {
-    /// Opens the service's database and applies its migrations.
-    pub async fn open_db(storage: &Storage, pool: PoolSettings) -> Result<Db, DbError> {
-        let db = storage.open(SCHEMA, pool).await?;
-        db.migrate(&events::service_migrations()).await?;
-        db.migrate(&migrations()).await?;
-        Ok(db)
+    /// The service's database, migrated.
+    pub async fn open_db(storage: &Storage, pool: PoolSettings) -> Result<ServiceDb, DbError> {
+        ServiceDb::open(storage, pool, SCHEMA, &migrations()).await
     }
 
     /// Opens (and migrates) the service's database and builds its state.
@@ -54,8 +50,7 @@ impl UsersService {
         pool: PoolSettings,
         config: UsersConfig,
     ) -> Result<Self, DbError> {
-        let db = Self::open_db(storage, pool).await?;
-        let outbox = Outbox::new();
+        let store = Self::open_db(storage, pool).await?;
         let issuer = TokenIssuer::new(
             config.signing_key,
             config.retired_keys,
@@ -63,14 +58,13 @@ impl UsersService {
             config.lifetimes,
         );
         let identity = Identity::new(
-            db.clone(),
-            outbox.clone(),
+            store.db.clone(),
+            store.outbox.clone(),
             Arc::new(issuer),
             Arc::new(MemoryThrottle::new(config.throttle)),
         );
         Ok(Self {
-            db,
-            outbox,
+            store,
             identity: Arc::new(identity),
         })
     }
@@ -79,12 +73,8 @@ impl UsersService {
         crate::api::router(self.identity.clone())
     }
 
-    pub fn db(&self) -> &Db {
-        &self.db
-    }
-
-    pub fn outbox(&self) -> &Outbox {
-        &self.outbox
+    pub fn store(&self) -> &ServiceDb {
+        &self.store
     }
 
     pub fn identity(&self) -> &Arc<Identity> {

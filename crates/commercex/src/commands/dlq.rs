@@ -11,15 +11,19 @@ pub async fn run(options: &Options, command: DlqCommand) -> anyhow::Result<()> {
     let queues = [
         (
             users::service::SCHEMA,
-            DeadLetters::new(users::UsersService::open_db(&storage, pool).await?),
+            DeadLetters::new(users::UsersService::open_db(&storage, pool).await?.db),
         ),
         (
             catalog::service::SCHEMA,
-            DeadLetters::new(catalog::CatalogService::open_db(&storage, pool).await?),
+            DeadLetters::new(catalog::CatalogService::open_db(&storage, pool).await?.db),
         ),
         (
             inventory::service::SCHEMA,
-            DeadLetters::new(inventory::InventoryService::open_db(&storage, pool).await?),
+            DeadLetters::new(
+                inventory::InventoryService::open_db(&storage, pool)
+                    .await?
+                    .db,
+            ),
         ),
     ];
     match command {

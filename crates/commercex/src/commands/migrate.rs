@@ -6,9 +6,11 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
     let storage = settings::storage(options)?;
     let pool = settings::pool(options);
     let databases = [
-        users::UsersService::open_db(&storage, pool).await?,
-        catalog::CatalogService::open_db(&storage, pool).await?,
-        inventory::InventoryService::open_db(&storage, pool).await?,
+        users::UsersService::open_db(&storage, pool).await?.db,
+        catalog::CatalogService::open_db(&storage, pool).await?.db,
+        inventory::InventoryService::open_db(&storage, pool)
+            .await?
+            .db,
         crate::app::open_bus_db(&storage, pool).await?,
     ];
     for db in databases {

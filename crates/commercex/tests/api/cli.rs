@@ -100,7 +100,7 @@ backend_tests! {
     }
 
     async fn dead_letters_are_listed_shown_and_replayed_from_the_command_line(storage: TestStorage) {
-        let users = users::UsersService::open_db(&storage.storage, Default::default()).await.unwrap();
+        let users = users::UsersService::open_db(&storage.storage, Default::default()).await.unwrap().db;
         let bus_db = commercex::app::open_bus_db(&storage.storage, Default::default()).await.unwrap();
         let bus = Arc::new(DbLogBus::new(bus_db));
         let handler = Arc::new(Fragile::default());

@@ -94,7 +94,7 @@ backend_tests! {
         problem(app.send(Method::POST, &path, Some(&admin), Some(&json!({"delta": -2, "reason": "breakage"}))).await, 409).await;
         let response = app.send(Method::POST, &path, Some(&admin), Some(&json!({"delta": -1, "reason": "breakage"}))).await;
         assert_eq!(response.json::<Value>().await.unwrap(), json!({"product_id": id, "on_hand": 4, "reserved": 4, "available": 0}));
-        service.db().close().await;
+        service.store().db.close().await;
         app.stop().await;
     }
 
