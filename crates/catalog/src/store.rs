@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     Attributes, Category, Cursor, CursorKey, Description, ListQuery, NewProduct, Product,
-    ProductName, Sku, Sort,
+    ProductName, Sku, Sort, fuzzy_trigrams,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -162,15 +162,16 @@ impl ProductStore {
     /// One page (`limit` + 1 rows, so the caller knows whether there is a next one).
     pub async fn list(&self, query: &ListQuery) -> Result<Vec<(Product, i64)>, StoreError> {
         let mut sql = ListSql::default();
-        let score = sql.score(query);
+        let words: Vec<WordSql> = query
+            .search
+            .iter()
+            .flat_map(|search| search.terms())
+            .map(|term| sql.word(term))
+            .collect();
+        let score = relevance(&words);
         let mut filters = vec!["archived_at IS NULL".to_owned()];
-        if let Some(search) = &query.search {
-            for term in search.terms() {
-                let p = sql.bind_text(format!("%{term}%"));
-                filters.push(format!(
-                    "(search_name LIKE {p} OR search_description LIKE {p})"
-                ));
-            }
+        for word in &words {
+            filters.push(word.matches());
         }
         if let Some(category) = &query.category {
             let p = sql.bind_text(category.as_str().to_owned());
@@ -242,23 +243,77 @@ impl ListSql {
         format!("${}", self.values.len())
     }
 
-    /// Relevance: a name match weighs three, a description match one, per search word.
-    fn score(&mut self, query: &ListQuery) -> String {
-        let Some(search) = &query.search else {
-            return "0".to_owned();
-        };
-        let parts: Vec<String> = search
-            .terms()
-            .iter()
-            .map(|term| {
-                let p = self.bind_text(format!("%{term}%"));
-                format!(
-                    "(CASE WHEN search_name LIKE {p} THEN 3 ELSE 0 END + CASE WHEN search_description LIKE {p} THEN 1 ELSE 0 END)"
+    /// The conditions for one search word, with its parameters bound.
+    fn word(&mut self, term: &str) -> WordSql {
+        let pattern = self.bind_text(format!("%{term}%"));
+        let (fuzzy_in_name, fuzzy_anywhere) = match fuzzy_trigrams(term) {
+            None => (None, None),
+            Some((trigrams, needed)) => {
+                let params: Vec<String> = trigrams
+                    .iter()
+                    .map(|t| self.bind_text(format!("%{t}%")))
+                    .collect();
+                let count = |condition: &dyn Fn(&str) -> String| {
+                    let hits: Vec<String> = params
+                        .iter()
+                        .map(|p| format!("CASE WHEN {} THEN 1 ELSE 0 END", condition(p)))
+                        .collect();
+                    format!("({}) >= {needed}", hits.join(" + "))
+                };
+                (
+                    Some(count(&|p| format!("search_name LIKE {p}"))),
+                    Some(count(&|p| {
+                        format!("search_name LIKE {p} OR search_description LIKE {p}")
+                    })),
                 )
-            })
-            .collect();
-        format!("({})", parts.join(" + "))
+            }
+        };
+        WordSql {
+            in_name: format!("search_name LIKE {pattern}"),
+            in_description: format!("search_description LIKE {pattern}"),
+            fuzzy_in_name,
+            fuzzy_anywhere,
+        }
     }
+}
+
+/// SQL conditions for one search word. Words contain only letters and digits (see
+/// `SearchTerms`), so no LIKE wildcard comes from the caller.
+struct WordSql {
+    in_name: String,
+    in_description: String,
+    /// Enough of the word's trigrams occur in the name: a near miss (typo) there.
+    fuzzy_in_name: Option<String>,
+    /// Enough of them occur in the name and description together.
+    fuzzy_anywhere: Option<String>,
+}
+
+impl WordSql {
+    fn matches(&self) -> String {
+        let mut any = vec![self.in_name.clone(), self.in_description.clone()];
+        any.extend(self.fuzzy_anywhere.clone());
+        format!("({})", any.join(" OR "))
+    }
+}
+
+/// Relevance, per word: 3 in the name, 1 in the description; a near miss 2 in the name, 1
+/// anywhere. Exact matches outrank typos, names outrank descriptions.
+fn relevance(words: &[WordSql]) -> String {
+    if words.is_empty() {
+        return "0".to_owned();
+    }
+    let weigh =
+        |condition: &str, weight: u8| format!("CASE WHEN {condition} THEN {weight} ELSE 0 END");
+    let parts: Vec<String> = words
+        .iter()
+        .map(|word| {
+            let mut terms = vec![weigh(&word.in_name, 3), weigh(&word.in_description, 1)];
+            terms.extend(word.fuzzy_in_name.as_deref().map(|c| weigh(c, 2)));
+            terms.extend(word.fuzzy_anywhere.as_deref().map(|c| weigh(c, 1)));
+            format!("({})", terms.join(" + "))
+        })
+        .collect();
+    format!("({})", parts.join(" + "))
 }
 
 /// The sort key of `product` for `sort`, as a cursor stores it.

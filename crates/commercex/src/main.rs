@@ -3,6 +3,7 @@ use commercex::app::Application;
 use commercex::cli::{AdminCommand, Command};
 use commercex::settings::{self, Settings};
 use commercex::{commands, config_file, telemetry};
+use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -29,32 +30,22 @@ async fn serve(options: &commercex::cli::Options) -> anyhow::Result<()> {
     let settings = Settings::load(options)?;
     let app = Application::build(settings).await?;
     let addr = app.local_addr()?;
-    println!("CommerceX listening on http://{addr} (docs at http://{addr}/docs)");
+    // Handlers go in before we announce ourselves: a signal sent as soon as the address is
+    // printed must drain, not kill.
     let shutdown = CancellationToken::new();
-    tokio::spawn(signal_on(shutdown.clone()));
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        tracing::info!("shutdown requested; draining");
+        on_signal.cancel();
+    });
+    println!("CommerceX listening on http://{addr} (docs at http://{addr}/docs)");
     app.run(shutdown).await.context("running CommerceX")?;
     println!("CommerceX stopped");
     Ok(())
-}
-
-/// Cancels `shutdown` on SIGINT or SIGTERM.
-async fn signal_on(shutdown: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutdown requested; draining");
-    shutdown.cancel();
 }

@@ -60,6 +60,22 @@ impl SearchTerms {
     }
 }
 
+/// Typo tolerance: a word of five or more characters also matches text that contains at
+/// least two thirds of its trigrams ("hedphones" shares 5 of its 7 with "headphones").
+/// Returns the trigrams and how many must be present, or `None` for short words, which must
+/// match exactly.
+pub fn fuzzy_trigrams(term: &str) -> Option<(Vec<String>, usize)> {
+    let chars: Vec<char> = term.chars().collect();
+    if chars.len() < 5 {
+        return None;
+    }
+    let mut trigrams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
+    trigrams.sort();
+    trigrams.dedup();
+    let needed = (trigrams.len() * 2).div_ceil(3);
+    Some((trigrams, needed))
+}
+
 /// The sort key of the last item of a page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -122,6 +138,29 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&named.encode()).unwrap(), named);
         assert!(Cursor::decode("garbage!").is_err());
+    }
+
+    #[test]
+    fn long_words_tolerate_typos() {
+        assert_eq!(fuzzy_trigrams("lamp"), None);
+        let (trigrams, needed) = fuzzy_trigrams("hedphones").unwrap();
+        assert_eq!(trigrams.len(), 7);
+        assert_eq!(needed, 5);
+        let target = "wireless headphones";
+        assert!(
+            trigrams
+                .iter()
+                .filter(|t| target.contains(t.as_str()))
+                .count()
+                >= needed
+        );
+        assert!(
+            trigrams
+                .iter()
+                .filter(|t| "desk lamp".contains(t.as_str()))
+                .count()
+                < needed
+        );
     }
 
     #[test]

@@ -187,8 +187,16 @@ backend_tests! {
         let cushions = json!({"sku": "A4", "name": "Ear cushions", "description": "Soft replacement cushions for headphones",
                               "price": {"amount": 1500, "currency": "EUR"}, "category": "audio"});
         app.create_product(&admin, &cushions).await;
-        assert_eq!(names(&app.list("q=headphones").await), ["Wireless headphones", "Ear cushions"]);
+        // "Headphone stand" is a near miss of "headphones" in its name; the cushions only
+        // mention headphones in their description.
+        assert_eq!(
+            names(&app.list("q=headphones").await),
+            ["Wireless headphones", "Headphone stand", "Ear cushions"]
+        );
         assert_eq!(names(&app.list("q=soft%20cushions").await), ["Ear cushions"]);
+        // A typo still finds it, the name match first.
+        assert_eq!(names(&app.list("q=hedphones").await), ["Wireless headphones", "Ear cushions"]);
+        assert!(names(&app.list("q=xylophone").await).is_empty(), "near misses need most trigrams");
         assert_eq!(names(&app.list("q=PHONE%20case").await), ["Phone case"]);
         assert!(names(&app.list("q=nothing-like-this").await).is_empty());
         let hostile = app.list("q=%27%3B%20DROP%20TABLE%20products%3B%20--").await;
