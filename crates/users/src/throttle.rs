@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -46,6 +47,8 @@ pub trait LoginThrottle: Send + Sync {
 pub struct MemoryThrottle {
     policy: ThrottlePolicy,
     failures: Mutex<HashMap<Subject, VecDeque<Instant>>>,
+    /// Map size at which the next full sweep of expired entries happens.
+    sweep_at: AtomicUsize,
 }
 
 impl MemoryThrottle {
@@ -53,6 +56,7 @@ impl MemoryThrottle {
         Self {
             policy,
             failures: Mutex::new(HashMap::new()),
+            sweep_at: AtomicUsize::new(1024),
         }
     }
 
@@ -68,18 +72,28 @@ impl MemoryThrottle {
             .failures
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
-        // Forget what fell out of the window, so memory stays bounded by recent failures.
-        failures.retain(|_, times| {
-            while times
-                .front()
-                .is_some_and(|t| now.duration_since(*t) >= self.policy.window)
-            {
-                times.pop_front();
-            }
-            !times.is_empty()
-        });
+        // Forget what fell out of the window, so memory stays bounded by recent failures. A
+        // full sweep only when the map has doubled since the last one keeps each call O(1)
+        // amortised, even under a flood of distinct emails.
+        if failures.len() >= self.sweep_at.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            failures.retain(|_, times| {
+                self.forget_expired(times, now);
+                !times.is_empty()
+            });
+            self.sweep_at
+                .store((failures.len() * 2).max(1024), Ordering::Relaxed);
+        }
         f(&mut failures)
+    }
+
+    fn forget_expired(&self, times: &mut VecDeque<Instant>, now: Instant) {
+        while times
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.policy.window)
+        {
+            times.pop_front();
+        }
     }
 }
 
@@ -90,9 +104,10 @@ impl LoginThrottle for MemoryThrottle {
         self.with_failures(|failures| {
             let mut wait = Duration::ZERO;
             for subject in subjects {
-                let Some(times) = failures.get(subject) else {
+                let Some(times) = failures.get_mut(subject) else {
                     continue;
                 };
+                self.forget_expired(times, now);
                 let limit = self.limit(subject);
                 if times.len() >= limit {
                     // Blocked until enough failures age out to fall below the limit.
