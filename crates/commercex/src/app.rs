@@ -15,6 +15,7 @@ use events::relay::Relay;
 use events::service_db::ServiceDb;
 use gateway::GatewayParts;
 use inventory::InventoryService;
+use inventory::sweeper::Sweeper;
 use platform::auth::TokenVerifier;
 use platform::db::Db;
 use platform::http::ReadinessCheck;
@@ -26,6 +27,9 @@ use users::domain::{DisplayName, Email, Password, User};
 use users::{UsersConfig, UsersService};
 
 use crate::settings::Settings;
+
+/// How often expired reservations are looked for; an expired hold lingers at most this long.
+const RESERVATION_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The SQLite file / PostgreSQL schema of the in-database event bus.
 const BUS_SCHEMA: &str = "bus";
@@ -46,6 +50,7 @@ pub struct Application {
     databases: Vec<Db>,
     relays: Vec<Relay<DbLogBus>>,
     consumers: Vec<Consumer>,
+    sweeper: Sweeper,
     shutdown_timeout: std::time::Duration,
 }
 
@@ -136,6 +141,7 @@ impl Application {
                 )
             })
             .collect();
+        let sweeper = services.inventory.sweeper(RESERVATION_SWEEP_INTERVAL);
         let dyn_bus: Arc<dyn EventBus> = bus;
         let consumers = vec![
             services.catalog.consumer(dyn_bus.clone()),
@@ -156,6 +162,7 @@ impl Application {
             databases,
             relays,
             consumers,
+            sweeper,
             shutdown_timeout: settings.shutdown_timeout,
         })
     }
@@ -176,6 +183,7 @@ impl Application {
         for consumer in self.consumers {
             tasks.spawn(consumer.run(background.clone()));
         }
+        tasks.spawn(self.sweeper.run(background.clone()));
         tasks.close();
         let app = self
             .router

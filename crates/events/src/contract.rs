@@ -104,4 +104,24 @@ pub mod inventory {
         const TYPE: &'static str = "commercex.inventory.stock_adjusted.v1";
         const TOPIC: &'static str = TOPIC;
     }
+
+    /// One product line held by a reservation.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct ReservedLine {
+        pub product_id: Uuid,
+        pub quantity: i64,
+    }
+
+    /// An order's reservation passed its time without being committed; its units are free
+    /// again. The order cannot be fulfilled from it any more.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct ReservationExpiredV1 {
+        pub order_id: Uuid,
+        pub lines: Vec<ReservedLine>,
+    }
+
+    impl EventKind for ReservationExpiredV1 {
+        const TYPE: &'static str = "commercex.inventory.reservation_expired.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
 }

@@ -3,7 +3,7 @@
 
 use events::Envelope;
 use events::contract::EventKind;
-use events::contract::inventory::StockAdjustedV1;
+use events::contract::inventory::{ReservationExpiredV1, ReservedLine, StockAdjustedV1};
 use events::outbox::Outbox;
 use platform::db::Db;
 use sqlx::{Any, Transaction};
@@ -203,6 +203,24 @@ impl Inventory {
         };
         let reason = format!("reservation {what} for order {order_id}");
         let leaves_shelf = to == ReservationStatus::Committed;
+        if to == ReservationStatus::Expired {
+            let event = ReservationExpiredV1 {
+                order_id,
+                lines: lines
+                    .iter()
+                    .map(|line| ReservedLine {
+                        product_id: line.product_id,
+                        quantity: line.quantity.get(),
+                    })
+                    .collect(),
+            };
+            // Keyed by the order: the saga's events about one order stay in order.
+            let envelope =
+                Envelope::of(SOURCE, order_id.to_string(), &event).correlated(order_id.to_string());
+            self.outbox
+                .enqueue(&mut tx, ReservationExpiredV1::TOPIC, &envelope)
+                .await?;
+        }
         for line in lines {
             let quantity = line.quantity.get();
             let change = Change {

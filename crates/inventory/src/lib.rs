@@ -7,5 +7,6 @@ pub mod handlers;
 pub mod inventory;
 pub mod service;
 pub mod store;
+pub mod sweeper;
 
 pub use service::InventoryService;

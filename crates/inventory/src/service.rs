@@ -53,6 +53,11 @@ impl InventoryService {
         )
     }
 
+    /// The task that releases expired reservations, checking every `interval`.
+    pub fn sweeper(&self, interval: std::time::Duration) -> crate::sweeper::Sweeper {
+        crate::sweeper::Sweeper::new(self.inventory.clone(), interval)
+    }
+
     pub fn store(&self) -> &ServiceDb {
         &self.store
     }

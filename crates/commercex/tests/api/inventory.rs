@@ -5,6 +5,29 @@ use testkit::backend_tests;
 use crate::catalog::product;
 use crate::helpers::*;
 
+/// Holds `quantity` units of product `id` for a new order, through the inventory the running
+/// app uses (the way the checkout saga will reach it).
+async fn reserve(
+    storage: &testkit::TestStorage,
+    id: &str,
+    quantity: i64,
+    ttl: chrono::Duration,
+) -> (inventory::InventoryService, uuid::Uuid) {
+    use inventory::domain::{Quantity, ReservationLine, ReservationRequest};
+    let service = inventory::InventoryService::open(&storage.storage, Default::default())
+        .await
+        .unwrap();
+    let line = ReservationLine {
+        product_id: uuid::Uuid::parse_str(id).unwrap(),
+        quantity: Quantity::parse(quantity).unwrap(),
+    };
+    let order_id = uuid::Uuid::now_v7();
+    let request = ReservationRequest::new(order_id, &[line], chrono::Utc::now() + ttl).unwrap();
+    let outcome = service.inventory().reserve(&request).await.unwrap();
+    assert_eq!(outcome, inventory::inventory::ReserveOutcome::Reserved);
+    (service, order_id)
+}
+
 impl TestApp {
     /// Creates a product and waits until inventory keeps stock for it.
     pub async fn stocked_product(&self, admin: &str, sku: &str, units: i64) -> String {
@@ -80,16 +103,38 @@ backend_tests! {
         app.stop().await;
     }
 
+    async fn the_sweeper_releases_expired_reservations(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let id = app.stocked_product(&admin, "INV-5", 5).await;
+        let (service, order_id) = reserve(&storage, &id, 3, chrono::Duration::milliseconds(300)).await;
+        let path = format!("/api/v1/inventory/{id}");
+        assert_eq!(app.get(&path, None).await.json::<Value>().await.unwrap()["reserved"], 3);
+        wait_for("the sweeper to free the units", || async {
+            app.get(&path, None).await.json::<Value>().await.unwrap()["reserved"] == 0
+        })
+        .await;
+        let ledger: Value = app.get(&format!("{path}/ledger"), Some(&admin)).await.json().await.unwrap();
+        assert_eq!(ledger["items"][0]["kind"], "expired");
+        let bus = app.database("bus").await;
+        wait_for("reservation_expired on the bus", || async {
+            let found: Option<String> = sqlx::query_scalar("SELECT envelope FROM event_log WHERE event_key = $1")
+                .bind(order_id.to_string())
+                .fetch_optional(bus.pool())
+                .await
+                .unwrap();
+            found.is_some_and(|e| e.contains("commercex.inventory.reservation_expired.v1"))
+        })
+        .await;
+        service.store().db.close().await;
+        app.stop().await;
+    }
+
     async fn adjusting_below_reserved_is_a_conflict(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let admin = app.admin_token().await;
         let id = app.stocked_product(&admin, "INV-3", 5).await;
-        // The running app's inventory, reached the way the checkout saga will reach it.
-        let service = inventory::InventoryService::open(&storage.storage, Default::default()).await.unwrap();
-        let product_id = uuid::Uuid::parse_str(&id).unwrap();
-        let line = inventory::domain::ReservationLine { product_id, quantity: inventory::domain::Quantity::parse(4).unwrap() };
-        let request = inventory::domain::ReservationRequest::new(uuid::Uuid::now_v7(), &[line], chrono::Utc::now() + chrono::Duration::minutes(15)).unwrap();
-        service.inventory().reserve(&request).await.unwrap();
+        let (service, _) = reserve(&storage, &id, 4, chrono::Duration::minutes(15)).await;
         let path = format!("/api/v1/inventory/{id}/adjustments");
         problem(app.send(Method::POST, &path, Some(&admin), Some(&json!({"delta": -2, "reason": "breakage"}))).await, 409).await;
         let response = app.send(Method::POST, &path, Some(&admin), Some(&json!({"delta": -1, "reason": "breakage"}))).await;
