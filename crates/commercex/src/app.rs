@@ -145,7 +145,9 @@ impl Application {
         let dyn_bus: Arc<dyn EventBus> = bus;
         let consumers = vec![
             services.catalog.consumer(dyn_bus.clone()),
-            services.inventory.consumer(dyn_bus),
+            services
+                .inventory
+                .consumer(dyn_bus, settings.reservation_ttl),
         ];
         let listener = TcpListener::bind(settings.listen)
             .await

@@ -246,6 +246,10 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,
 
+    /// How long stock is held for an order awaiting payment, e.g. `2s`, `15m`.
+    #[arg(long, global = true, env = "COMMERCEX_RESERVATION_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub reservation_ttl: Duration,
+
     /// How long shutdown waits for in-flight work.
     #[arg(long, global = true, env = "COMMERCEX_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,

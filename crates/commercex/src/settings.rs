@@ -37,6 +37,7 @@ pub struct Settings {
     pub throttle: ThrottlePolicy,
     pub admin: Option<AdminBootstrap>,
     pub relay: RelaySettings,
+    pub reservation_ttl: std::time::Duration,
     pub shutdown_timeout: std::time::Duration,
 }
 
@@ -144,6 +145,7 @@ impl Settings {
             },
             admin,
             relay: RelaySettings::default(),
+            reservation_ttl: options.reservation_ttl,
             shutdown_timeout: options.shutdown_timeout,
         })
     }

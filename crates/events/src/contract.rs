@@ -105,6 +105,30 @@ pub mod inventory {
         const TOPIC: &'static str = TOPIC;
     }
 
+    /// Every line of the order is held until `expires_at`.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct InventoryReservedV1 {
+        pub order_id: Uuid,
+        pub expires_at: chrono::DateTime<chrono::Utc>,
+    }
+
+    impl EventKind for InventoryReservedV1 {
+        const TYPE: &'static str = "commercex.inventory.reserved.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+
+    /// Nothing is held: these products had too few units.
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct InventoryRejectedV1 {
+        pub order_id: Uuid,
+        pub short: Vec<Uuid>,
+    }
+
+    impl EventKind for InventoryRejectedV1 {
+        const TYPE: &'static str = "commercex.inventory.rejected.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+
     /// One product line held by a reservation.
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
     pub struct ReservedLine {
@@ -122,6 +146,103 @@ pub mod inventory {
 
     impl EventKind for ReservationExpiredV1 {
         const TYPE: &'static str = "commercex.inventory.reservation_expired.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+}
+
+/// The checkout saga's order events. Keyed by the order id; `correlationid` is the order id.
+pub mod orders {
+    use super::*;
+
+    pub const TOPIC: &str = "commercex.orders";
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct OrderLine {
+        pub product_id: Uuid,
+        pub quantity: i64,
+        /// Unit price in minor units, snapshotted when the order was placed.
+        pub unit_price: i64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct OrderPlacedV1 {
+        pub order_id: Uuid,
+        pub customer_id: Uuid,
+        pub lines: Vec<OrderLine>,
+        pub total: Price,
+        /// Opaque token the payment provider charges; only the payments service uses it.
+        pub payment_token: String,
+    }
+
+    impl EventKind for OrderPlacedV1 {
+        const TYPE: &'static str = "commercex.order.placed.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct OrderConfirmedV1 {
+        pub order_id: Uuid,
+    }
+
+    impl EventKind for OrderConfirmedV1 {
+        const TYPE: &'static str = "commercex.order.confirmed.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct OrderCancelledV1 {
+        pub order_id: Uuid,
+        /// `out_of_stock`, `payment_declined`, `reservation_expired` or `cancelled_by_customer`.
+        pub reason: String,
+        /// Whether it had been confirmed: then payments refunds and inventory restocks.
+        pub was_confirmed: bool,
+    }
+
+    impl EventKind for OrderCancelledV1 {
+        const TYPE: &'static str = "commercex.order.cancelled.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+}
+
+/// Payments' side of the saga. Keyed by the order id.
+pub mod payments {
+    use super::*;
+
+    pub const TOPIC: &str = "commercex.payments";
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PaymentCapturedV1 {
+        pub order_id: Uuid,
+        pub payment_id: Uuid,
+        pub amount: Price,
+    }
+
+    impl EventKind for PaymentCapturedV1 {
+        const TYPE: &'static str = "commercex.payment.captured.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PaymentFailedV1 {
+        pub order_id: Uuid,
+        pub payment_id: Uuid,
+        pub reason: String,
+    }
+
+    impl EventKind for PaymentFailedV1 {
+        const TYPE: &'static str = "commercex.payment.failed.v1";
+        const TOPIC: &'static str = TOPIC;
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub struct PaymentRefundedV1 {
+        pub order_id: Uuid,
+        pub payment_id: Uuid,
+        pub amount: Price,
+    }
+
+    impl EventKind for PaymentRefundedV1 {
+        const TYPE: &'static str = "commercex.payment.refunded.v1";
         const TOPIC: &'static str = TOPIC;
     }
 }

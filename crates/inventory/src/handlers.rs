@@ -1,43 +1,141 @@
-//! Events inventory reacts to: a new product gets a stock record at zero.
+//! Events inventory reacts to: a stock record for each new product, and its part in the
+//! checkout saga (hold on order.placed, commit on confirm, release or restock on cancel).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use events::Envelope;
 use events::consumer::{EventHandler, HandlerError};
 use events::contract::EventKind;
 use events::contract::catalog::ProductCreatedV1;
+use events::contract::inventory::{InventoryRejectedV1, InventoryReservedV1};
+use events::contract::orders::{OrderCancelledV1, OrderConfirmedV1, OrderPlacedV1};
+use events::outbox::Outbox;
 use sqlx::{Any, Transaction};
 
-use crate::store::StockStore;
+use crate::domain::{Quantity, ReservationLine, ReservationRequest};
+use crate::inventory::{Inventory, InventoryError, ReserveOutcome, SOURCE};
 
 pub const GROUP: &str = "inventory";
-pub const TOPICS: &[&str] = &[events::contract::catalog::TOPIC];
+pub const TOPICS: &[&str] = &[
+    events::contract::catalog::TOPIC,
+    events::contract::orders::TOPIC,
+];
 
-pub struct StockRecords {
-    stock: StockStore,
+pub struct InventoryHandler {
+    inventory: Arc<Inventory>,
+    outbox: Outbox,
+    /// How long a reservation holds stock before the sweeper releases it.
+    reservation_ttl: Duration,
 }
 
-impl StockRecords {
-    pub fn new(stock: StockStore) -> Arc<Self> {
-        Arc::new(Self { stock })
+impl InventoryHandler {
+    pub fn new(inventory: Arc<Inventory>, outbox: Outbox, reservation_ttl: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            inventory,
+            outbox,
+            reservation_ttl,
+        })
+    }
+
+    async fn reserve(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        event: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let order: OrderPlacedV1 = event.decode()?;
+        let lines = order
+            .lines
+            .iter()
+            .map(|line| {
+                Ok(ReservationLine {
+                    product_id: line.product_id,
+                    quantity: Quantity::parse(line.quantity)?,
+                })
+            })
+            .collect::<Result<Vec<_>, &'static str>>()
+            .map_err(HandlerError::permanent)?;
+        let ttl = chrono::Duration::from_std(self.reservation_ttl)
+            .unwrap_or(chrono::Duration::minutes(15));
+        let expires_at = platform::time::now() + ttl;
+        let request = ReservationRequest::new(order.order_id, &lines, expires_at)
+            .map_err(HandlerError::permanent)?;
+        let subject = order.order_id.to_string();
+        let answer = match self
+            .inventory
+            .reserve_in(tx, &request)
+            .await
+            .map_err(transient)?
+        {
+            ReserveOutcome::Reserved => (
+                InventoryReservedV1::TOPIC,
+                Envelope::of(
+                    SOURCE,
+                    subject,
+                    &InventoryReservedV1 {
+                        order_id: order.order_id,
+                        expires_at,
+                    },
+                ),
+            ),
+            ReserveOutcome::Rejected { short } => (
+                InventoryRejectedV1::TOPIC,
+                Envelope::of(
+                    SOURCE,
+                    subject,
+                    &InventoryRejectedV1 {
+                        order_id: order.order_id,
+                        short,
+                    },
+                ),
+            ),
+        };
+        self.outbox
+            .enqueue(tx, answer.0, &answer.1.caused_by(event))
+            .await?;
+        Ok(())
     }
 }
 
+fn transient(error: InventoryError) -> HandlerError {
+    HandlerError::transient(error)
+}
+
 #[async_trait]
-impl EventHandler for StockRecords {
+impl EventHandler for InventoryHandler {
     async fn handle(
         &self,
         tx: &mut Transaction<'static, Any>,
         event: &Envelope,
     ) -> Result<(), HandlerError> {
-        if event.event_type != ProductCreatedV1::TYPE {
-            return Ok(());
+        match event.event_type.as_str() {
+            ProductCreatedV1::TYPE => {
+                let product: ProductCreatedV1 = event.decode()?;
+                self.inventory
+                    .track_in(tx, product.product_id)
+                    .await
+                    .map_err(transient)
+            }
+            OrderPlacedV1::TYPE => self.reserve(tx, event).await,
+            OrderConfirmedV1::TYPE => {
+                let order: OrderConfirmedV1 = event.decode()?;
+                self.inventory
+                    .commit_in(tx, order.order_id)
+                    .await
+                    .map(drop)
+                    .map_err(transient)
+            }
+            OrderCancelledV1::TYPE => {
+                let order: OrderCancelledV1 = event.decode()?;
+                let done = if order.was_confirmed {
+                    self.inventory.restock_in(tx, order.order_id).await
+                } else {
+                    self.inventory.release_in(tx, order.order_id).await
+                };
+                done.map(drop).map_err(transient)
+            }
+            _ => Ok(()),
         }
-        let product: ProductCreatedV1 = event.decode()?;
-        self.stock
-            .ensure(tx, product.product_id)
-            .await
-            .map_err(HandlerError::transient)
     }
 }

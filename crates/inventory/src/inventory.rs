@@ -60,16 +60,20 @@ impl Inventory {
         }
     }
 
-    pub(crate) fn store(&self) -> &StockStore {
-        &self.stock
-    }
-
     /// Starts keeping stock for a product, at zero; nothing happens if it is kept already.
     pub async fn track(&self, product_id: Uuid) -> Result<(), InventoryError> {
         let mut tx = self.db.begin().await?;
-        self.stock.ensure(&mut tx, product_id).await?;
+        self.track_in(&mut tx, product_id).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    pub async fn track_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        product_id: Uuid,
+    ) -> Result<(), InventoryError> {
+        Ok(self.stock.ensure(tx, product_id).await?)
     }
 
     pub async fn levels(&self, product_id: Uuid) -> Result<StockLevels, InventoryError> {
@@ -122,22 +126,34 @@ impl Inventory {
         request: &ReservationRequest,
     ) -> Result<ReserveOutcome, InventoryError> {
         let mut tx = self.db.begin().await?;
-        if let Some(status) = self
-            .stock
-            .reservation_status(&mut tx, request.order_id)
-            .await?
-        {
+        let outcome = self.reserve_in(&mut tx, request).await?;
+        self.outbox.commit(tx).await?;
+        Ok(outcome)
+    }
+
+    /// [`Self::reserve`] inside the caller's transaction (an event handler's).
+    pub async fn reserve_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        request: &ReservationRequest,
+    ) -> Result<ReserveOutcome, InventoryError> {
+        if let Some(status) = self.stock.reservation_status(tx, request.order_id).await? {
             return Ok(match status {
-                ReservationStatus::Active | ReservationStatus::Committed => {
-                    ReserveOutcome::Reserved
-                }
+                ReservationStatus::Active
+                | ReservationStatus::Committed
+                | ReservationStatus::Returned => ReserveOutcome::Reserved,
                 ReservationStatus::Released | ReservationStatus::Expired => {
                     ReserveOutcome::Rejected { short: vec![] }
                 }
             });
         }
+        // Checked under lock (row locks on PostgreSQL, the write lock on SQLite) before any
+        // change, so a rejection leaves nothing to undo in the caller's transaction.
+        let short = self.stock.shortages(tx, &request.lines).await?;
+        if !short.is_empty() {
+            return Ok(ReserveOutcome::Rejected { short });
+        }
         let reason = format!("reserved for order {}", request.order_id);
-        let mut short = Vec::new();
         for line in &request.lines {
             let change = Change {
                 kind: "reservation",
@@ -146,32 +162,75 @@ impl Inventory {
                 reason: &reason,
                 actor: SOURCE,
             };
-            // Events written here leave only if the whole reservation commits.
-            match self.stock.apply(&mut tx, line.product_id, &change).await? {
-                Some(levels) => self.announce(&mut tx, &levels, &change).await?,
-                None => short.push(line.product_id),
-            }
+            let levels = self
+                .stock
+                .apply(tx, line.product_id, &change)
+                .await?
+                .ok_or_else(|| InventoryError::Internal("stock changed under its lock".into()))?;
+            self.announce(tx, &levels, &change).await?;
         }
-        if !short.is_empty() {
-            tx.rollback().await?;
-            return Ok(ReserveOutcome::Rejected { short });
-        }
-        self.stock.insert_reservation(&mut tx, request).await?;
-        self.outbox.commit(tx).await?;
+        self.stock.insert_reservation(tx, request).await?;
         Ok(ReserveOutcome::Reserved)
     }
 
     /// The order is confirmed: its reserved units leave the shelf. `false` if it had no
     /// active reservation.
     pub async fn commit(&self, order_id: Uuid) -> Result<bool, InventoryError> {
-        self.close(order_id, ReservationStatus::Committed, "committed")
-            .await
+        let mut tx = self.db.begin().await?;
+        let done = self.commit_in(&mut tx, order_id).await?;
+        self.outbox.commit(tx).await?;
+        Ok(done)
+    }
+
+    pub async fn commit_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        order_id: Uuid,
+    ) -> Result<bool, InventoryError> {
+        self.close(
+            tx,
+            order_id,
+            ReservationStatus::Active,
+            ReservationStatus::Committed,
+        )
+        .await
     }
 
     /// The order is cancelled: its reserved units are free again.
     pub async fn release(&self, order_id: Uuid) -> Result<bool, InventoryError> {
-        self.close(order_id, ReservationStatus::Released, "released")
-            .await
+        let mut tx = self.db.begin().await?;
+        let done = self.release_in(&mut tx, order_id).await?;
+        self.outbox.commit(tx).await?;
+        Ok(done)
+    }
+
+    pub async fn release_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        order_id: Uuid,
+    ) -> Result<bool, InventoryError> {
+        self.close(
+            tx,
+            order_id,
+            ReservationStatus::Active,
+            ReservationStatus::Released,
+        )
+        .await
+    }
+
+    /// A confirmed order was cancelled and refunded: its units go back on the shelf.
+    pub async fn restock_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        order_id: Uuid,
+    ) -> Result<bool, InventoryError> {
+        self.close(
+            tx,
+            order_id,
+            ReservationStatus::Committed,
+            ReservationStatus::Returned,
+        )
+        .await
     }
 
     /// Releases reservations past their time; returns the orders whose reservation expired.
@@ -181,28 +240,36 @@ impl Inventory {
     ) -> Result<Vec<Uuid>, InventoryError> {
         let mut expired = Vec::new();
         for order_id in self.stock.expired(now, 100).await? {
-            if self
-                .close(order_id, ReservationStatus::Expired, "expired")
-                .await?
-            {
+            let mut tx = self.db.begin().await?;
+            let done = self
+                .close(
+                    &mut tx,
+                    order_id,
+                    ReservationStatus::Active,
+                    ReservationStatus::Expired,
+                )
+                .await?;
+            self.outbox.commit(tx).await?;
+            if done {
                 expired.push(order_id);
             }
         }
         Ok(expired)
     }
 
+    /// Moves the order's reservation from `from` to `to` and changes the stock to match.
     async fn close(
         &self,
+        tx: &mut Transaction<'static, Any>,
         order_id: Uuid,
+        from: ReservationStatus,
         to: ReservationStatus,
-        what: &str,
     ) -> Result<bool, InventoryError> {
-        let mut tx = self.db.begin().await?;
-        let Some(lines) = self.stock.close_reservation(&mut tx, order_id, to).await? else {
+        let Some(lines) = self.stock.close_reservation(tx, order_id, from, to).await? else {
             return Ok(false);
         };
+        let what = to.as_str();
         let reason = format!("reservation {what} for order {order_id}");
-        let leaves_shelf = to == ReservationStatus::Committed;
         if to == ReservationStatus::Expired {
             let event = ReservationExpiredV1 {
                 order_id,
@@ -218,30 +285,36 @@ impl Inventory {
             let envelope =
                 Envelope::of(SOURCE, order_id.to_string(), &event).correlated(order_id.to_string());
             self.outbox
-                .enqueue(&mut tx, ReservationExpiredV1::TOPIC, &envelope)
+                .enqueue(tx, ReservationExpiredV1::TOPIC, &envelope)
                 .await?;
         }
         for line in lines {
             let quantity = line.quantity.get();
+            // (on hand, reserved) deltas: committed units leave the shelf, returned ones come
+            // back, released and expired ones are simply no longer held.
+            let (on_hand_delta, reserved_delta) = match to {
+                ReservationStatus::Committed => (-quantity, -quantity),
+                ReservationStatus::Returned => (quantity, 0),
+                _ => (0, -quantity),
+            };
             let change = Change {
                 kind: what,
-                on_hand_delta: if leaves_shelf { -quantity } else { 0 },
-                reserved_delta: -quantity,
+                on_hand_delta,
+                reserved_delta,
                 reason: &reason,
                 actor: SOURCE,
             };
             let levels = self
                 .stock
-                .apply(&mut tx, line.product_id, &change)
+                .apply(tx, line.product_id, &change)
                 .await?
                 .ok_or_else(|| {
                     InventoryError::Internal(format!(
                         "reservation of {order_id} exceeds the stock it holds"
                     ))
                 })?;
-            self.announce(&mut tx, &levels, &change).await?;
+            self.announce(tx, &levels, &change).await?;
         }
-        self.outbox.commit(tx).await?;
         Ok(true)
     }
 

@@ -8,7 +8,7 @@ use events::service_db::ServiceDb;
 use platform::db::{DbError, Migrations, PoolSettings, Storage};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::handlers::{GROUP, StockRecords, TOPICS};
+use crate::handlers::{GROUP, InventoryHandler, TOPICS};
 use crate::inventory::Inventory;
 
 pub const SCHEMA: &str = "inventory";
@@ -42,15 +42,25 @@ impl InventoryService {
         crate::api::router(self.inventory.clone())
     }
 
-    /// The consumer that gives new products a stock record.
-    pub fn consumer(&self, bus: Arc<dyn EventBus>) -> Consumer {
-        let handler = StockRecords::new(self.inventory.store().clone());
+    /// The consumer that gives new products a stock record and holds stock for orders,
+    /// each hold lasting `reservation_ttl`.
+    pub fn consumer(
+        &self,
+        bus: Arc<dyn EventBus>,
+        reservation_ttl: std::time::Duration,
+    ) -> Consumer {
+        let handler = InventoryHandler::new(
+            self.inventory.clone(),
+            self.store.outbox.clone(),
+            reservation_ttl,
+        );
         Consumer::new(
             self.store.db.clone(),
             bus,
             handler,
             ConsumerSettings::new(GROUP, TOPICS),
         )
+        .waking(self.store.outbox.clone())
     }
 
     /// The task that releases expired reservations, checking every `interval`.

@@ -2,7 +2,7 @@
 //! UPDATE, so the invariant 0 <= reserved <= on_hand holds under any concurrency on both
 //! backends (row locks on PostgreSQL, the write lock on SQLite); the table's CHECKs back it up.
 
-use platform::db::Db;
+use platform::db::{Backend, Db};
 use platform::time::{from_millis, to_millis};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -175,6 +175,31 @@ impl StockStore {
             .collect()
     }
 
+    /// The products of `lines` that have fewer units available than asked (or no stock
+    /// record), reading under lock so the answer holds until the transaction ends.
+    pub async fn shortages(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        lines: &[ReservationLine],
+    ) -> Result<Vec<Uuid>, StoreError> {
+        let lock = match self.db.backend() {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let sql = format!("SELECT on_hand - reserved FROM stock WHERE product_id = $1{lock}");
+        let mut short = Vec::new();
+        for line in lines {
+            let available: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(line.product_id.to_string())
+                .fetch_optional(&mut **tx)
+                .await?;
+            if available.is_none_or(|units| units < line.quantity.get()) {
+                short.push(line.product_id);
+            }
+        }
+        Ok(short)
+    }
+
     pub async fn insert_reservation(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -223,20 +248,22 @@ impl StockStore {
             .transpose()
     }
 
-    /// Moves the order's active reservation to `to`, returning its lines; `None` if it has
-    /// no active reservation.
+    /// Moves the order's reservation from `from` to `to`, returning its lines; `None` if it
+    /// has none in `from`.
     pub async fn close_reservation(
         &self,
         tx: &mut Transaction<'static, Any>,
         order_id: Uuid,
+        from: ReservationStatus,
         to: ReservationStatus,
     ) -> Result<Option<Vec<ReservationLine>>, StoreError> {
         let id: Option<String> = sqlx::query_scalar(
-            "UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = 'active' RETURNING id",
+            "UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = $4 RETURNING id",
         )
         .bind(to.as_str())
         .bind(to_millis(platform::time::now()))
         .bind(order_id.to_string())
+        .bind(from.as_str())
         .fetch_optional(&mut **tx)
         .await?;
         let Some(id) = id else { return Ok(None) };

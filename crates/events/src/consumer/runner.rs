@@ -8,6 +8,7 @@ use super::{EventHandler, HandlerError, RetryPolicy};
 use crate::Envelope;
 use crate::bus::{Delivery, EventBus, Subscription};
 use crate::dlq::{DeadLetters, NewDeadLetter};
+use crate::outbox::Outbox;
 
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
@@ -51,6 +52,9 @@ pub struct Consumer {
     handler: Arc<dyn EventHandler>,
     settings: ConsumerSettings,
     dead_letters: DeadLetters,
+    /// The consuming service's outbox, woken after each handled event so that what the
+    /// handler wrote leaves at once rather than at the relay's next poll.
+    outbox: Option<Outbox>,
 }
 
 /// Shutdown arrived while waiting between attempts; the event stays uncommitted and is
@@ -78,7 +82,14 @@ impl Consumer {
             handler,
             settings,
             dead_letters,
+            outbox: None,
         }
+    }
+
+    /// Wakes `outbox`'s relay after every handled event.
+    pub fn waking(mut self, outbox: Outbox) -> Self {
+        self.outbox = Some(outbox);
+        self
     }
 
     /// Consumes until `cancel` fires. The event being handled when it fires is finished (or,
@@ -268,7 +279,10 @@ impl Consumer {
             Err(error) if is_unique_violation(&error) => return Ok(false),
             other => other?,
         };
-        tx.commit().await?;
+        match &self.outbox {
+            Some(outbox) => outbox.commit(tx).await?,
+            None => tx.commit().await?,
+        }
         Ok(true)
     }
 

@@ -71,6 +71,8 @@ pub enum ReservationStatus {
     Committed,
     Released,
     Expired,
+    /// Committed, then the order was cancelled and its units put back.
+    Returned,
 }
 
 impl ReservationStatus {
@@ -80,6 +82,7 @@ impl ReservationStatus {
             Self::Committed => "committed",
             Self::Released => "released",
             Self::Expired => "expired",
+            Self::Returned => "returned",
         }
     }
 
@@ -89,6 +92,7 @@ impl ReservationStatus {
             "committed" => Some(Self::Committed),
             "released" => Some(Self::Released),
             "expired" => Some(Self::Expired),
+            "returned" => Some(Self::Returned),
             _ => None,
         }
     }
