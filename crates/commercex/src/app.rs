@@ -16,6 +16,9 @@ use events::service_db::ServiceDb;
 use gateway::GatewayParts;
 use inventory::InventoryService;
 use inventory::sweeper::Sweeper;
+use orders::OrdersService;
+use payments::PaymentsService;
+use payments::provider::SandboxProvider;
 use platform::auth::TokenVerifier;
 use platform::db::Db;
 use platform::http::ReadinessCheck;
@@ -59,6 +62,8 @@ pub struct Services {
     pub users: UsersService,
     pub catalog: CatalogService,
     pub inventory: InventoryService,
+    pub orders: OrdersService,
+    pub payments: PaymentsService,
     pub bus: Db,
 }
 
@@ -81,16 +86,22 @@ impl Services {
             users,
             catalog: CatalogService::open(storage, pool).await?,
             inventory: InventoryService::open(storage, pool).await?,
+            orders: OrdersService::open(storage, pool).await?,
+            // Real providers plug in here, chosen by configuration, behind the same trait.
+            payments: PaymentsService::open(storage, pool, Arc::new(SandboxProvider::new()))
+                .await?,
             bus: open_bus_db(storage, pool).await?,
         })
     }
 
     /// Each service's database with the outbox its relay drains.
-    fn stores(&self) -> [&ServiceDb; 3] {
+    fn stores(&self) -> [&ServiceDb; 5] {
         [
             self.users.store(),
             self.catalog.store(),
             self.inventory.store(),
+            self.orders.store(),
+            self.payments.store(),
         ]
     }
 }
@@ -124,6 +135,8 @@ impl Application {
                 services.users.router(),
                 services.catalog.router(),
                 services.inventory.router(),
+                services.orders.router(),
+                services.payments.router(),
             ],
             readiness,
             verifier: Arc::new(verifier),
@@ -147,7 +160,9 @@ impl Application {
             services.catalog.consumer(dyn_bus.clone()),
             services
                 .inventory
-                .consumer(dyn_bus, settings.reservation_ttl),
+                .consumer(dyn_bus.clone(), settings.reservation_ttl),
+            services.orders.consumer(dyn_bus.clone()),
+            services.payments.consumer(dyn_bus),
         ];
         let listener = TcpListener::bind(settings.listen)
             .await

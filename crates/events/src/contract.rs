@@ -194,8 +194,10 @@ pub mod orders {
         pub order_id: Uuid,
         /// `out_of_stock`, `payment_declined`, `reservation_expired` or `cancelled_by_customer`.
         pub reason: String,
-        /// Whether it had been confirmed: then payments refunds and inventory restocks.
-        pub was_confirmed: bool,
+        /// Undo what went through: payments refunds a captured charge, inventory puts
+        /// committed units back. True when a confirmed order is cancelled, or a charge was
+        /// captured after the order had been cancelled.
+        pub compensate: bool,
     }
 
     impl EventKind for OrderCancelledV1 {

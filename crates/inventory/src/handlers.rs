@@ -128,7 +128,7 @@ impl EventHandler for InventoryHandler {
             }
             OrderCancelledV1::TYPE => {
                 let order: OrderCancelledV1 = event.decode()?;
-                let done = if order.was_confirmed {
+                let done = if order.compensate {
                     self.inventory.restock_in(tx, order.order_id).await
                 } else {
                     self.inventory.release_in(tx, order.order_id).await

@@ -11,21 +11,29 @@ pub async fn run(options: &Options, command: DlqCommand) -> anyhow::Result<()> {
     let queues = [
         (
             users::service::SCHEMA,
-            DeadLetters::new(users::UsersService::open_db(&storage, pool).await?.db),
+            users::UsersService::open_db(&storage, pool).await?.db,
         ),
         (
             catalog::service::SCHEMA,
-            DeadLetters::new(catalog::CatalogService::open_db(&storage, pool).await?.db),
+            catalog::CatalogService::open_db(&storage, pool).await?.db,
         ),
         (
             inventory::service::SCHEMA,
-            DeadLetters::new(
-                inventory::InventoryService::open_db(&storage, pool)
-                    .await?
-                    .db,
-            ),
+            inventory::InventoryService::open_db(&storage, pool)
+                .await?
+                .db,
         ),
-    ];
+        (
+            orders::service::SCHEMA,
+            orders::OrdersService::open_db(&storage, pool).await?.db,
+        ),
+        (
+            payments::service::SCHEMA,
+            payments::PaymentsService::open_db(&storage, pool).await?.db,
+        ),
+    ]
+    .map(|(schema, db)| (schema, DeadLetters::new(db)));
+
     match command {
         DlqCommand::List => {
             println!(

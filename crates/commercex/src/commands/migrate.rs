@@ -11,6 +11,8 @@ pub async fn run(options: &Options) -> anyhow::Result<()> {
         inventory::InventoryService::open_db(&storage, pool)
             .await?
             .db,
+        orders::OrdersService::open_db(&storage, pool).await?.db,
+        payments::PaymentsService::open_db(&storage, pool).await?.db,
         crate::app::open_bus_db(&storage, pool).await?,
     ];
     for db in databases {

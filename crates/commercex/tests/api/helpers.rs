@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "correct horse battery staple";
-pub const SERVICE_SCHEMAS: [&str; 3] = ["users", "catalog", "inventory"];
+pub const SERVICE_SCHEMAS: [&str; 5] = ["users", "catalog", "inventory", "orders", "payments"];
 
 pub struct TestApp {
     pub addr: SocketAddr,

@@ -4,6 +4,7 @@
 
 mod auth;
 mod catalog;
+mod checkout;
 mod cli;
 mod helpers;
 mod http_conventions;

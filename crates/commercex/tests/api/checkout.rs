@@ -1,0 +1,294 @@
+//! The checkout saga end to end: orders, inventory and payments moving an order to a final
+//! state by events alone.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use testkit::backend_tests;
+
+use crate::helpers::*;
+
+fn address() -> Value {
+    json!({"name": "Ada Lovelace", "line1": "12 Analytical Way", "city": "London", "postal_code": "N1 9GU", "country": "GB"})
+}
+
+fn order_body(lines: &[(&str, i64)], token: &str) -> Value {
+    let items: Vec<Value> = lines
+        .iter()
+        .map(|(id, q)| json!({"product_id": id, "quantity": q}))
+        .collect();
+    json!({"items": items, "payment_token": token, "shipping_address": address()})
+}
+
+impl TestApp {
+    /// A stocked product that orders can already price (its read model follows catalog
+    /// events, so a brand-new product is briefly unknown there).
+    pub async fn orderable_product(&self, admin: &str, sku: &str, units: i64) -> String {
+        let id = self.stocked_product(admin, sku, units).await;
+        wait_for("orders to know the product", || self.known_to_orders(&id)).await;
+        id
+    }
+
+    async fn known_to_orders(&self, product_id: &str) -> bool {
+        let db = self.database("orders").await;
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT sku FROM catalog_products WHERE product_id = $1")
+                .bind(product_id)
+                .fetch_optional(db.pool())
+                .await
+                .unwrap();
+        db.close().await;
+        found.is_some()
+    }
+
+    pub async fn place(&self, token: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/orders"))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the order leaves `pending`; returns it.
+    pub async fn settled(&self, token: &str, order_id: &str) -> Value {
+        let path = format!("/api/v1/orders/{order_id}");
+        wait_for("the order to settle", || async {
+            self.get(&path, Some(token))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()["status"]
+                != "pending"
+        })
+        .await;
+        self.get(&path, Some(token)).await.json().await.unwrap()
+    }
+
+    pub async fn levels(&self, product_id: &str) -> (i64, i64) {
+        let levels: Value = self
+            .get(&format!("/api/v1/inventory/{product_id}"), None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        (
+            levels["on_hand"].as_i64().unwrap(),
+            levels["reserved"].as_i64().unwrap(),
+        )
+    }
+
+    pub async fn payment(&self, token: &str, order_id: &str) -> Value {
+        let response = self
+            .get(
+                &format!("/api/v1/payments?order_id={order_id}"),
+                Some(token),
+            )
+            .await;
+        assert_eq!(response.status(), 200);
+        response.json::<Value>().await.unwrap()["items"][0].clone()
+    }
+
+    async fn steps(&self, token: &str, order_id: &str) -> Vec<String> {
+        let timeline: Value = self
+            .get(&format!("/api/v1/orders/{order_id}/timeline"), Some(token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        timeline["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+backend_tests! {
+    async fn a_paid_order_is_confirmed_and_its_stock_leaves_the_shelf(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "SAGA-1", 10).await;
+        let (customer, _) = app.signed_up("buyer@example.com").await;
+        let response = app.place(&customer, "order-1", &order_body(&[(&product, 2)], "tok_visa")).await;
+        assert_eq!(response.status(), 202);
+        let placed: Value = response.json().await.unwrap();
+        assert_eq!(placed["status"], "pending");
+        assert_eq!(placed["total"], 3000);
+        assert_eq!(placed["currency"], "EUR");
+        let id = placed["id"].as_str().unwrap();
+
+        let order = app.settled(&customer, id).await;
+        assert_eq!(order["status"], "confirmed");
+        wait_for("the reservation committed", || async { app.levels(&product).await == (8, 0) }).await;
+        let payment = app.payment(&customer, id).await;
+        assert_eq!(payment["status"], "captured");
+        assert_eq!(payment["amount"], json!({"amount": 3000, "currency": "EUR"}));
+        assert_eq!(payment["attempts"].as_array().unwrap().len(), 1, "one charge");
+        assert_eq!(app.steps(&customer, id).await, ["placed", "stock_reserved", "confirmed"]);
+        let timeline: Value = app.get(&format!("/api/v1/orders/{id}/timeline"), Some(&customer)).await.json().await.unwrap();
+        assert!(timeline["steps"][2]["event_id"].is_string(), "steps name their events");
+        app.stop().await;
+    }
+
+    async fn orders_that_cannot_be_fulfilled_are_cancelled_with_the_reason(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "SAGA-2", 3).await;
+        let (customer, _) = app.signed_up("unlucky@example.com").await;
+
+        let short: Value = app.place(&customer, "too-many", &order_body(&[(&product, 5)], "tok_visa")).await.json().await.unwrap();
+        let order = app.settled(&customer, short["id"].as_str().unwrap()).await;
+        assert_eq!((order["status"].as_str(), order["cancel_reason"].as_str()), (Some("cancelled"), Some("out_of_stock")));
+        let payment = app.payment(&customer, short["id"].as_str().unwrap()).await;
+        assert_eq!(payment["status"], "voided");
+        assert!(payment["attempts"].as_array().unwrap().is_empty(), "never charged");
+
+        for (token, reason) in [("tok_chargeDeclined", "card declined"), ("tok_insufficientFunds", "insufficient funds")] {
+            let declined: Value = app.place(&customer, token, &order_body(&[(&product, 2)], token)).await.json().await.unwrap();
+            let id = declined["id"].as_str().unwrap();
+            let order = app.settled(&customer, id).await;
+            assert_eq!(order["cancel_reason"], "payment_declined");
+            let payment = app.payment(&customer, id).await;
+            assert_eq!(payment["status"], "failed");
+            assert_eq!(payment["failure_reason"], reason);
+        }
+        wait_for("the reservations released", || async { app.levels(&product).await == (3, 0) }).await;
+        app.stop().await;
+    }
+
+    async fn a_transient_provider_error_is_retried_into_one_charge(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "SAGA-3", 4).await;
+        let (customer, _) = app.signed_up("patient@example.com").await;
+        let placed: Value = app.place(&customer, "flaky", &order_body(&[(&product, 1)], "tok_processingError")).await.json().await.unwrap();
+        let id = placed["id"].as_str().unwrap();
+        assert_eq!(app.settled(&customer, id).await["status"], "confirmed");
+        let payment = app.payment(&customer, id).await;
+        assert_eq!(payment["status"], "captured");
+        assert_eq!(payment["attempts"].as_array().unwrap().len(), 1);
+        app.stop().await;
+    }
+
+    async fn an_abandoned_payment_expires_the_reservation(storage: TestStorage) {
+        let app = spawn_app_with(&storage, &["--reservation-ttl", "1s"]).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "SAGA-4", 5).await;
+        let (customer, _) = app.signed_up("walked-away@example.com").await;
+        let placed: Value = app.place(&customer, "3ds", &order_body(&[(&product, 2)], "tok_pending")).await.json().await.unwrap();
+        let id = placed["id"].as_str().unwrap();
+        let order = app.settled(&customer, id).await;
+        assert_eq!(order["cancel_reason"], "reservation_expired");
+        wait_for("the stock back", || async { app.levels(&product).await == (5, 0) }).await;
+        wait_for("the charge voided", || async { app.payment(&customer, id).await["status"] == "voided" }).await;
+        app.stop().await;
+    }
+
+    async fn cancelling_a_confirmed_order_refunds_and_restocks(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "SAGA-5", 6).await;
+        let (customer, _) = app.signed_up("changed-mind@example.com").await;
+        let placed: Value = app.place(&customer, "regret", &order_body(&[(&product, 4)], "tok_visa")).await.json().await.unwrap();
+        let id = placed["id"].as_str().unwrap();
+        assert_eq!(app.settled(&customer, id).await["status"], "confirmed");
+        wait_for("the stock committed", || async { app.levels(&product).await == (2, 0) }).await;
+
+        let (stranger, _) = app.signed_up("stranger@example.com").await;
+        problem(app.send(Method::POST, &format!("/api/v1/orders/{id}/cancel"), Some(&stranger), None).await, 404).await;
+        let response = app.send(Method::POST, &format!("/api/v1/orders/{id}/cancel"), Some(&customer), None).await;
+        assert_eq!(response.status(), 200);
+        let cancelled: Value = response.json().await.unwrap();
+        assert_eq!((cancelled["status"].as_str(), cancelled["cancel_reason"].as_str()), (Some("cancelled"), Some("cancelled_by_customer")));
+        problem(app.send(Method::POST, &format!("/api/v1/orders/{id}/cancel"), Some(&customer), None).await, 409).await;
+        wait_for("the refund", || async { app.payment(&customer, id).await["status"] == "refunded" }).await;
+        wait_for("the restock", || async { app.levels(&product).await == (6, 0) }).await;
+        wait_for("the refund in the timeline", || async { app.steps(&customer, id).await.contains(&"refunded".to_owned()) }).await;
+
+        // Cancelling while pending releases the hold instead.
+        let pending: Value = app.place(&customer, "quick-regret", &order_body(&[(&product, 1)], "tok_pending")).await.json().await.unwrap();
+        let pending_id = pending["id"].as_str().unwrap();
+        wait_for("the hold", || async { app.levels(&product).await == (6, 1) }).await;
+        assert_eq!(app.send(Method::POST, &format!("/api/v1/orders/{pending_id}/cancel"), Some(&customer), None).await.status(), 200);
+        wait_for("the hold released", || async { app.levels(&product).await == (6, 0) }).await;
+        app.stop().await;
+    }
+
+    async fn placing_is_idempotent_validated_and_private(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "SAGA-6", 50).await;
+        let (customer, _) = app.signed_up("careful@example.com").await;
+        let body = order_body(&[(&product, 1)], "tok_visa");
+        let first: Value = app.place(&customer, "same-key", &body).await.json().await.unwrap();
+        let again = app.place(&customer, "same-key", &body).await;
+        assert_eq!(again.status(), 202);
+        assert_eq!(again.json::<Value>().await.unwrap()["id"], first["id"], "a retry is the same order");
+        problem(app.place(&customer, "same-key", &order_body(&[(&product, 2)], "tok_visa")).await, 409).await;
+        let list: Value = app.get("/api/v1/orders", Some(&customer)).await.json().await.unwrap();
+        assert_eq!(list["items"].as_array().unwrap().len(), 1, "no second order");
+
+        let no_key = app.client.post(app.url("/api/v1/orders")).bearer_auth(&customer).json(&body).send().await.unwrap();
+        problem(no_key, 400).await;
+        problem(app.send(Method::POST, "/api/v1/orders", None, Some(&body)).await, 401).await;
+        let unknown = uuid::Uuid::now_v7().to_string();
+        let too_many: Vec<(&str, i64)> = (0..51).map(|_| (product.as_str(), 1)).collect();
+        let mut bad_address = body.clone();
+        bad_address["shipping_address"]["country"] = json!("Germany");
+        for (key, bad, field) in [
+            ("q0", order_body(&[(&product, 0)], "tok_visa"), "/items/0/quantity"),
+            ("q101", order_body(&[(&product, 101)], "tok_visa"), "/items/0/quantity"),
+            ("unknown", order_body(&[(&unknown, 1)], "tok_visa"), "/items/0/product_id"),
+            ("many", order_body(&too_many, "tok_visa"), "/items"),
+            ("none", order_body(&[], "tok_visa"), "/items"),
+            ("address", bad_address, "/shipping_address/country"),
+        ] {
+            let errors = problem(app.place(&customer, key, &bad).await, 422).await;
+            assert_eq!(errors["errors"][0]["field"], field, "{key}");
+        }
+        let id = first["id"].as_str().unwrap();
+        let (other, _) = app.signed_up("nosy@example.com").await;
+        problem(app.get(&format!("/api/v1/orders/{id}"), Some(&other)).await, 404).await;
+        problem(app.get(&format!("/api/v1/orders/{id}/timeline"), Some(&other)).await, 404).await;
+        problem(app.get(&format!("/api/v1/payments?order_id={id}"), Some(&other)).await, 404).await;
+        assert_eq!(app.get(&format!("/api/v1/orders/{id}"), Some(&admin)).await.status(), 200, "admins see every order");
+        assert!(app.get("/api/v1/orders", Some(&other)).await.json::<Value>().await.unwrap()["items"].as_array().unwrap().is_empty());
+        app.settled(&customer, id).await;
+        app.stop().await;
+    }
+
+    async fn fifty_customers_racing_for_ten_units_never_oversell(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "LAST-10", 10).await;
+        let mut customers = Vec::new();
+        for n in 0..50 {
+            customers.push(app.signed_up(&format!("racer{n}@example.com")).await.0);
+        }
+        let attempts = customers.iter().enumerate().map(|(n, token)| {
+            let body = order_body(&[(&product, 1)], "tok_visa");
+            let app = &app;
+            async move {
+                let placed: Value = app.place(token, &format!("race-{n}"), &body).await.json().await.unwrap();
+                placed["id"].as_str().unwrap().to_owned()
+            }
+        });
+        let ids = futures::future::join_all(attempts).await;
+        let mut confirmed = 0;
+        let mut out_of_stock = 0;
+        for (token, id) in customers.iter().zip(&ids) {
+            let order = app.settled(token, id).await;
+            match (order["status"].as_str(), order["cancel_reason"].as_str()) {
+                (Some("confirmed"), _) => confirmed += 1,
+                (Some("cancelled"), Some("out_of_stock")) => out_of_stock += 1,
+                other => panic!("unexpected final state {other:?}"),
+            }
+        }
+        assert_eq!((confirmed, out_of_stock), (10, 40));
+        wait_for("all stock committed", || async { app.levels(&product).await == (0, 0) }).await;
+        app.stop().await;
+    }
+}

@@ -1,0 +1,203 @@
+use chrono::{DateTime, Utc};
+use platform::{ApiError, FieldError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::domain::{MAX_LINES, Order, PlaceOrder, RequestedLine, ShippingAddress};
+use crate::store::TimelineEntry;
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRequest {
+    pub product_id: Uuid,
+    /// 1 to 100.
+    pub quantity: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderRequest {
+    pub items: Vec<ItemRequest>,
+    /// A token from the payment provider (sandbox: `tok_visa`, `tok_chargeDeclined`, ...).
+    #[schema(example = "tok_visa")]
+    pub payment_token: String,
+    pub shipping_address: ShippingAddress,
+}
+
+impl PlaceOrderRequest {
+    /// A stable digest of the request, to tell a retry from a different request.
+    pub fn fingerprint(&self) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(&canonical)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    pub fn parse(self) -> Result<PlaceOrder, ApiError> {
+        let mut problems = Vec::new();
+        if self.items.is_empty() || self.items.len() > MAX_LINES {
+            problems.push(FieldError::new(
+                "/items",
+                "invalid",
+                format!("an order has 1 to {MAX_LINES} items"),
+            ));
+        }
+        for (n, item) in self.items.iter().enumerate() {
+            if !(1..=100).contains(&item.quantity) {
+                problems.push(FieldError::new(
+                    format!("/items/{n}/quantity"),
+                    "invalid",
+                    "quantity must be between 1 and 100",
+                ));
+            }
+        }
+        let token_ok = !self.payment_token.is_empty()
+            && self.payment_token.len() <= 100
+            && self.payment_token.bytes().all(|b| b.is_ascii_graphic());
+        if !token_ok {
+            problems.push(FieldError::new(
+                "/payment_token",
+                "invalid",
+                "payment_token must be 1 to 100 visible characters",
+            ));
+        }
+        for (field, detail) in self.shipping_address.problems() {
+            problems.push(FieldError::new(
+                format!("/shipping_address{field}"),
+                "invalid",
+                detail,
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::Validation(problems));
+        }
+        Ok(PlaceOrder {
+            lines: self
+                .items
+                .iter()
+                .map(|i| RequestedLine {
+                    product_id: i.product_id,
+                    quantity: i.quantity,
+                })
+                .collect(),
+            payment_token: self.payment_token,
+            address: self.shipping_address,
+        })
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderItemResponse {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub quantity: i64,
+    /// Minor units, as priced when the order was placed.
+    pub unit_price: i64,
+    pub line_total: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderResponse {
+    pub id: Uuid,
+    /// `pending`, `confirmed` or `cancelled`.
+    pub status: String,
+    /// For cancelled orders: `out_of_stock`, `payment_declined`, `reservation_expired` or
+    /// `cancelled_by_customer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancel_reason: Option<String>,
+    pub items: Vec<OrderItemResponse>,
+    /// Minor units.
+    pub total: i64,
+    pub currency: String,
+    pub shipping_address: ShippingAddress,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Order> for OrderResponse {
+    fn from(order: Order) -> Self {
+        Self {
+            id: order.id,
+            status: order.status.as_str().to_owned(),
+            cancel_reason: order.cancel_reason,
+            items: order
+                .lines
+                .into_iter()
+                .map(|l| OrderItemResponse {
+                    line_total: l.unit_price * l.quantity,
+                    product_id: l.product_id,
+                    sku: l.sku,
+                    name: l.name,
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                })
+                .collect(),
+            total: order.total,
+            currency: order.currency,
+            shipping_address: order.address,
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+impl ListParams {
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match self.limit.unwrap_or(20) {
+            limit @ 1..=100 => Ok(limit),
+            _ => Err(ApiError::validation(
+                "limit",
+                "invalid",
+                "limit must be between 1 and 100",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderPage {
+    /// Newest first.
+    pub items: Vec<OrderResponse>,
+    pub next_cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelineStep {
+    /// `placed`, `stock_reserved`, `confirmed`, `cancelled`, `refunded`, ...
+    pub step: String,
+    pub detail: String,
+    /// The event that carried this step, if one did.
+    pub event_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl From<TimelineEntry> for TimelineStep {
+    fn from(entry: TimelineEntry) -> Self {
+        Self {
+            step: entry.step,
+            detail: entry.detail,
+            event_id: entry.event_id,
+            at: entry.at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    pub order_id: Uuid,
+    pub steps: Vec<TimelineStep>,
+}

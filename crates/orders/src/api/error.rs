@@ -1,0 +1,23 @@
+//! The one place order errors become HTTP problems.
+
+use platform::{ApiError, FieldError};
+
+use crate::orders::OrdersError;
+
+impl From<OrdersError> for ApiError {
+    fn from(error: OrdersError) -> Self {
+        match error {
+            OrdersError::NotFound => ApiError::NotFound("no such order".into()),
+            error @ (OrdersError::KeyReused
+            | OrdersError::AlreadyCancelled
+            | OrdersError::Changed) => ApiError::Conflict(error.to_string()),
+            OrdersError::Unplaceable(problems) => ApiError::Validation(
+                problems
+                    .into_iter()
+                    .map(|(field, detail)| FieldError::new(field, "invalid", detail))
+                    .collect(),
+            ),
+            OrdersError::Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! HTTP API of the orders service.
+
+mod dto;
+mod error;
+mod routes;
+
+pub use routes::router;

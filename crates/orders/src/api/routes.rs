@@ -1,0 +1,138 @@
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use platform::ApiError;
+use platform::auth::AuthUser;
+use platform::http::{Json, Query};
+use platform::problem::Problem;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::dto::{ListParams, OrderPage, OrderResponse, PlaceOrderRequest, Timeline, TimelineStep};
+use crate::orders::Orders;
+
+const TAG: &str = "orders";
+
+pub fn router(orders: Arc<Orders>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(place_order, list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(order_timeline))
+        .routes(routes!(cancel_order))
+        .with_state(orders)
+}
+
+fn order_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no such order".into()))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::BadRequest(
+            "an Idempotency-Key header of 1 to 255 characters is required".into(),
+        ));
+    }
+    Ok(key.to_owned())
+}
+
+/// Place an order. It is accepted (202) as `pending`; inventory and payments then decide it.
+/// Retrying with the same `Idempotency-Key` and body returns the same order.
+#[utoipa::path(post, path = "/api/v1/orders", tag = TAG, request_body = PlaceOrderRequest, security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header, description = "Unique per order attempt; retries reuse it")),
+    responses(
+        (status = 202, description = "Accepted, pending", body = OrderResponse),
+        (status = 400, description = "No Idempotency-Key", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Key reused for a different request", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid order", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn place_order(
+    State(orders): State<Arc<Orders>>,
+    caller: AuthUser,
+    headers: HeaderMap,
+    Json(body): Json<PlaceOrderRequest>,
+) -> Result<(StatusCode, Json<OrderResponse>), ApiError> {
+    let key = idempotency_key(&headers)?;
+    let fingerprint = body.fingerprint();
+    let placed = orders
+        .place(caller.id, &key, &fingerprint, body.parse()?)
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(placed.order.into())))
+}
+
+/// An order (its owner or an admin).
+#[utoipa::path(get, path = "/api/v1/orders/{id}", tag = TAG, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order", body = OrderResponse),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_order(
+    State(orders): State<Arc<Orders>>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<OrderResponse>, ApiError> {
+    Ok(Json(orders.get(order_id(&id)?, &caller).await?.into()))
+}
+
+/// The caller's orders, newest first.
+#[utoipa::path(get, path = "/api/v1/orders", tag = TAG, security(("bearer" = [])), params(ListParams),
+    responses((status = 200, description = "A page of orders", body = OrderPage)))]
+async fn list_orders(
+    State(orders): State<Arc<Orders>>,
+    caller: AuthUser,
+    Query(params): Query<ListParams>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let limit = params.limit()?;
+    let page = orders.list(&caller, limit, params.cursor).await?;
+    let next_cursor = (page.len() == limit as usize)
+        .then(|| page.last().map(|o| o.id))
+        .flatten();
+    Ok(Json(OrderPage {
+        items: page.into_iter().map(OrderResponse::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Every step the checkout saga took for an order, with times and event ids.
+#[utoipa::path(get, path = "/api/v1/orders/{id}/timeline", tag = TAG, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The order's steps, oldest first", body = Timeline),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn order_timeline(
+    State(orders): State<Arc<Orders>>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Timeline>, ApiError> {
+    let id = order_id(&id)?;
+    let steps = orders.timeline(id, &caller).await?;
+    Ok(Json(Timeline {
+        order_id: id,
+        steps: steps.into_iter().map(TimelineStep::from).collect(),
+    }))
+}
+
+/// Cancel an order: a pending one is released; a confirmed one is refunded and restocked.
+#[utoipa::path(post, path = "/api/v1/orders/{id}/cancel", tag = TAG, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Order id")),
+    responses(
+        (status = 200, description = "The cancelled order", body = OrderResponse),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already cancelled", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn cancel_order(
+    State(orders): State<Arc<Orders>>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<OrderResponse>, ApiError> {
+    Ok(Json(orders.cancel(order_id(&id)?, &caller).await?.into()))
+}

@@ -1,0 +1,149 @@
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::ShippingAddress;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    Pending,
+    Confirmed,
+    Cancelled,
+}
+
+impl OrderStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Confirmed => "confirmed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "pending" => Some(Self::Pending),
+            "confirmed" => Some(Self::Confirmed),
+            "cancelled" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelReason {
+    OutOfStock,
+    PaymentDeclined,
+    ReservationExpired,
+    CancelledByCustomer,
+}
+
+impl CancelReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OutOfStock => "out_of_stock",
+            Self::PaymentDeclined => "payment_declined",
+            Self::ReservationExpired => "reservation_expired",
+            Self::CancelledByCustomer => "cancelled_by_customer",
+        }
+    }
+}
+
+/// What a status change amounts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// Move from the first status to the second.
+    Move(OrderStatus, OrderStatus),
+    /// Already where the event would put it (a redelivery): nothing to do.
+    Already,
+    /// Not allowed from the current status.
+    Refused,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderLine {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub unit_price: i64,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Order {
+    pub id: Uuid,
+    pub customer_id: Uuid,
+    pub status: OrderStatus,
+    pub cancel_reason: Option<String>,
+    pub lines: Vec<OrderLine>,
+    pub total: i64,
+    pub currency: String,
+    pub address: ShippingAddress,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Order {
+    /// Payment captured: a pending order is confirmed.
+    pub fn confirm(&self) -> Transition {
+        match self.status {
+            OrderStatus::Pending => Transition::Move(OrderStatus::Pending, OrderStatus::Confirmed),
+            OrderStatus::Confirmed => Transition::Already,
+            OrderStatus::Cancelled => Transition::Refused,
+        }
+    }
+
+    /// Cancelling: pending or confirmed orders can be; cancelled ones already are.
+    pub fn cancel(&self) -> Transition {
+        match self.status {
+            OrderStatus::Cancelled => Transition::Already,
+            from => Transition::Move(from, OrderStatus::Cancelled),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(status: OrderStatus) -> Order {
+        Order {
+            id: Uuid::nil(),
+            customer_id: Uuid::nil(),
+            status,
+            cancel_reason: None,
+            lines: vec![],
+            total: 0,
+            currency: "EUR".into(),
+            address: ShippingAddress {
+                name: "A".into(),
+                line1: "B".into(),
+                line2: None,
+                city: "C".into(),
+                postal_code: "1".into(),
+                country: "DE".into(),
+            },
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn status_moves() {
+        use OrderStatus::*;
+        assert_eq!(
+            order(Pending).confirm(),
+            Transition::Move(Pending, Confirmed)
+        );
+        assert_eq!(order(Confirmed).confirm(), Transition::Already);
+        assert_eq!(order(Cancelled).confirm(), Transition::Refused);
+        assert_eq!(
+            order(Pending).cancel(),
+            Transition::Move(Pending, Cancelled)
+        );
+        assert_eq!(
+            order(Confirmed).cancel(),
+            Transition::Move(Confirmed, Cancelled)
+        );
+        assert_eq!(order(Cancelled).cancel(), Transition::Already);
+    }
+}

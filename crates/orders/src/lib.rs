@@ -1,0 +1,11 @@
+//! The orders service: placing orders (idempotently), their status and timeline through the
+//! checkout saga, and cancellation.
+
+pub mod api;
+pub mod domain;
+pub mod handlers;
+pub mod orders;
+pub mod service;
+pub mod store;
+
+pub use service::OrdersService;

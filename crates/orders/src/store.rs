@@ -1,0 +1,312 @@
+//! SQL for orders, their lines and timeline, and the catalog read model.
+
+use platform::db::{Db, is_unique_violation};
+use platform::time::{from_millis, to_millis};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use uuid::Uuid;
+
+use crate::domain::{Order, OrderLine, OrderStatus, ShippingAddress};
+
+type Tx = Transaction<'static, Any>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("this idempotency key was used already")]
+    DuplicateKey,
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// A product as orders knows it.
+#[derive(Debug, Clone)]
+pub struct CatalogProduct {
+    pub product_id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub price: i64,
+    pub currency: String,
+    pub archived: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimelineEntry {
+    pub step: String,
+    pub detail: String,
+    pub event_id: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OrderStore {
+    db: Db,
+}
+
+fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, StoreError> {
+    let text: String = row.try_get(column)?;
+    Uuid::parse_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+const ORDER_COLUMNS: &str = "id, customer_id, status, cancel_reason, total, currency, shipping_address, created_at, updated_at";
+
+impl OrderStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+
+    /// Keeps the read model's copy of a product, ignoring versions older than the one kept.
+    pub async fn upsert_product(
+        &self,
+        tx: &mut Tx,
+        product: &CatalogProduct,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO catalog_products (product_id, sku, name, price, currency, archived, version) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (product_id) DO UPDATE SET sku = excluded.sku, name = excluded.name, price = excluded.price, \
+             currency = excluded.currency, archived = excluded.archived, version = excluded.version \
+             WHERE catalog_products.version <= excluded.version",
+        )
+        .bind(product.product_id.to_string())
+        .bind(&product.sku)
+        .bind(&product.name)
+        .bind(product.price)
+        .bind(&product.currency)
+        .bind(i64::from(product.archived))
+        .bind(version)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn archive_product(&self, tx: &mut Tx, product_id: Uuid) -> Result<(), StoreError> {
+        sqlx::query("UPDATE catalog_products SET archived = 1 WHERE product_id = $1")
+            .bind(product_id.to_string())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn product(&self, product_id: Uuid) -> Result<Option<CatalogProduct>, StoreError> {
+        let row = sqlx::query("SELECT product_id, sku, name, price, currency, archived FROM catalog_products WHERE product_id = $1")
+            .bind(product_id.to_string())
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.map(|row| {
+            Ok(CatalogProduct {
+                product_id: uuid(&row, "product_id")?,
+                sku: row.try_get("sku")?,
+                name: row.try_get("name")?,
+                price: row.try_get("price")?,
+                currency: row.try_get("currency")?,
+                archived: row.try_get::<i64, _>("archived")? != 0,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn insert(
+        &self,
+        tx: &mut Tx,
+        order: &Order,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<(), StoreError> {
+        let address = serde_json::to_string(&order.address)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let inserted = sqlx::query(
+            "INSERT INTO orders (id, customer_id, status, total, currency, shipping_address, idempotency_key, \
+             request_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+        )
+        .bind(order.id.to_string())
+        .bind(order.customer_id.to_string())
+        .bind(order.status.as_str())
+        .bind(order.total)
+        .bind(&order.currency)
+        .bind(address)
+        .bind(key)
+        .bind(request_hash)
+        .bind(to_millis(order.created_at))
+        .execute(&mut **tx)
+        .await;
+        match inserted {
+            Err(error) if is_unique_violation(&error) => return Err(StoreError::DuplicateKey),
+            other => other?,
+        };
+        for (n, line) in order.lines.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price, quantity) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(order.id.to_string())
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
+            .bind(line.product_id.to_string())
+            .bind(&line.sku)
+            .bind(&line.name)
+            .bind(line.unit_price)
+            .bind(line.quantity)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The order a customer placed with an idempotency key, and the hash of that request.
+    pub async fn by_key(
+        &self,
+        customer_id: Uuid,
+        key: &str,
+    ) -> Result<Option<(Uuid, String)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, request_hash FROM orders WHERE customer_id = $1 AND idempotency_key = $2",
+        )
+        .bind(customer_id.to_string())
+        .bind(key)
+        .fetch_optional(self.db.pool())
+        .await?;
+        row.map(|row| Ok((uuid(&row, "id")?, row.try_get("request_hash")?)))
+            .transpose()
+    }
+
+    pub async fn find(&self, id: Uuid) -> Result<Option<Order>, StoreError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(self.db.pool())
+            .await?;
+        match row {
+            Some(row) => Ok(Some(self.read(&row).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A customer's orders, newest first, after `before` (an order id: UUIDv7 orders by time).
+    pub async fn list(
+        &self,
+        customer_id: Uuid,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<Order>, StoreError> {
+        let (filter, limit_param) = match before {
+            Some(_) => ("AND id < $2", "$3"),
+            None => ("", "$2"),
+        };
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = $1 {filter} ORDER BY id DESC LIMIT {limit_param}"
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id.to_string());
+        if let Some(before) = before {
+            query = query.bind(before.to_string());
+        }
+        let rows = query
+            .bind(i64::from(limit))
+            .fetch_all(self.db.pool())
+            .await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for row in &rows {
+            orders.push(self.read(row).await?);
+        }
+        Ok(orders)
+    }
+
+    /// Moves the order from `from` to `to`; `false` if it was not in `from` any more.
+    pub async fn set_status(
+        &self,
+        tx: &mut Tx,
+        id: Uuid,
+        from: OrderStatus,
+        to: OrderStatus,
+        cancel_reason: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE orders SET status = $1, cancel_reason = $2, updated_at = $3 WHERE id = $4 AND status = $5",
+        )
+        .bind(to.as_str())
+        .bind(cancel_reason)
+        .bind(to_millis(platform::time::now()))
+        .bind(id.to_string())
+        .bind(from.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn note(
+        &self,
+        tx: &mut Tx,
+        order_id: Uuid,
+        step: &str,
+        detail: &str,
+        event_id: Option<Uuid>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO order_timeline (id, order_id, step, detail, event_id, at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(Uuid::now_v7().to_string())
+            .bind(order_id.to_string())
+            .bind(step)
+            .bind(detail)
+            .bind(event_id.map(|id| id.to_string()))
+            .bind(to_millis(platform::time::now()))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn timeline(&self, order_id: Uuid) -> Result<Vec<TimelineEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT step, detail, event_id, at FROM order_timeline WHERE order_id = $1 ORDER BY id",
+        )
+        .bind(order_id.to_string())
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(TimelineEntry {
+                    step: row.try_get("step")?,
+                    detail: row.try_get("detail")?,
+                    event_id: row.try_get("event_id")?,
+                    at: from_millis(row.try_get("at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn read(&self, row: &AnyRow) -> Result<Order, StoreError> {
+        let id = uuid(row, "id")?;
+        let status: String = row.try_get("status")?;
+        let address: String = row.try_get("shipping_address")?;
+        let lines = sqlx::query(
+            "SELECT product_id, sku, name, unit_price, quantity FROM order_lines WHERE order_id = $1 ORDER BY line_no",
+        )
+        .bind(id.to_string())
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(Order {
+            id,
+            customer_id: uuid(row, "customer_id")?,
+            status: OrderStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+            cancel_reason: row.try_get("cancel_reason")?,
+            lines: lines
+                .iter()
+                .map(|line| {
+                    Ok(OrderLine {
+                        product_id: uuid(line, "product_id")?,
+                        sku: line.try_get("sku")?,
+                        name: line.try_get("name")?,
+                        unit_price: line.try_get("unit_price")?,
+                        quantity: line.try_get("quantity")?,
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+            total: row.try_get("total")?,
+            currency: row.try_get("currency")?,
+            address: serde_json::from_str::<ShippingAddress>(&address)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            created_at: from_millis(row.try_get("created_at")?),
+            updated_at: from_millis(row.try_get("updated_at")?),
+        })
+    }
+}

@@ -1,0 +1,11 @@
+//! The payments service: one charge per order through a payment provider, voids and refunds,
+//! all driven by the checkout saga's events.
+
+pub mod api;
+pub mod handlers;
+pub mod payments;
+pub mod provider;
+pub mod service;
+pub mod store;
+
+pub use service::PaymentsService;

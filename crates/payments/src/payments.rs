@@ -1,0 +1,242 @@
+//! The payments use cases, all driven by saga events and run inside the consumer's
+//! transaction: the payment's new state, the attempt and the resulting event commit together.
+
+use std::sync::Arc;
+
+use events::Envelope;
+use events::consumer::HandlerError;
+use events::contract::payments::{PaymentCapturedV1, PaymentFailedV1, PaymentRefundedV1};
+use events::contract::{EventKind, Price};
+use events::outbox::Outbox;
+use platform::money::{Currency, Money};
+use sqlx::{Any, Transaction};
+use uuid::Uuid;
+
+use crate::provider::{ChargeOutcome, PaymentProvider, ProviderError};
+use crate::store::{Payment, PaymentStore, StoreError};
+
+pub const SOURCE: &str = "commercex/payments";
+
+type Tx = Transaction<'static, Any>;
+
+impl From<StoreError> for HandlerError {
+    fn from(error: StoreError) -> Self {
+        HandlerError::transient(error)
+    }
+}
+
+impl From<ProviderError> for HandlerError {
+    fn from(error: ProviderError) -> Self {
+        HandlerError::transient(error)
+    }
+}
+
+pub struct Payments {
+    store: PaymentStore,
+    provider: Arc<dyn PaymentProvider>,
+    outbox: Outbox,
+}
+
+fn price(money: Money) -> Price {
+    Price {
+        amount: money.amount(),
+        currency: money.currency().code(),
+    }
+}
+
+impl Payments {
+    pub fn new(store: PaymentStore, provider: Arc<dyn PaymentProvider>, outbox: Outbox) -> Self {
+        Self {
+            store,
+            provider,
+            outbox,
+        }
+    }
+
+    pub fn store(&self) -> &PaymentStore {
+        &self.store
+    }
+
+    /// An order was placed: remember what to charge once its stock is held.
+    pub async fn expect(
+        &self,
+        tx: &mut Tx,
+        order_id: Uuid,
+        customer_id: Uuid,
+        total: &Price,
+        token: &str,
+    ) -> Result<(), HandlerError> {
+        let currency = Currency::parse(&total.currency).map_err(HandlerError::permanent)?;
+        let amount = Money::price(total.amount, currency).map_err(HandlerError::permanent)?;
+        self.store
+            .open(tx, order_id, customer_id, amount, token)
+            .await?;
+        Ok(())
+    }
+
+    async fn payment(&self, tx: &mut Tx, order_id: Uuid) -> Result<Payment, HandlerError> {
+        self.store.for_order(tx, order_id).await?.ok_or_else(|| {
+            HandlerError::transient(format!("no payment recorded yet for order {order_id}"))
+        })
+    }
+
+    /// The order's stock is held: charge it, once. A transient provider error rolls the
+    /// transaction back and the consumer retries with the same idempotency key.
+    pub async fn charge(
+        &self,
+        tx: &mut Tx,
+        order_id: Uuid,
+        cause: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let payment = self.payment(tx, order_id).await?;
+        if payment.status != "awaiting_stock" {
+            return Ok(());
+        }
+        let key = format!("charge-{order_id}");
+        let outcome = self
+            .provider
+            .charge(&key, &payment.token, payment.amount)
+            .await?;
+        let subject = order_id.to_string();
+        match outcome {
+            ChargeOutcome::Captured { reference } => {
+                self.store
+                    .set_status(tx, payment.id, "captured", Some(&reference), None)
+                    .await?;
+                self.store
+                    .record_attempt(tx, payment.id, "charge", "captured", &reference)
+                    .await?;
+                let event = PaymentCapturedV1 {
+                    order_id,
+                    payment_id: payment.id,
+                    amount: price(payment.amount),
+                };
+                self.emit(
+                    tx,
+                    PaymentCapturedV1::TOPIC,
+                    Envelope::of(SOURCE, subject, &event),
+                    cause,
+                )
+                .await
+            }
+            ChargeOutcome::Declined { reason } => {
+                self.store
+                    .set_status(tx, payment.id, "failed", None, Some(&reason))
+                    .await?;
+                self.store
+                    .record_attempt(tx, payment.id, "charge", "declined", &reason)
+                    .await?;
+                let event = PaymentFailedV1 {
+                    order_id,
+                    payment_id: payment.id,
+                    reason,
+                };
+                self.emit(
+                    tx,
+                    PaymentFailedV1::TOPIC,
+                    Envelope::of(SOURCE, subject, &event),
+                    cause,
+                )
+                .await
+            }
+            ChargeOutcome::Pending { reference } => {
+                self.store
+                    .set_status(tx, payment.id, "pending", Some(&reference), None)
+                    .await?;
+                self.store
+                    .record_attempt(tx, payment.id, "charge", "pending", &reference)
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The order's stock hold expired: a charge still pending is voided.
+    pub async fn void(&self, tx: &mut Tx, order_id: Uuid) -> Result<(), HandlerError> {
+        let Some(payment) = self.store.for_order(tx, order_id).await? else {
+            return Ok(());
+        };
+        if payment.status == "pending" {
+            let reference = payment.provider_ref.clone().unwrap_or_default();
+            self.provider
+                .void(&format!("void-{order_id}"), &reference)
+                .await?;
+            self.store
+                .set_status(tx, payment.id, "voided", None, Some("reservation expired"))
+                .await?;
+            self.store
+                .record_attempt(tx, payment.id, "void", "voided", &reference)
+                .await?;
+        } else if payment.status == "awaiting_stock" {
+            self.store
+                .set_status(tx, payment.id, "voided", None, Some("reservation expired"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The order will not go ahead before payment (out of stock): nothing to charge.
+    pub async fn abandon(
+        &self,
+        tx: &mut Tx,
+        order_id: Uuid,
+        reason: &str,
+    ) -> Result<(), HandlerError> {
+        if let Some(payment) = self.store.for_order(tx, order_id).await?
+            && payment.status == "awaiting_stock"
+        {
+            self.store
+                .set_status(tx, payment.id, "voided", None, Some(reason))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A captured order was cancelled: give the money back, once.
+    pub async fn refund(
+        &self,
+        tx: &mut Tx,
+        order_id: Uuid,
+        cause: &Envelope,
+    ) -> Result<(), HandlerError> {
+        let payment = self.payment(tx, order_id).await?;
+        if payment.status != "captured" {
+            return Ok(());
+        }
+        let reference = payment.provider_ref.clone().unwrap_or_default();
+        self.provider
+            .refund(&format!("refund-{order_id}"), &reference, payment.amount)
+            .await?;
+        self.store
+            .set_status(tx, payment.id, "refunded", None, None)
+            .await?;
+        self.store
+            .record_attempt(tx, payment.id, "refund", "refunded", &reference)
+            .await?;
+        let event = PaymentRefundedV1 {
+            order_id,
+            payment_id: payment.id,
+            amount: price(payment.amount),
+        };
+        self.emit(
+            tx,
+            PaymentRefundedV1::TOPIC,
+            Envelope::of(SOURCE, order_id.to_string(), &event),
+            cause,
+        )
+        .await
+    }
+
+    async fn emit(
+        &self,
+        tx: &mut Tx,
+        topic: &str,
+        envelope: Envelope,
+        cause: &Envelope,
+    ) -> Result<(), HandlerError> {
+        self.outbox
+            .enqueue(tx, topic, &envelope.caused_by(cause))
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,68 @@
+//! Building the payments service: its database, provider, routes and event consumer.
+
+use std::sync::Arc;
+
+use events::bus::EventBus;
+use events::consumer::{Consumer, ConsumerSettings};
+use events::service_db::ServiceDb;
+use platform::db::{DbError, Migrations, PoolSettings, Storage};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::handlers::{GROUP, PaymentsHandler, TOPICS};
+use crate::payments::Payments;
+use crate::provider::PaymentProvider;
+use crate::store::PaymentStore;
+
+pub const SCHEMA: &str = "payments";
+
+/// The payments tables use only SQL both backends share, so one folder serves both.
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!(),
+        postgres: sqlx::migrate!(),
+    }
+}
+
+pub struct PaymentsService {
+    store: ServiceDb,
+    payments: Arc<Payments>,
+}
+
+impl PaymentsService {
+    pub async fn open_db(storage: &Storage, pool: PoolSettings) -> Result<ServiceDb, DbError> {
+        ServiceDb::open(storage, pool, SCHEMA, &migrations()).await
+    }
+
+    pub async fn open(
+        storage: &Storage,
+        pool: PoolSettings,
+        provider: Arc<dyn PaymentProvider>,
+    ) -> Result<Self, DbError> {
+        let store = Self::open_db(storage, pool).await?;
+        let payments = Arc::new(Payments::new(
+            PaymentStore::new(store.db.clone()),
+            provider,
+            store.outbox.clone(),
+        ));
+        Ok(Self { store, payments })
+    }
+
+    pub fn router(&self) -> OpenApiRouter {
+        crate::api::router(self.payments.clone())
+    }
+
+    /// The consumer that charges, voids and refunds as the saga goes.
+    pub fn consumer(&self, bus: Arc<dyn EventBus>) -> Consumer {
+        Consumer::new(
+            self.store.db.clone(),
+            bus,
+            PaymentsHandler::new(self.payments.clone()),
+            ConsumerSettings::new(GROUP, TOPICS),
+        )
+        .waking(self.store.outbox.clone())
+    }
+
+    pub fn store(&self) -> &ServiceDb {
+        &self.store
+    }
+}
