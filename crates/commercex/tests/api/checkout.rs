@@ -106,6 +106,30 @@ impl TestApp {
     }
 }
 
+/// What a customer and an operator can observe of some orders and their product.
+async fn snapshot(app: &TestApp, ids: &[String], customer: &str, product: &str) -> Vec<Value> {
+    let mut state = vec![json!(app.levels(product).await)];
+    for id in ids {
+        let order: Value = app
+            .get(&format!("/api/v1/orders/{id}"), Some(customer))
+            .await
+            .json()
+            .await
+            .unwrap();
+        state.push(json!([
+            order["status"],
+            order["cancel_reason"],
+            app.steps(customer, id).await.len()
+        ]));
+        let payment = app.payment(customer, id).await;
+        state.push(json!([
+            payment["status"],
+            payment["attempts"].as_array().unwrap().len()
+        ]));
+    }
+    state
+}
+
 backend_tests! {
     async fn a_paid_order_is_confirmed_and_its_stock_leaves_the_shelf(storage: TestStorage) {
         let app = spawn_app(&storage).await;
@@ -290,5 +314,97 @@ backend_tests! {
         assert_eq!((confirmed, out_of_stock), (10, 40));
         wait_for("all stock committed", || async { app.levels(&product).await == (0, 0) }).await;
         app.stop().await;
+    }
+
+    async fn every_event_delivered_twice_has_one_effect(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "DUP-1", 10).await;
+        let (customer, _) = app.signed_up("twice@example.com").await;
+        let mut ids = Vec::new();
+        for (key, token, quantity) in [("a", "tok_visa", 2), ("b", "tok_chargeDeclined", 1), ("c", "tok_visa", 20), ("d", "tok_visa", 1)] {
+            let placed: Value = app.place(&customer, key, &order_body(&[(&product, quantity)], token)).await.json().await.unwrap();
+            ids.push(placed["id"].as_str().unwrap().to_owned());
+        }
+        for id in &ids {
+            app.settled(&customer, id).await;
+        }
+        let last = ids[3].clone();
+        app.send(Method::POST, &format!("/api/v1/orders/{last}/cancel"), Some(&customer), None).await;
+        wait_for("the refund", || async { app.payment(&customer, &last).await["status"] == "refunded" }).await;
+        wait_for("the restock", || async { app.levels(&product).await == (8, 0) }).await;
+        let before = snapshot(&app, &ids, &customer, &product).await;
+
+        // Deliver every event on the bus a second time, as a crashed relay would.
+        let bus = app.database("bus").await;
+        let logged: Vec<(String, String)> = sqlx::query_as("SELECT topic, envelope FROM event_log ORDER BY position")
+            .fetch_all(bus.pool())
+            .await
+            .unwrap();
+        let again: Vec<events::bus::Outgoing> = logged
+            .iter()
+            .map(|(topic, envelope)| events::bus::Outgoing { topic: topic.clone(), envelope: events::Envelope::from_json(envelope).unwrap() })
+            .collect();
+        let kinds: std::collections::HashSet<&str> = again.iter().map(|o| o.envelope.event_type.as_str()).collect();
+        for kind in ["commercex.order.placed.v1", "commercex.inventory.reserved.v1", "commercex.payment.captured.v1",
+                     "commercex.payment.failed.v1", "commercex.order.confirmed.v1", "commercex.order.cancelled.v1",
+                     "commercex.inventory.rejected.v1", "commercex.payment.refunded.v1", "commercex.product.created.v1",
+                     "commercex.inventory.stock_adjusted.v1"] {
+            assert!(kinds.contains(kind), "{kind} is among the duplicated events");
+        }
+        let replay = events::bus::dblog::DbLogBus::new(bus.clone());
+        events::bus::EventBus::publish(&replay, &again).await.unwrap();
+        let end: i64 = sqlx::query_scalar("SELECT MAX(position) FROM event_log").fetch_one(bus.pool()).await.unwrap();
+        wait_for("every group past the duplicates", || async {
+            let behind: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM consumer_offsets o WHERE o.position < (SELECT MAX(position) FROM event_log l WHERE l.topic = o.topic) AND o.position < $1",
+            )
+            .bind(end)
+            .fetch_one(bus.pool())
+            .await
+            .unwrap();
+            behind == 0
+        })
+        .await;
+        assert_eq!(snapshot(&app, &ids, &customer, &product).await, before, "duplicates changed nothing");
+        bus.close().await;
+        app.stop().await;
+    }
+
+    async fn sagas_survive_a_killed_process(storage: TestStorage) {
+        let (mut args, guard) = crate::cli::with_storage(&storage, &["--listen", "127.0.0.1:0"]);
+        let dir = tempfile::tempdir().unwrap();
+        let password = write_file(dir.path(), "admin-password", PASSWORD);
+        args.extend(["--admin-email".to_owned(), ADMIN_EMAIL.to_owned(), "--admin-password-file".to_owned(), password.display().to_string()]);
+        let (mut child, addr) = crate::cli::start(&args).await;
+        let app = TestApp::attach(addr.parse().unwrap(), &storage);
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "KILL-1", 20).await;
+        let (customer, _) = app.signed_up("survivor@example.com").await;
+        let mut ids = Vec::new();
+        for (n, token) in ["tok_processingError", "tok_visa", "tok_processingError", "tok_chargeDeclined", "tok_visa", "tok_processingError"].iter().enumerate() {
+            let placed: Value = app.place(&customer, &format!("k{n}"), &order_body(&[(&product, 2)], token)).await.json().await.unwrap();
+            ids.push(placed["id"].as_str().unwrap().to_owned());
+        }
+        // In the middle of the sagas (transient payment errors are still backing off).
+        let killed = crate::cli::signal_and_wait(&mut child, "-KILL").await;
+        assert!(!killed.success());
+
+        let (mut child, addr) = crate::cli::start(&args).await;
+        let app = TestApp::attach(addr.parse().unwrap(), &storage);
+        let mut confirmed = 0;
+        for id in &ids {
+            let order = app.settled(&customer, id).await;
+            match order["status"].as_str() {
+                Some("confirmed") => confirmed += 1,
+                _ => assert_eq!(order["cancel_reason"], "payment_declined"),
+            }
+            let attempts = app.payment(&customer, id).await["attempts"].as_array().unwrap().len();
+            assert_eq!(attempts, 1, "one charge per order, restart or not");
+        }
+        assert_eq!(confirmed, 5);
+        wait_for("stock consistent with the orders", || async { app.levels(&product).await == (20 - 2 * confirmed, 0) }).await;
+        assert!(crate::cli::signal_and_wait(&mut child, "-TERM").await.success());
+        drop(guard);
     }
 }

@@ -33,7 +33,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 /// Starts `commercex` and waits for the line that says where it listens.
-async fn start(args: &[String]) -> (Child, String) {
+pub(crate) async fn start(args: &[String]) -> (Child, String) {
     let mut child = commercex_command()
         .args(args)
         .stdout(Stdio::piped())
@@ -58,7 +58,7 @@ async fn start(args: &[String]) -> (Child, String) {
     (child, addr)
 }
 
-async fn signal_and_wait(child: &mut Child, signal: &str) -> std::process::ExitStatus {
+pub(crate) async fn signal_and_wait(child: &mut Child, signal: &str) -> std::process::ExitStatus {
     let pid = child.id().expect("running").to_string();
     let killed = std::process::Command::new("kill")
         .args([signal, &pid])
@@ -71,7 +71,10 @@ async fn signal_and_wait(child: &mut Child, signal: &str) -> std::process::ExitS
         .expect("wait")
 }
 
-fn with_storage(storage: &TestStorage, args: &[&str]) -> (Vec<String>, Option<tempfile::TempDir>) {
+pub(crate) fn with_storage(
+    storage: &TestStorage,
+    args: &[&str],
+) -> (Vec<String>, Option<tempfile::TempDir>) {
     let (mut all, _, guard) = storage_args(storage);
     all.splice(0..0, args.iter().map(|s| (*s).to_owned()));
     (all, guard)

@@ -95,6 +95,23 @@ pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
 }
 
 impl TestApp {
+    /// Drives an app already running elsewhere (a `commercex` child process) at `addr`.
+    pub fn attach(addr: SocketAddr, storage: &TestStorage) -> Self {
+        let (_, data_dir, _) = storage_args(storage);
+        TestApp {
+            addr,
+            client: Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("http client"),
+            data_dir,
+            storage: storage.storage.clone(),
+            shutdown: CancellationToken::new(),
+            task: None,
+            _data_dir_guard: None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
