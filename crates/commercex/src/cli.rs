@@ -46,6 +46,21 @@ pub enum Command {
         #[arg(long, default_value_t = 42)]
         rng_seed: u64,
     },
+    /// Drive a running CommerceX with concurrent customers and report throughput and latency.
+    Bench {
+        /// Base URL of the running platform.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Concurrent customers.
+        #[arg(long, default_value_t = 8)]
+        customers: usize,
+        /// Orders each customer places, one after the other.
+        #[arg(long, default_value_t = 10)]
+        orders_per_customer: usize,
+        /// Products created (and stocked) for the run.
+        #[arg(long, default_value_t = 20)]
+        products: usize,
+    },
     /// Manage administrators.
     #[command(subcommand)]
     Admin(AdminCommand),

@@ -15,6 +15,26 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve => serve(options).await,
         Command::Migrate => commands::migrate::run(options).await,
         Command::Dlq(command) => commands::dlq::run(options, command).await,
+        Command::Bench {
+            url,
+            customers,
+            orders_per_customer,
+            products,
+        } => {
+            let settings = Settings::load(options)?;
+            let admin = settings.admin.context(
+                "bench needs an admin: set COMMERCEX_ADMIN_EMAIL and COMMERCEX_ADMIN_PASSWORD_FILE",
+            )?;
+            commands::bench::run(commands::bench::BenchOptions {
+                url,
+                admin_email: admin.email,
+                admin_password: secrecy::ExposeSecret::expose_secret(&admin.password).to_owned(),
+                customers,
+                orders_per_customer,
+                products,
+            })
+            .await
+        }
         Command::Seed { products, rng_seed } => {
             commands::seed::run(options, products, rng_seed).await
         }

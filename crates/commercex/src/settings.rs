@@ -102,23 +102,7 @@ impl Settings {
                     .with_context(|| format!("loading the retired key {}", file.display()))
             })
             .collect::<anyhow::Result<_>>()?;
-        let admin = match &options.admin_email {
-            None => None,
-            Some(email) => {
-                let password = match (&options.admin_password_file, &options.admin_password) {
-                    (Some(file), _) => read_secret_file(file)?,
-                    (None, Some(password)) => password.clone(),
-                    (None, None) => bail!(
-                        "COMMERCEX_ADMIN_EMAIL is set but no password: set COMMERCEX_ADMIN_PASSWORD_FILE \
-                         (or --admin-password-file)"
-                    ),
-                };
-                Some(AdminBootstrap {
-                    email: email.clone(),
-                    password,
-                })
-            }
-        };
+        let admin = admin(options)?;
         Ok(Self {
             profile: options.profile,
             listen: options.listen,
@@ -149,6 +133,25 @@ impl Settings {
             shutdown_timeout: options.shutdown_timeout,
         })
     }
+}
+
+/// The administrator to create at start-up, from `--admin-email` and its password.
+pub fn admin(options: &Options) -> anyhow::Result<Option<AdminBootstrap>> {
+    let Some(email) = &options.admin_email else {
+        return Ok(None);
+    };
+    let password = match (&options.admin_password_file, &options.admin_password) {
+        (Some(file), _) => read_secret_file(file)?,
+        (None, Some(password)) => password.clone(),
+        (None, None) => bail!(
+            "COMMERCEX_ADMIN_EMAIL is set but no password: set COMMERCEX_ADMIN_PASSWORD_FILE \
+             (or --admin-password-file)"
+        ),
+    };
+    Ok(Some(AdminBootstrap {
+        email: email.clone(),
+        password,
+    }))
 }
 
 fn refuse_development_defaults(options: &Options) -> anyhow::Result<()> {

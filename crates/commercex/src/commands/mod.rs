@@ -1,6 +1,7 @@
-//! One-shot commands: migrate, dlq, admin, seed.
+//! One-shot commands: migrate, dlq, admin, seed, bench.
 
 pub mod admin;
+pub mod bench;
 pub mod dlq;
 pub mod migrate;
 pub mod seed;
