@@ -296,7 +296,10 @@ backend_tests! {
             let body = order_body(&[(&product, 1)], "tok_visa");
             let app = &app;
             async move {
-                let placed: Value = app.place(token, &format!("race-{n}"), &body).await.json().await.unwrap();
+                let response = app.place(token, &format!("race-{n}"), &body).await;
+                let status = response.status();
+                let placed: Value = response.json().await.unwrap();
+                assert_eq!(status, 202, "{placed}");
                 placed["id"].as_str().unwrap().to_owned()
             }
         });

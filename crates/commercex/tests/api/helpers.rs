@@ -61,6 +61,8 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 /// Every app has an administrator, configured the way operators do it: an email and a
 /// password file (with the trailing newline editors leave).
 pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
+    // The app's logs go to the test's captured output, shown when a test fails.
+    commercex::telemetry::init(commercex::cli::LogFormat::Pretty);
     let (mut args, data_dir, guard) = storage_args(storage);
     let password_file = write_file(&data_dir, "admin-password", &format!("{PASSWORD}\n"));
     args.insert(0, "commercex".into());

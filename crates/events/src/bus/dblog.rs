@@ -86,10 +86,12 @@ impl EventBus for DbLogBus {
             .map_err(unavailable)?;
             cursors.insert(topic.clone(), committed.unwrap_or(0));
         }
+        let scanned = cursors.values().copied().min().unwrap_or(0);
         Ok(Box::new(DbLogSubscription {
             bus: self.clone(),
             group: group.to_owned(),
             cursors,
+            scanned,
         }))
     }
 
@@ -103,37 +105,58 @@ struct DbLogSubscription {
     group: String,
     /// Per topic, the last position handed out (starts at the committed offset).
     cursors: HashMap<String, i64>,
+    /// The log has been read up to here: every later row is new to every subscribed topic's
+    /// cursor or not ours. Starts at the lowest cursor.
+    scanned: i64,
 }
 
 impl DbLogSubscription {
+    /// The next events of the subscribed topics in log order. One query over all topics, so
+    /// that a batch cut short by `max` never lets a later event of one topic overtake an
+    /// earlier event of another (a consumer may rely on order.placed arriving before the
+    /// inventory.reserved it caused).
     async fn fetch(&mut self, max: usize) -> Result<Vec<Delivery>, BusError> {
-        let mut deliveries = Vec::new();
-        for (topic, cursor) in &mut self.cursors {
-            let rows = sqlx::query(
-                "SELECT position, envelope FROM event_log WHERE topic = $1 AND position > $2 \
-                 ORDER BY position LIMIT $3",
-            )
-            .bind(topic.as_str())
-            .bind(*cursor)
-            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        let from = self.scanned;
+        let topics: Vec<String> = self.cursors.keys().cloned().collect();
+        let placeholders: Vec<String> = (0..topics.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT position, topic, envelope FROM event_log WHERE position > $1 AND topic IN ({}) \
+             ORDER BY position LIMIT $2",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(from)
+            .bind(i64::try_from(max).unwrap_or(i64::MAX));
+        for topic in &topics {
+            query = query.bind(topic);
+        }
+        let rows = query
             .fetch_all(self.bus.db.pool())
             .await
             .map_err(unavailable)?;
-            for row in rows {
-                let position: i64 = row.try_get("position").map_err(unavailable)?;
-                let json: String = row.try_get("envelope").map_err(unavailable)?;
-                let envelope = Envelope::from_json(&json)
-                    .map_err(|e| BusError::Corrupt(format!("{topic}@{position}: {e}")))?;
-                *cursor = position;
-                deliveries.push(Delivery {
-                    topic: topic.clone(),
-                    partition: 0,
-                    offset: position,
-                    envelope,
-                });
+        let mut deliveries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let position: i64 = row.try_get("position").map_err(unavailable)?;
+            let topic: String = row.try_get("topic").map_err(unavailable)?;
+            self.scanned = position;
+            let Some(cursor) = self.cursors.get_mut(&topic) else {
+                continue;
+            };
+            // Topics resume from their own committed offsets; skip what this one has seen.
+            if position <= *cursor {
+                continue;
             }
+            *cursor = position;
+            let json: String = row.try_get("envelope").map_err(unavailable)?;
+            let envelope = Envelope::from_json(&json)
+                .map_err(|e| BusError::Corrupt(format!("{topic}@{position}: {e}")))?;
+            deliveries.push(Delivery {
+                topic,
+                partition: 0,
+                offset: position,
+                envelope,
+            });
         }
-        deliveries.sort_by_key(|d| d.offset);
         Ok(deliveries)
     }
 }

@@ -150,4 +150,33 @@ backend_tests! {
         assert_eq!(world.logged_event_ids().await, expected);
         assert_eq!(world.effects().await, expected, "handled in publish order");
     }
+
+    async fn the_bus_keeps_log_order_across_topics_and_never_stalls(storage: TestStorage) {
+        use events::bus::{EventBus, Outgoing};
+        let world = World::new(&storage).await;
+        let on = |topic: &str, n: i64| Outgoing { topic: topic.into(), envelope: event(n) };
+        let mut first: Vec<Outgoing> = (0..150).map(|n| on("a", n)).collect();
+        first.push(on("b", 1000));
+        world.bus.publish(&first).await.unwrap();
+
+        // A batch cut short by its size never lets b's later event overtake a's earlier ones.
+        let mut both = world.bus.subscribe("g", &["a".into(), "b".into()]).await.unwrap();
+        let batch = both.poll(100, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(batch.len(), 100);
+        assert!(batch.iter().all(|d| d.topic == "a"));
+        let rest = both.poll(100, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(rest.len(), 51);
+        assert_eq!(rest.last().unwrap().topic, "b");
+        both.commit(&rest[rest.len() - 2]).await.unwrap();
+
+        // A group whose offsets differ widely per topic still reaches new events.
+        let mut only_a = world.bus.subscribe("h", &["a".into()]).await.unwrap();
+        let seen = only_a.poll(200, Duration::from_millis(10)).await.unwrap();
+        only_a.commit(seen.last().unwrap()).await.unwrap();
+        let mut widened = world.bus.subscribe("h", &["a".into(), "c".into()]).await.unwrap();
+        world.bus.publish(&[on("a", 2000)]).await.unwrap();
+        let fresh = widened.poll(100, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(fresh.len(), 1, "only the new event, found past 150 already-seen rows");
+        assert_eq!(fresh[0].envelope.data["n"], 2000);
+    }
 }
