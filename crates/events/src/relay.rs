@@ -102,20 +102,23 @@ impl<B: EventBus + ?Sized> Relay<B> {
 
     /// Publishes the oldest unpublished rows; returns how many.
     pub async fn publish_batch(&self) -> Result<usize, RelayError> {
-        let mut tx = self.db.begin().await?;
-        // FOR UPDATE makes a second relay on the same schema wait rather than publish the
-        // same rows out of order; SQLite's write lock (BEGIN IMMEDIATE) does the same.
-        let lock = match self.db.backend() {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
+        // On PostgreSQL several replicas may run a relay on one outbox: row locks (FOR
+        // UPDATE) make a second one wait instead of publishing the same rows out of order.
+        // An SQLite file has exactly one relay, in the process that owns it, so it reads
+        // without a transaction and does not hold the database's single write lock while it
+        // publishes (requests would queue behind it).
+        let (mut tx, lock) = match self.db.backend() {
+            Backend::Postgres => (Some(self.db.begin().await?), " FOR UPDATE"),
+            Backend::Sqlite => (None, ""),
         };
         let sql = format!(
             "SELECT seq, topic, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1{lock}"
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(self.settings.batch_size)
-            .fetch_all(&mut *tx)
-            .await?;
+        let select = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.settings.batch_size);
+        let rows = match tx.as_mut() {
+            Some(tx) => select.fetch_all(&mut **tx).await?,
+            None => select.fetch_all(self.db.pool()).await?,
+        };
         if rows.is_empty() {
             return Ok(0);
         }
@@ -142,8 +145,15 @@ impl<B: EventBus + ?Sized> Relay<B> {
         for seq in &seqs {
             update = update.bind(*seq);
         }
-        update.execute(&mut *tx).await?;
-        tx.commit().await?;
+        match tx {
+            Some(mut tx) => {
+                update.execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            None => {
+                update.execute(self.db.pool()).await?;
+            }
+        }
         tracing::debug!(
             schema = self.db.schema(),
             count = seqs.len(),

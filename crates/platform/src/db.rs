@@ -71,6 +71,8 @@ pub struct Migrations {
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: AnyPool,
+    /// SQLite only: the single connection write transactions queue for.
+    writer: Option<AnyPool>,
     backend: Backend,
     schema: String,
 }
@@ -97,7 +99,7 @@ impl Storage {
         let options = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout);
-        let pool = match self {
+        let (pool, writer) = match self {
             Self::Sqlite { dir } => {
                 std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
                     dir: dir.display().to_string(),
@@ -108,22 +110,23 @@ impl Storage {
                     dir.join(format!("{schema}.db")).display()
                 );
                 let connect: AnyConnectOptions = url.parse().map_err(connect_error)?;
-                options
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            // WAL lets readers run beside the writer; the busy timeout makes a
-                            // second writer wait for the lock instead of failing at once.
-                            conn.execute(
-                                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                            )
-                            .await?;
-                            Ok(())
-                        })
-                    })
+                let pool = options
+                    .after_connect(sqlite_setup)
+                    .connect_with(connect.clone())
+                    .await
+                    .map_err(connect_error)?;
+                // SQLite has one writer at a time, and writers that find the lock taken poll
+                // it with sleeps of up to 100 ms: under load most of the time goes to sleeping.
+                // Write transactions queue for one dedicated connection instead, in order and
+                // without polling; reads keep the other pool.
+                let writer = AnyPoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(settings.acquire_timeout.max(Duration::from_secs(30)))
+                    .after_connect(sqlite_setup)
                     .connect_with(connect)
                     .await
-                    .map_err(connect_error)?
+                    .map_err(connect_error)?;
+                (pool, Some(writer))
             }
             Self::Postgres { url } => {
                 let connect: AnyConnectOptions =
@@ -150,7 +153,7 @@ impl Storage {
                     "SET search_path TO {schema}; SET statement_timeout = {}",
                     settings.statement_timeout.as_millis()
                 );
-                options
+                let pool = options
                     .after_connect(move |conn, _| {
                         let setup = setup.clone();
                         Box::pin(async move {
@@ -160,11 +163,13 @@ impl Storage {
                     })
                     .connect_with(connect)
                     .await
-                    .map_err(connect_error)?
+                    .map_err(connect_error)?;
+                (pool, None)
             }
         };
         Ok(Db {
             pool,
+            writer,
             backend: self.backend(),
             schema: schema.to_owned(),
         })
@@ -188,9 +193,9 @@ impl Db {
     /// IMMEDIATE`): a deferred transaction that reads and then writes can fail with "database
     /// is locked" instead of waiting its turn.
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+        match &self.writer {
+            Some(writer) => writer.begin_with("BEGIN IMMEDIATE").await,
+            None => self.pool.begin().await,
         }
     }
 
@@ -220,6 +225,9 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         self.pool.close().await;
     }
 }
@@ -229,4 +237,23 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
         .as_database_error()
         .is_some_and(|e| e.is_unique_violation())
+}
+
+type SetupFuture<'c> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
+
+/// Every SQLite connection: WAL lets readers run beside the writer; the busy timeout makes a
+/// writer from another process wait for the lock instead of failing at once.
+fn sqlite_setup(
+    conn: &mut sqlx::AnyConnection,
+    _: sqlx::pool::PoolConnectionMetadata,
+) -> SetupFuture<'_> {
+    Box::pin(async move {
+        conn.execute(
+            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )
+        .await?;
+        Ok(())
+    })
 }
