@@ -297,6 +297,26 @@ backend_tests! {
             let errors = problem(app.place(&customer, key, &bad).await, 422).await;
             assert_eq!(errors["errors"][0]["field"], field, "{key}");
         }
+        // A product priced in another currency cannot share an order.
+        let dollars = json!({"sku": "USD-1", "name": "Imported", "price": {"amount": 900, "currency": "USD"}, "category": "misc"});
+        let usd = app.create_product(&admin, &dollars).await["id"].as_str().unwrap().to_owned();
+        wait_for("orders to know the USD product", || app.known_to_orders(&usd)).await;
+        let errors = problem(app.place(&customer, "mixed", &order_body(&[(&product, 1), (&usd, 1)], "tok_visa")).await, 422).await;
+        assert_eq!(errors["errors"][0]["field"], "/items/1/product_id");
+
+        // The caller's orders, newest first, a page at a time.
+        for n in 0..3 {
+            assert_eq!(app.place(&customer, &format!("more-{n}"), &order_body(&[(&product, 1)], "tok_visa")).await.status(), 202);
+        }
+        let page: Value = app.get("/api/v1/orders?limit=3", Some(&customer)).await.json().await.unwrap();
+        let cursor = page["next_cursor"].as_str().unwrap();
+        let rest: Value = app.get(&format!("/api/v1/orders?limit=3&cursor={cursor}"), Some(&customer)).await.json().await.unwrap();
+        let mut seen: Vec<&str> = page["items"].as_array().unwrap().iter().chain(rest["items"].as_array().unwrap()).map(|o| o["id"].as_str().unwrap()).collect();
+        assert_eq!(seen.len(), 4);
+        assert_eq!(seen.last(), Some(&first["id"].as_str().unwrap()), "the first order comes last");
+        seen.dedup();
+        assert_eq!(seen.len(), 4);
+
         let id = first["id"].as_str().unwrap();
         let (other, _) = app.signed_up("nosy@example.com").await;
         problem(app.get(&format!("/api/v1/orders/{id}"), Some(&other)).await, 404).await;
