@@ -141,21 +141,16 @@ impl StockStore {
         before: Option<Uuid>,
     ) -> Result<Vec<LedgerEntry>, StoreError> {
         let columns = "id, product_id, kind, on_hand_delta, reserved_delta, on_hand_after, reserved_after, reason, actor, created_at";
-        // Ids are UUIDv7, so their order is the order entries were written.
-        let (filter, limit_param) = match before {
-            Some(_) => ("AND id < $2", "$3"),
-            None => ("", "$2"),
-        };
-        let sql = format!(
-            "SELECT {columns} FROM stock_ledger WHERE product_id = $1 {filter} ORDER BY id DESC LIMIT {limit_param}"
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(product_id.to_string());
-        if let Some(before) = before {
-            query = query.bind(before.to_string());
-        }
-        let rows = query
-            .bind(i64::from(limit))
-            .fetch_all(self.db.pool())
+        let rows = self
+            .db
+            .newest_first(
+                "stock_ledger",
+                columns,
+                "product_id",
+                &product_id.to_string(),
+                limit,
+                before,
+            )
             .await?;
         rows.iter()
             .map(|row| {

@@ -190,20 +190,16 @@ impl OrderStore {
         limit: u32,
         before: Option<Uuid>,
     ) -> Result<Vec<Order>, StoreError> {
-        let (filter, limit_param) = match before {
-            Some(_) => ("AND id < $2", "$3"),
-            None => ("", "$2"),
-        };
-        let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE customer_id = $1 {filter} ORDER BY id DESC LIMIT {limit_param}"
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(customer_id.to_string());
-        if let Some(before) = before {
-            query = query.bind(before.to_string());
-        }
-        let rows = query
-            .bind(i64::from(limit))
-            .fetch_all(self.db.pool())
+        let rows = self
+            .db
+            .newest_first(
+                "orders",
+                ORDER_COLUMNS,
+                "customer_id",
+                &customer_id.to_string(),
+                limit,
+                before,
+            )
             .await?;
         let mut orders = Vec::with_capacity(rows.len());
         for row in &rows {

@@ -220,6 +220,32 @@ impl Db {
             })
     }
 
+    /// One page of `table`'s rows whose `owner_column` is `owner`, newest first, starting
+    /// after the row with id `before`. Ids are UUIDv7, so id order is creation order and the
+    /// id alone is a stable keyset cursor. Table and column names are our own constants.
+    pub async fn newest_first(
+        &self,
+        table: &'static str,
+        columns: &'static str,
+        owner_column: &'static str,
+        owner: &str,
+        limit: u32,
+        before: Option<uuid::Uuid>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+        let (after, limit_param) = match before {
+            Some(_) => ("AND id < $2", "$3"),
+            None => ("", "$2"),
+        };
+        let sql = format!(
+            "SELECT {columns} FROM {table} WHERE {owner_column} = $1 {after} ORDER BY id DESC LIMIT {limit_param}"
+        );
+        let mut query = sqlx::query::<Any>(AssertSqlSafe(sql)).bind(owner.to_owned());
+        if let Some(before) = before {
+            query = query.bind(before.to_string());
+        }
+        query.bind(i64::from(limit)).fetch_all(&self.pool).await
+    }
+
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         self.pool.execute("SELECT 1").await.map(|_| ())
     }
