@@ -30,8 +30,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every service and the gateway in this process (the default).
-    Serve,
+    /// Run every service and the gateway in this process (the default), or one of them.
+    Serve {
+        /// The one service this process runs; without it, everything runs here.
+        #[arg(value_enum)]
+        service: Option<ServiceName>,
+    },
+    /// Manage the event bus's Kafka topics.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
     /// Apply every service's database migrations, then exit.
     Migrate,
     /// Inspect and act on dead-lettered events.
@@ -76,6 +83,31 @@ pub enum DlqCommand {
     Replay { id: String },
     /// Give up on the event for good (the entry is kept as a record).
     Discard { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopicsCommand {
+    /// Create missing topics (events and dead letters) and report under-replicated ones.
+    Ensure,
+}
+
+/// What a `serve` process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, ValueEnum)]
+pub enum ServiceName {
+    Users,
+    Catalog,
+    Inventory,
+    Orders,
+    Payments,
+    Gateway,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BusKind {
+    /// Tables in the database (the `bus` schema): nothing else to run.
+    Db,
+    /// A Kafka cluster (`--kafka-brokers`).
+    Kafka,
 }
 
 #[derive(Debug, Subcommand)]
@@ -268,6 +300,202 @@ pub struct Options {
     /// How long shutdown waits for in-flight work.
     #[arg(long, global = true, env = "COMMERCEX_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Where events travel: `db` (tables in the database) or `kafka`.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_BUS",
+        value_enum,
+        default_value = "db"
+    )]
+    pub bus: BusKind,
+
+    /// Kafka bootstrap servers, comma-separated `host:port`.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_KAFKA_BROKERS",
+        value_delimiter = ','
+    )]
+    pub kafka_brokers: Vec<String>,
+
+    /// Prepended to every topic name, so several platforms can share one cluster.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_KAFKA_TOPIC_PREFIX",
+        default_value = ""
+    )]
+    pub kafka_topic_prefix: String,
+
+    /// Extra librdkafka client properties, comma-separated `key=value` (e.g. security.protocol=ssl).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_KAFKA_OPTIONS",
+        value_delimiter = ','
+    )]
+    pub kafka_options: Vec<String>,
+
+    /// Partitions of each event topic.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_KAFKA_PARTITIONS",
+        default_value_t = 6
+    )]
+    pub kafka_partitions: i32,
+
+    /// Replication factor of each topic; default 3 in production, 1 in development.
+    #[arg(long, global = true, env = "COMMERCEX_KAFKA_REPLICATION_FACTOR")]
+    pub kafka_replication_factor: Option<i32>,
+
+    /// `min.insync.replicas` of each topic; default 2 in production, 1 in development.
+    #[arg(long, global = true, env = "COMMERCEX_KAFKA_MIN_INSYNC_REPLICAS")]
+    pub kafka_min_insync_replicas: Option<i32>,
+
+    /// Redis URL: shared rate limits, login throttling and the product cache.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_REDIS_URL",
+        hide_env_values = true,
+        value_parser = secret
+    )]
+    pub redis_url: Option<SecretString>,
+
+    /// Starts every Redis key, so several platforms can share one Redis.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_REDIS_KEY_PREFIX",
+        default_value = "commercex:"
+    )]
+    pub redis_key_prefix: String,
+
+    /// Base URLs of the identity service's instances, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_USERS_URL",
+        value_delimiter = ','
+    )]
+    pub users_url: Vec<String>,
+
+    /// Base URLs of the catalog service's instances, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_CATALOG_URL",
+        value_delimiter = ','
+    )]
+    pub catalog_url: Vec<String>,
+
+    /// Base URLs of the inventory service's instances, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_INVENTORY_URL",
+        value_delimiter = ','
+    )]
+    pub inventory_url: Vec<String>,
+
+    /// Base URLs of the order service's instances, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_ORDERS_URL",
+        value_delimiter = ','
+    )]
+    pub orders_url: Vec<String>,
+
+    /// Base URLs of the payment service's instances, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_PAYMENTS_URL",
+        value_delimiter = ','
+    )]
+    pub payments_url: Vec<String>,
+
+    /// How long the gateway waits for a service before answering 504, e.g. `10s`.
+    #[arg(long, global = true, env = "COMMERCEX_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Per-service overrides of --upstream-timeout, comma-separated `service=duration`
+    /// (e.g. `orders=20s,payments=30s`).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_ROUTE_TIMEOUTS",
+        value_delimiter = ','
+    )]
+    pub route_timeouts: Vec<String>,
+
+    /// How often a service re-reads the identity service's JWKS (picks up rotated keys).
+    #[arg(long, global = true, env = "COMMERCEX_JWKS_REFRESH", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub jwks_refresh: Duration,
+
+    /// Requests per client address per minute at the gateway (0: unlimited); default 1200 in
+    /// production, unlimited in development.
+    #[arg(long, global = true, env = "COMMERCEX_RATE_LIMIT_PER_CLIENT")]
+    pub rate_limit_per_client: Option<u64>,
+
+    /// Requests per signed-in user per minute at the gateway (0: unlimited); default 600 in
+    /// production, unlimited in development.
+    #[arg(long, global = true, env = "COMMERCEX_RATE_LIMIT_PER_USER")]
+    pub rate_limit_per_user: Option<u64>,
+
+    /// PEM certificate chain this process serves HTTPS with (HTTP/1.1 and HTTP/2).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_TLS_CERT_FILE",
+        requires = "tls_key_file"
+    )]
+    pub tls_cert_file: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert-file.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_TLS_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_key_file: Option<PathBuf>,
+
+    /// Require clients to present a certificate signed by this CA (mutual TLS between
+    /// services); needs --tls-cert-file.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_TLS_CLIENT_CA_FILE",
+        requires = "tls_cert_file"
+    )]
+    pub tls_client_ca_file: Option<PathBuf>,
+
+    /// The CA that signs the services' certificates: the only one trusted on https service URLs.
+    #[arg(long, global = true, env = "COMMERCEX_INTERNAL_CA_FILE")]
+    pub internal_ca_file: Option<PathBuf>,
+
+    /// Client certificate presented to services that require mutual TLS (default: --tls-cert-file).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_INTERNAL_CERT_FILE",
+        requires = "internal_key_file"
+    )]
+    pub internal_cert_file: Option<PathBuf>,
+
+    /// Private key of --internal-cert-file.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_INTERNAL_KEY_FILE",
+        requires = "internal_cert_file"
+    )]
+    pub internal_key_file: Option<PathBuf>,
 
     /// Log format; default: pretty in development, json in production.
     #[arg(long, global = true, env = "COMMERCEX_LOG_FORMAT", value_enum)]

@@ -7,3 +7,4 @@ pub mod commands;
 pub mod config_file;
 pub mod settings;
 pub mod telemetry;
+pub mod tls;

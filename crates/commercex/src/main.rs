@@ -1,6 +1,6 @@
 use anyhow::Context;
 use commercex::app::Application;
-use commercex::cli::{AdminCommand, Command};
+use commercex::cli::{AdminCommand, Command, ServiceName, TopicsCommand};
 use commercex::settings::{self, Settings};
 use commercex::{commands, config_file, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
@@ -11,8 +11,9 @@ async fn main() -> anyhow::Result<()> {
     let cli = config_file::parse_cli()?;
     telemetry::init(settings::log_format(&cli.options));
     let options = &cli.options;
-    match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(options).await,
+    match cli.command.unwrap_or(Command::Serve { service: None }) {
+        Command::Serve { service } => serve(options, service).await,
+        Command::Topics(TopicsCommand::Ensure) => commands::topics::ensure(options).await,
         Command::Migrate => commands::migrate::run(options).await,
         Command::Dlq(command) => commands::dlq::run(options, command).await,
         Command::Bench {
@@ -46,9 +47,15 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(options: &commercex::cli::Options) -> anyhow::Result<()> {
+async fn serve(
+    options: &commercex::cli::Options,
+    service: Option<ServiceName>,
+) -> anyhow::Result<()> {
     let settings = Settings::load(options)?;
-    let app = Application::build(settings).await?;
+    let app = match service {
+        None => Application::build(settings).await?,
+        Some(service) => Application::build_service(settings, service).await?,
+    };
     let addr = app.local_addr()?;
     // Handlers go in before we announce ourselves: a signal sent as soon as the address is
     // printed must drain, not kill.
@@ -64,7 +71,8 @@ async fn serve(options: &commercex::cli::Options) -> anyhow::Result<()> {
         tracing::info!("shutdown requested; draining");
         on_signal.cancel();
     });
-    println!("CommerceX listening on http://{addr} (docs at http://{addr}/docs)");
+    let scheme = app.scheme();
+    println!("CommerceX listening on {scheme}://{addr} (docs at {scheme}://{addr}/docs)");
     app.run(shutdown).await.context("running CommerceX")?;
     println!("CommerceX stopped");
     Ok(())

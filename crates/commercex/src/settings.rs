@@ -1,8 +1,10 @@
 //! Turns command-line options into validated settings: secrets read from their files, the
 //! storage chosen, signing keys loaded, and the production profile's refusals applied.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use events::relay::RelaySettings;
@@ -15,7 +17,10 @@ use secrecy::{ExposeSecret, SecretString};
 use users::throttle::ThrottlePolicy;
 use users::tokens::TokenLifetimes;
 
-use crate::cli::{LogFormat, Options, Profile};
+use gateway::proxy::routes::Service;
+
+use crate::cli::{BusKind, LogFormat, Options, Profile};
+use crate::tls::{ClientTls, ServerTls};
 
 #[derive(Debug)]
 pub struct AdminBootstrap {
@@ -39,6 +44,51 @@ pub struct Settings {
     pub relay: RelaySettings,
     pub reservation_ttl: std::time::Duration,
     pub shutdown_timeout: std::time::Duration,
+    pub bus: BusSettings,
+    pub redis_url: Option<SecretString>,
+    pub redis_key_prefix: String,
+    pub service_urls: ServiceUrls,
+    pub upstream_timeout: Duration,
+    pub route_timeouts: HashMap<Service, Duration>,
+    pub jwks_refresh: Duration,
+    pub rate_limits: RateLimitSettings,
+    pub tls: Option<ServerTls>,
+    pub internal_tls: ClientTls,
+}
+
+#[derive(Debug, Clone)]
+pub enum BusSettings {
+    Db,
+    #[cfg(feature = "kafka")]
+    Kafka(events::bus::kafka::KafkaConfig),
+}
+
+/// Base URLs of each service's instances.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceUrls {
+    pub users: Vec<String>,
+    pub catalog: Vec<String>,
+    pub inventory: Vec<String>,
+    pub orders: Vec<String>,
+    pub payments: Vec<String>,
+}
+
+impl ServiceUrls {
+    pub fn of(&self, service: Service) -> &[String] {
+        match service {
+            Service::Users => &self.users,
+            Service::Catalog => &self.catalog,
+            Service::Inventory => &self.inventory,
+            Service::Orders => &self.orders,
+            Service::Payments => &self.payments,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimitSettings {
+    pub per_client: Option<u64>,
+    pub per_user: Option<u64>,
 }
 
 const DEV_KEY_FILE: &str = "dev-signing-key.pem";
@@ -131,8 +181,128 @@ impl Settings {
             relay: RelaySettings::default(),
             reservation_ttl: options.reservation_ttl,
             shutdown_timeout: options.shutdown_timeout,
+            bus: bus(options)?,
+            redis_url: options.redis_url.clone(),
+            redis_key_prefix: options.redis_key_prefix.clone(),
+            service_urls: ServiceUrls {
+                users: options.users_url.clone(),
+                catalog: options.catalog_url.clone(),
+                inventory: options.inventory_url.clone(),
+                orders: options.orders_url.clone(),
+                payments: options.payments_url.clone(),
+            },
+            upstream_timeout: options.upstream_timeout,
+            route_timeouts: route_timeouts(&options.route_timeouts)?,
+            jwks_refresh: options.jwks_refresh,
+            rate_limits: rate_limits(options),
+            tls: server_tls(options),
+            internal_tls: ClientTls {
+                ca_file: options.internal_ca_file.clone(),
+                identity: options
+                    .internal_cert_file
+                    .clone()
+                    .zip(options.internal_key_file.clone())
+                    .or_else(|| {
+                        options
+                            .tls_cert_file
+                            .clone()
+                            .zip(options.tls_key_file.clone())
+                    }),
+            },
         })
     }
+}
+
+/// The event bus from `--bus` and, for Kafka, its brokers and topic settings.
+pub fn bus(options: &Options) -> anyhow::Result<BusSettings> {
+    match options.bus {
+        BusKind::Db => Ok(BusSettings::Db),
+        BusKind::Kafka => kafka(options),
+    }
+}
+
+#[cfg(feature = "kafka")]
+fn kafka(options: &Options) -> anyhow::Result<BusSettings> {
+    use events::bus::kafka::{KafkaConfig, TopicSettings};
+    if options.kafka_brokers.is_empty() {
+        bail!("--bus kafka needs brokers: set COMMERCEX_KAFKA_BROKERS (host:port,...)");
+    }
+    let production = options.profile == Profile::Production;
+    let client_options = options
+        .kafka_options
+        .iter()
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+                .with_context(|| format!("COMMERCEX_KAFKA_OPTIONS: {pair:?} is not key=value"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(BusSettings::Kafka(KafkaConfig {
+        brokers: options.kafka_brokers.join(","),
+        topic_prefix: options.kafka_topic_prefix.clone(),
+        client_options,
+        topics: TopicSettings {
+            partitions: options.kafka_partitions,
+            replication_factor: options.kafka_replication_factor.unwrap_or(if production {
+                3
+            } else {
+                1
+            }),
+            min_insync_replicas: options.kafka_min_insync_replicas.unwrap_or(if production {
+                2
+            } else {
+                1
+            }),
+        },
+    }))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn kafka(_: &Options) -> anyhow::Result<BusSettings> {
+    bail!("this build of commercex has no Kafka support: rebuild with `--features kafka`")
+}
+
+fn server_tls(options: &Options) -> Option<ServerTls> {
+    let (cert_file, key_file) = options
+        .tls_cert_file
+        .clone()
+        .zip(options.tls_key_file.clone())?;
+    Some(ServerTls {
+        cert_file,
+        key_file,
+        client_ca_file: options.tls_client_ca_file.clone(),
+    })
+}
+
+/// Quotas at the gateway: unlimited in development unless set, protective in production.
+fn rate_limits(options: &Options) -> RateLimitSettings {
+    let production = options.profile == Profile::Production;
+    let limit = |given: Option<u64>, production_default: u64| {
+        let limit = given.unwrap_or(if production { production_default } else { 0 });
+        (limit > 0).then_some(limit)
+    };
+    RateLimitSettings {
+        per_client: limit(options.rate_limit_per_client, 1200),
+        per_user: limit(options.rate_limit_per_user, 600),
+    }
+}
+
+/// `orders=20s,payments=30s` into per-service timeouts.
+fn route_timeouts(pairs: &[String]) -> anyhow::Result<HashMap<Service, Duration>> {
+    pairs
+        .iter()
+        .map(|pair| {
+            let (name, duration) = pair.split_once('=').with_context(|| {
+                format!("COMMERCEX_ROUTE_TIMEOUTS: {pair:?} is not service=duration")
+            })?;
+            let service = Service::parse(name.trim())
+                .with_context(|| format!("COMMERCEX_ROUTE_TIMEOUTS: no service called {name:?}"))?;
+            let duration = humantime::parse_duration(duration.trim()).with_context(|| {
+                format!("COMMERCEX_ROUTE_TIMEOUTS: {duration:?} is not a duration")
+            })?;
+            Ok((service, duration))
+        })
+        .collect()
 }
 
 /// The administrator to create at start-up, from `--admin-email` and its password.
@@ -174,9 +344,13 @@ fn refuse_development_defaults(options: &Options) -> anyhow::Result<()> {
              COMMERCEX_DATABASE_URL_FILE instead of COMMERCEX_DATABASE_URL",
         );
     }
-    if !options.listen.ip().is_loopback() && !options.allow_plaintext {
+    if !options.listen.ip().is_loopback()
+        && options.tls_cert_file.is_none()
+        && !options.allow_plaintext
+    {
         problems.push(
-            "plain HTTP on a non-loopback address: terminate TLS in front of CommerceX and set \
+            "plain HTTP on a non-loopback address: set COMMERCEX_TLS_CERT_FILE and \
+             COMMERCEX_TLS_KEY_FILE, or terminate TLS in front of CommerceX and set \
              COMMERCEX_ALLOW_PLAINTEXT=true (--allow-plaintext), or listen on a loopback address",
         );
     }

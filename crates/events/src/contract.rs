@@ -4,6 +4,15 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// Every topic events are published on.
+pub const TOPICS: [&str; 5] = [
+    users::TOPIC,
+    catalog::TOPIC,
+    inventory::TOPIC,
+    orders::TOPIC,
+    payments::TOPIC,
+];
+
 /// An event type and the topic (one per aggregate) it is published on.
 pub trait EventKind: Serialize {
     const TYPE: &'static str;

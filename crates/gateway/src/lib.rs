@@ -1,6 +1,12 @@
 //! The API gateway: the one public entry point. In embedded mode it mounts every service's
 //! router in-process (no network hop), adds the HTTP conventions, the health endpoints, the
-//! aggregated OpenAPI document and the docs UI.
+//! aggregated OpenAPI document and the docs UI. In proxy mode ([`proxy`]) it forwards to
+//! services running as their own processes. A service process serves its own router through
+//! [`router`] too, without the edge checks.
+
+pub mod edge;
+pub mod proxy;
+pub mod ratelimit;
 
 use std::sync::Arc;
 
@@ -10,7 +16,10 @@ use platform::http::{HttpLimits, ReadinessCheck, apply_conventions, health_route
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{InfoBuilder, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::edge::{EdgeGuard, edge_layer};
+use crate::ratelimit::RateLimits;
 
 /// Everything the public router is made of.
 pub struct GatewayParts {
@@ -19,6 +28,8 @@ pub struct GatewayParts {
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
     pub verifier: Arc<TokenVerifier>,
     pub limits: HttpLimits,
+    /// Quotas checked at the edge; `None` for a service process behind a gateway.
+    pub rate_limits: Option<RateLimits>,
 }
 
 pub fn router(parts: GatewayParts) -> Router {
@@ -27,11 +38,27 @@ pub fn router(parts: GatewayParts) -> Router {
         combined = combined.merge(service);
     }
     let (api, openapi) = combined.split_for_parts();
-    let app = api
+    let mut app = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", describe(openapi)))
         .merge(health_routes(parts.readiness))
-        .layer(Extension(parts.verifier));
+        .layer(Extension(parts.verifier.clone()));
+    if let Some(rate_limits) = parts.rate_limits {
+        app = edge_layer(
+            app,
+            EdgeGuard {
+                verifier: parts.verifier,
+                rate_limits,
+            },
+        );
+    }
     apply_conventions(app, parts.limits)
+}
+
+/// The docs UI, reading the document from `/openapi.json` (served separately).
+fn docs_ui() -> Router {
+    SwaggerUi::new("/docs")
+        .config(Config::from("/openapi.json"))
+        .into()
 }
 
 /// The aggregated document: every service's paths under one title and security scheme.

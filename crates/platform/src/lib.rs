@@ -6,6 +6,7 @@ pub mod http;
 pub mod money;
 pub mod problem;
 pub mod secret;
+pub mod shared_redis;
 pub mod time;
 
 pub use problem::{ApiError, FieldError};

@@ -60,6 +60,8 @@ pub enum ApiError {
     },
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    GatewayTimeout(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -92,6 +94,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::GatewayTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,6 +114,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported-media-type",
             Self::TooManyRequests { .. } => "too-many-requests",
             Self::Unavailable(_) => "unavailable",
+            Self::GatewayTimeout(_) => "gateway-timeout",
             Self::Internal(_) => "internal",
         }
     }

@@ -6,10 +6,11 @@ use events::service_db::ServiceDb;
 use jsonwebtoken::jwk::Jwk;
 use platform::auth::{SigningKey, TokenAudience};
 use platform::db::{DbError, Migrations, PoolSettings, Storage};
+use platform::shared_redis::SharedRedis;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::identity::Identity;
-use crate::throttle::{MemoryThrottle, ThrottlePolicy};
+use crate::throttle::{LoginThrottle, MemoryThrottle, RedisThrottle, ThrottlePolicy};
 use crate::tokens::{TokenIssuer, TokenLifetimes};
 
 /// The SQLite file / PostgreSQL schema this service owns.
@@ -31,6 +32,8 @@ pub struct UsersConfig {
     pub audience: TokenAudience,
     pub lifetimes: TokenLifetimes,
     pub throttle: ThrottlePolicy,
+    /// Shares login throttling with every identity instance; `None` keeps it in memory.
+    pub redis: Option<Arc<SharedRedis>>,
 }
 
 pub struct UsersService {
@@ -61,7 +64,7 @@ impl UsersService {
             store.db.clone(),
             store.outbox.clone(),
             Arc::new(issuer),
-            Arc::new(MemoryThrottle::new(config.throttle)),
+            throttle(config.throttle, config.redis),
         );
         Ok(Self {
             store,
@@ -79,5 +82,14 @@ impl UsersService {
 
     pub fn identity(&self) -> &Arc<Identity> {
         &self.identity
+    }
+}
+
+/// Redis-backed when configured, so a burst of guesses spread over identity instances is
+/// still one burst; in this process's memory otherwise.
+fn throttle(policy: ThrottlePolicy, redis: Option<Arc<SharedRedis>>) -> Arc<dyn LoginThrottle> {
+    match redis {
+        Some(redis) => Arc::new(RedisThrottle::new(policy, redis)),
+        None => Arc::new(MemoryThrottle::new(policy)),
     }
 }

@@ -5,8 +5,10 @@ use anyhow::Context;
 use platform::secret::read_secret_file;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::app::{Services, bootstrap_admin};
+use crate::app::bootstrap_admin;
+use crate::app::services::Services;
 use crate::cli::Options;
+use crate::cli::ServiceName;
 use crate::settings::Settings;
 
 pub async fn create(
@@ -28,8 +30,9 @@ pub async fn create(
         }
     };
     let settings = Settings::load(options)?;
-    let services = Services::open(&settings).await?;
-    let admin = bootstrap_admin(&services.users, email, password.expose_secret(), name).await?;
+    let services = Services::open(&settings, &[ServiceName::Users], None).await?;
+    let users = services.users.context("the users service is open")?;
+    let admin = bootstrap_admin(&users, email, password.expose_secret(), name).await?;
     println!("admin {} ({}) is ready", admin.email.as_str(), admin.id);
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! One-shot commands: migrate, dlq, admin, seed, bench.
+//! One-shot commands: migrate, topics, dlq, admin, seed, bench.
 
 pub mod admin;
 pub mod bench;
 pub mod dlq;
 pub mod migrate;
 pub mod seed;
+pub mod topics;

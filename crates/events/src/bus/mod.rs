@@ -1,8 +1,10 @@
 //! The event bus boundary. The relay publishes through [`EventBus`]; consumers read through
-//! [`Subscription`]. Backends: the in-database log ([`dblog`]) now, Kafka later, with no change
-//! to service code.
+//! [`Subscription`]. Backends: the in-database log ([`dblog`]) and Kafka (`kafka`, behind the
+//! `kafka` cargo feature), with no change to service code.
 
 pub mod dblog;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 use std::time::Duration;
 
@@ -45,6 +47,18 @@ pub trait EventBus: Send + Sync + 'static {
         group: &str,
         topics: &[String],
     ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Copies a dead-lettered event where the bus's own tooling finds it (Kafka: the group's
+    /// dead-letter topic). The database's dead-letter table stays the record operators act
+    /// on, so a bus without such a place does nothing.
+    async fn dead_letter(
+        &self,
+        _group: &str,
+        _delivery: &Delivery,
+        _error: &str,
+    ) -> Result<(), BusError> {
+        Ok(())
+    }
 
     async fn ping(&self) -> Result<(), BusError>;
 }

@@ -205,6 +205,14 @@ impl Consumer {
                     error,
                     "event dead-lettered"
                 );
+                // A copy for the bus's own tooling; the stored letter above is the record.
+                if let Err(bus_error) = self
+                    .bus
+                    .dead_letter(&self.settings.group, delivery, &error)
+                    .await
+                {
+                    tracing::warn!(group = self.settings.group, error = %bus_error, "could not copy the dead letter to the bus");
+                }
                 Ok(Outcome::DeadLettered { attempts })
             }
         }

@@ -7,7 +7,7 @@ mod health;
 mod json;
 mod query;
 
-pub use client::ClientAddr;
+pub use client::{ClientAddr, TrustForwardedFor};
 pub use conventions::{HttpLimits, apply_conventions};
 pub use health::{ReadinessCheck, health_routes};
 pub use json::Json;

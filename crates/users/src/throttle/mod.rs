@@ -1,6 +1,6 @@
 //! Login throttling: after too many failed logins for one account, or from one client
-//! address, further attempts are refused for a while. In memory for one process; a shared
-//! (Redis) implementation plugs in behind the same trait for several replicas.
+//! address, further attempts are refused for a while: in this process's memory
+//! ([`MemoryThrottle`]), or in Redis ([`RedisThrottle`]) shared by every identity instance.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+
+mod shared;
+pub use shared::RedisThrottle;
 
 #[derive(Debug, Clone, Copy)]
 pub struct ThrottlePolicy {

@@ -1,0 +1,299 @@
+//! Building and running a CommerceX process. `Application::build` runs everything in one
+//! process with no network hops (the embedded runtime); `Application::build_service` runs one
+//! service, or the gateway in proxy mode, as production does on Kubernetes. Both do
+//! everything `serve` does except wait for a signal, so tests start the app exactly as
+//! production does.
+
+mod bus;
+mod edge;
+mod jwks;
+pub mod services;
+mod workers;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use axum::Extension;
+use platform::auth::TokenVerifier;
+use platform::db::Db;
+use platform::http::{ReadinessCheck, TrustForwardedFor};
+use secrecy::ExposeSecret;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use users::UsersService;
+use users::domain::{DisplayName, Email, Password, User};
+
+pub use bus::open_bus_db;
+use bus::{BusReady, open_bus};
+use services::{DOMAIN_SERVICES, Services};
+use workers::Workers;
+
+use crate::cli::ServiceName;
+use crate::settings::Settings;
+
+/// How often expired reservations are looked for; an expired hold lingers at most this long.
+const RESERVATION_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    databases: Vec<Db>,
+    workers: Workers,
+    shutdown_timeout: std::time::Duration,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Application {
+    /// Every service and the gateway in this process.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let redis = edge::shared_redis(&settings)?;
+        let services = Services::open(&settings, &DOMAIN_SERVICES, redis.clone()).await?;
+        let users = services
+            .users
+            .as_ref()
+            .context("the users service is open")?;
+        bootstrap_configured_admin(&settings, users).await?;
+        let verifier =
+            TokenVerifier::from_jwks(&users.identity().issuer().jwks(), &settings.audience)
+                .context("building the token verifier from our own JWKS")?;
+        let mut parts = Self::domain_parts(&settings, services, Arc::new(verifier)).await?;
+        parts.rate_limits = Some(edge::rate_limits(&settings, redis));
+        Self::assemble(settings, parts).await
+    }
+
+    /// One service, or the gateway in proxy mode.
+    pub async fn build_service(settings: Settings, service: ServiceName) -> anyhow::Result<Self> {
+        if service == ServiceName::Gateway {
+            let redis = edge::shared_redis(&settings)?;
+            let mut workers = Workers::default();
+            let router = edge::proxy(&settings, redis, &mut workers).await?;
+            return Self::listen(settings, router, Vec::new(), workers).await;
+        }
+        let redis = edge::shared_redis(&settings)?;
+        let services = Services::open(&settings, &[service], redis).await?;
+        let (verifier, refresher) = match &services.users {
+            Some(users) => {
+                bootstrap_configured_admin(&settings, users).await?;
+                let jwks = users.identity().issuer().jwks();
+                let verifier = TokenVerifier::from_jwks(&jwks, &settings.audience)
+                    .context("building the token verifier from our own JWKS")?;
+                (Arc::new(verifier), None)
+            }
+            None => {
+                let remote = jwks::RemoteJwks::new(
+                    edge::internal_client(&settings)?,
+                    &settings.service_urls.users,
+                );
+                let verifier = Arc::new(remote.verifier(&settings.audience).await?);
+                (verifier.clone(), Some((remote, verifier)))
+            }
+        };
+        let mut parts = Self::domain_parts(&settings, services, verifier).await?;
+        if let Some((remote, verifier)) = refresher {
+            let every = settings.jwks_refresh;
+            parts
+                .workers
+                .spawn(move |cancel| remote.refresh(verifier, every, cancel));
+        }
+        // Behind the gateway, the client is who the gateway says it is.
+        parts.router_layers.push(TrustForwardedFor);
+        Self::assemble(settings, parts).await
+    }
+
+    /// The routers, readiness checks, relays, consumers and sweeper of the open services.
+    async fn domain_parts(
+        settings: &Settings,
+        services: Services,
+        verifier: Arc<TokenVerifier>,
+    ) -> anyhow::Result<DomainParts> {
+        let bus = open_bus(settings).await?;
+        let mut readiness: Vec<Arc<dyn ReadinessCheck>> = services
+            .stores()
+            .iter()
+            .map(|store| Arc::new(DbReady(store.db.clone())) as Arc<dyn ReadinessCheck>)
+            .collect();
+        readiness.push(Arc::new(BusReady(bus.bus.clone())));
+        let mut workers = Workers::default();
+        for store in services.stores() {
+            let relay = events::relay::Relay::new(
+                store.db.clone(),
+                store.outbox.clone(),
+                bus.bus.clone(),
+                settings.relay,
+            );
+            workers.spawn(move |cancel| relay.run(cancel));
+        }
+        for consumer in services.consumers(&bus.bus, settings) {
+            workers.spawn(move |cancel| consumer.run(cancel));
+        }
+        if let Some(inventory) = &services.inventory {
+            let sweeper = inventory.sweeper(RESERVATION_SWEEP_INTERVAL);
+            workers.spawn(move |cancel| sweeper.run(cancel));
+        }
+        let mut databases: Vec<Db> = services.stores().iter().map(|s| s.db.clone()).collect();
+        databases.extend(bus.db);
+        Ok(DomainParts {
+            routers: services.routers(),
+            readiness,
+            verifier,
+            databases,
+            workers,
+            rate_limits: None,
+            router_layers: Vec::new(),
+        })
+    }
+
+    async fn assemble(settings: Settings, parts: DomainParts) -> anyhow::Result<Self> {
+        let mut router = gateway::router(gateway::GatewayParts {
+            services: parts.routers,
+            readiness: parts.readiness,
+            verifier: parts.verifier,
+            limits: settings.limits,
+            rate_limits: parts.rate_limits,
+        });
+        for marker in parts.router_layers {
+            router = router.layer(Extension(marker));
+        }
+        Self::listen(settings, router, parts.databases, parts.workers).await
+    }
+
+    async fn listen(
+        settings: Settings,
+        router: axum::Router,
+        databases: Vec<Db>,
+        workers: Workers,
+    ) -> anyhow::Result<Self> {
+        let tls = settings
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("listening on {}", settings.listen))?;
+        Ok(Self {
+            listener,
+            router,
+            databases,
+            workers,
+            shutdown_timeout: settings.shutdown_timeout,
+            tls,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// `https` when this process serves TLS.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// Serves until `shutdown` fires; then stops accepting, finishes in-flight requests,
+    /// lets consumers finish the event in hand and the relays publish what is committed,
+    /// and closes the databases.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let background = CancellationToken::new();
+        let tasks = self.workers.start(&background);
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        match self.tls {
+            None => axum::serve(self.listener, app)
+                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                .await
+                .context("serving HTTP")?,
+            Some(config) => {
+                let handle = axum_server::Handle::new();
+                let draining = handle.clone();
+                let drain_within = self.shutdown_timeout;
+                tokio::spawn(async move {
+                    shutdown.cancelled().await;
+                    draining.graceful_shutdown(Some(drain_within));
+                });
+                axum_server::from_tcp_rustls(
+                    self.listener.into_std().context("taking the listener")?,
+                    axum_server::tls_rustls::RustlsConfig::from_config(config),
+                )
+                .context("serving HTTPS")?
+                .handle(handle)
+                .serve(app)
+                .await
+                .context("serving HTTPS")?;
+            }
+        }
+        tracing::info!("HTTP drained; stopping background work");
+        background.cancel();
+        if tokio::time::timeout(self.shutdown_timeout, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background work did not stop within the shutdown timeout");
+        }
+        for db in &self.databases {
+            db.close().await;
+        }
+        Ok(())
+    }
+}
+
+/// What the open domain services contribute to the process.
+struct DomainParts {
+    routers: Vec<utoipa_axum::router::OpenApiRouter>,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+    verifier: Arc<TokenVerifier>,
+    databases: Vec<Db>,
+    workers: Workers,
+    rate_limits: Option<gateway::ratelimit::RateLimits>,
+    router_layers: Vec<TrustForwardedFor>,
+}
+
+async fn bootstrap_configured_admin(
+    settings: &Settings,
+    users: &UsersService,
+) -> anyhow::Result<()> {
+    if let Some(admin) = &settings.admin {
+        bootstrap_admin(
+            users,
+            &admin.email,
+            admin.password.expose_secret(),
+            "Administrator",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+pub async fn bootstrap_admin(
+    users: &UsersService,
+    email: &str,
+    password: &str,
+    name: &str,
+) -> anyhow::Result<User> {
+    let email = Email::parse(email).map_err(|e| anyhow::anyhow!("admin email: {e}"))?;
+    let password = Password::parse(password).map_err(|e| anyhow::anyhow!("admin password: {e}"))?;
+    let name = DisplayName::parse(name).map_err(|e| anyhow::anyhow!("admin name: {e}"))?;
+    let admin = users
+        .identity()
+        .ensure_admin(email, password, name)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
+    tracing::info!(user_id = %admin.id, "admin account ready");
+    Ok(admin)
+}
+
+struct DbReady(Db);
+
+#[async_trait]
+impl ReadinessCheck for DbReady {
+    fn name(&self) -> &str {
+        self.0.schema()
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}

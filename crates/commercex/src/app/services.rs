@@ -1,0 +1,114 @@
+//! The services a process runs, each with its database opened and migrated.
+
+use std::sync::Arc;
+
+use catalog::CatalogService;
+use events::bus::EventBus;
+use events::consumer::Consumer;
+use events::service_db::ServiceDb;
+use inventory::InventoryService;
+use orders::OrdersService;
+use payments::PaymentsService;
+use payments::provider::SandboxProvider;
+use platform::shared_redis::SharedRedis;
+use users::{UsersConfig, UsersService};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::cli::ServiceName;
+use crate::settings::Settings;
+
+/// The domain services (everything but the gateway), in start-up order.
+pub const DOMAIN_SERVICES: [ServiceName; 5] = [
+    ServiceName::Users,
+    ServiceName::Catalog,
+    ServiceName::Inventory,
+    ServiceName::Orders,
+    ServiceName::Payments,
+];
+
+/// The services this process runs; the others are `None` (they run elsewhere).
+#[derive(Default)]
+pub struct Services {
+    pub users: Option<UsersService>,
+    pub catalog: Option<CatalogService>,
+    pub inventory: Option<InventoryService>,
+    pub orders: Option<OrdersService>,
+    pub payments: Option<PaymentsService>,
+}
+
+impl Services {
+    pub async fn open(
+        settings: &Settings,
+        which: &[ServiceName],
+        redis: Option<Arc<SharedRedis>>,
+    ) -> anyhow::Result<Self> {
+        let (storage, pool) = (&settings.storage, settings.pool);
+        let mut services = Self::default();
+        for service in which {
+            match service {
+                ServiceName::Users => {
+                    let config = UsersConfig {
+                        signing_key: settings.signing_key.clone(),
+                        retired_keys: settings.retired_keys.clone(),
+                        audience: settings.audience.clone(),
+                        lifetimes: settings.lifetimes,
+                        throttle: settings.throttle,
+                        redis: redis.clone(),
+                    };
+                    services.users = Some(UsersService::open(storage, pool, config).await?);
+                }
+                ServiceName::Catalog => {
+                    services.catalog = Some(CatalogService::open(storage, pool).await?);
+                }
+                ServiceName::Inventory => {
+                    services.inventory = Some(InventoryService::open(storage, pool).await?);
+                }
+                ServiceName::Orders => {
+                    services.orders = Some(OrdersService::open(storage, pool).await?);
+                }
+                ServiceName::Payments => {
+                    // Real providers plug in here, chosen by configuration, behind one trait.
+                    let provider = Arc::new(SandboxProvider::new());
+                    services.payments = Some(PaymentsService::open(storage, pool, provider).await?);
+                }
+                ServiceName::Gateway => {}
+            }
+        }
+        Ok(services)
+    }
+
+    /// Each open service's database with the outbox its relay drains.
+    pub fn stores(&self) -> Vec<&ServiceDb> {
+        let mut stores = Vec::new();
+        stores.extend(self.users.as_ref().map(UsersService::store));
+        stores.extend(self.catalog.as_ref().map(CatalogService::store));
+        stores.extend(self.inventory.as_ref().map(InventoryService::store));
+        stores.extend(self.orders.as_ref().map(OrdersService::store));
+        stores.extend(self.payments.as_ref().map(PaymentsService::store));
+        stores
+    }
+
+    pub fn routers(&self) -> Vec<OpenApiRouter> {
+        let mut routers = Vec::new();
+        routers.extend(self.users.as_ref().map(UsersService::router));
+        routers.extend(self.catalog.as_ref().map(CatalogService::router));
+        routers.extend(self.inventory.as_ref().map(InventoryService::router));
+        routers.extend(self.orders.as_ref().map(OrdersService::router));
+        routers.extend(self.payments.as_ref().map(PaymentsService::router));
+        routers
+    }
+
+    /// The event consumers of the open services.
+    pub fn consumers(&self, bus: &Arc<dyn EventBus>, settings: &Settings) -> Vec<Consumer> {
+        let mut consumers = Vec::new();
+        consumers.extend(self.catalog.as_ref().map(|s| s.consumer(bus.clone())));
+        consumers.extend(
+            self.inventory
+                .as_ref()
+                .map(|s| s.consumer(bus.clone(), settings.reservation_ttl)),
+        );
+        consumers.extend(self.orders.as_ref().map(|s| s.consumer(bus.clone())));
+        consumers.extend(self.payments.as_ref().map(|s| s.consumer(bus.clone())));
+        consumers
+    }
+}

@@ -1,0 +1,167 @@
+//! The Kafka event bus: the relay publishes through an idempotent producer (`acks=all`), keyed
+//! by aggregate id so one aggregate's events stay in order in one partition; consumers join
+//! consumer groups and commit an offset only after the handler's transaction has committed
+//! (the inbox still dedups what a rebalance redelivers). No Kafka transactions are needed.
+//!
+//! Plain Kafka protocol through librdkafka: it runs unchanged on Apache Kafka, Redpanda, MSK
+//! or tansu.
+
+mod binding;
+mod subscription;
+mod topics;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::ClientConfig;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+
+use crate::bus::{BusError, EventBus, Outgoing, Subscription};
+pub use binding::{Record, decode, encode};
+pub use topics::{TopicReport, dlq_topic, ensure_topics};
+
+/// How long a publish waits for the cluster before the relay retries the batch.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+pub struct KafkaConfig {
+    /// `host:port,host:port`.
+    pub brokers: String,
+    /// Prepended to every topic name.
+    pub topic_prefix: String,
+    /// librdkafka properties applied to every client (security, batching, timeouts).
+    pub client_options: Vec<(String, String)>,
+    pub topics: TopicSettings,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct TopicSettings {
+    pub partitions: i32,
+    pub replication_factor: i32,
+    pub min_insync_replicas: i32,
+}
+
+impl KafkaConfig {
+    /// A client configuration with the common settings and the operator's own.
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in &self.client_options {
+            config.set(key, value);
+        }
+        config
+    }
+
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.topic_prefix)
+    }
+
+    /// The unprefixed name of `topic`.
+    fn unprefixed<'a>(&self, topic: &'a str) -> &'a str {
+        topic.strip_prefix(&self.topic_prefix).unwrap_or(topic)
+    }
+}
+
+pub struct KafkaBus {
+    config: KafkaConfig,
+    producer: FutureProducer,
+}
+
+impl KafkaBus {
+    /// Creates the producer; it connects in the background, so a broker that is down at
+    /// start-up only delays publishing (events wait in the outbox).
+    pub fn connect(config: KafkaConfig) -> Result<Self, BusError> {
+        let producer = config
+            .client()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set(
+                "delivery.timeout.ms",
+                DELIVERY_TIMEOUT.as_millis().to_string(),
+            )
+            .create()
+            .map_err(|e| BusError::Unavailable(format!("creating the Kafka producer: {e}")))?;
+        Ok(Self { config, producer })
+    }
+
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+
+    async fn send(&self, topic: &str, record: &Record) -> Result<(), BusError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let future_record = FutureRecord::to(topic)
+            .key(&record.key)
+            .payload(&record.value)
+            .headers(headers);
+        self.producer
+            .send(future_record, DELIVERY_TIMEOUT)
+            .await
+            .map(drop)
+            .map_err(|(error, _)| BusError::Unavailable(format!("publishing to {topic}: {error}")))
+    }
+}
+
+#[async_trait]
+impl EventBus for KafkaBus {
+    /// Sends every record, then waits for every acknowledgement: the producer pipelines them,
+    /// and idempotence keeps their order within a partition even across retries.
+    async fn publish(&self, events: &[Outgoing]) -> Result<(), BusError> {
+        let records = events
+            .iter()
+            .map(|event| Ok((self.config.topic(&event.topic), encode(&event.envelope)?)))
+            .collect::<Result<Vec<_>, BusError>>()?;
+        let sends = records
+            .iter()
+            .map(|(topic, record)| self.send(topic, record));
+        futures::future::try_join_all(sends).await.map(drop)
+    }
+
+    async fn subscribe(
+        &self,
+        group: &str,
+        topics: &[String],
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        topics::ensure_dlq_topic(&self.config, group).await?;
+        let subscription = subscription::KafkaSubscription::join(self, group, topics)?;
+        Ok(Box::new(subscription))
+    }
+
+    async fn dead_letter(
+        &self,
+        group: &str,
+        delivery: &crate::bus::Delivery,
+        error: &str,
+    ) -> Result<(), BusError> {
+        let mut record = encode(&delivery.envelope)?;
+        record.headers.extend([
+            ("x-dlq-group".to_owned(), group.to_owned()),
+            ("x-dlq-error".to_owned(), error.to_owned()),
+            ("x-dlq-topic".to_owned(), delivery.topic.clone()),
+            ("x-dlq-partition".to_owned(), delivery.partition.to_string()),
+            ("x-dlq-offset".to_owned(), delivery.offset.to_string()),
+        ]);
+        self.send(&self.config.topic(&dlq_topic(group)), &record)
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            producer
+                .client()
+                .fetch_metadata(None, Duration::from_secs(3))
+                .map(drop)
+                .map_err(|e| BusError::Unavailable(format!("Kafka metadata: {e}")))
+        })
+        .await
+        .map_err(|e| BusError::Unavailable(e.to_string()))?
+    }
+}

@@ -1,0 +1,173 @@
+//! A consumer-group member. Offsets are committed by hand, one event at a time, after the
+//! handler's transaction: a crash between the two redelivers the event, and the inbox drops it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{KafkaBus, KafkaConfig, Record, decode, dlq_topic};
+use crate::bus::{BusError, Delivery, Subscription};
+
+/// After the first record, how long to wait for more before handing back a batch.
+const BATCH_LINGER: Duration = Duration::from_millis(2);
+
+pub struct KafkaSubscription {
+    consumer: StreamConsumer,
+    config: KafkaConfig,
+    group: String,
+    bus_dlq: DlqSink,
+}
+
+/// Where records that are not events at all go: the group's dead-letter topic, as they came.
+struct DlqSink {
+    producer: rdkafka::producer::FutureProducer,
+    topic: String,
+}
+
+impl KafkaSubscription {
+    pub fn join(bus: &KafkaBus, group: &str, topics: &[String]) -> Result<Self, BusError> {
+        let config = bus.config().clone();
+        let consumer: StreamConsumer = config
+            .client()
+            // Prefixed like the topics: platforms sharing a cluster must not share groups.
+            .set("group.id", config.topic(group))
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            // A handler may retry for a while before it dead-letters; stay in the group.
+            .set("max.poll.interval.ms", "600000")
+            .create()
+            .map_err(|e| BusError::Unavailable(format!("creating the Kafka consumer: {e}")))?;
+        let names: Vec<String> = topics.iter().map(|topic| config.topic(topic)).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|e| BusError::Unavailable(format!("subscribing to {names:?}: {e}")))?;
+        Ok(Self {
+            bus_dlq: DlqSink {
+                producer: bus.producer.clone(),
+                topic: config.topic(&dlq_topic(group)),
+            },
+            consumer,
+            config,
+            group: group.to_owned(),
+        })
+    }
+
+    /// The delivery in `message`, or `None` when it is not a readable event (it has then been
+    /// copied to the dead-letter topic and committed, so it never blocks its partition).
+    async fn delivery(&self, message: &BorrowedMessage<'_>) -> Result<Option<Delivery>, BusError> {
+        let record = record_of(message);
+        let topic = self.config.unprefixed(message.topic()).to_owned();
+        match decode(&record) {
+            Ok(envelope) => Ok(Some(Delivery {
+                topic,
+                partition: message.partition(),
+                offset: message.offset(),
+                envelope,
+            })),
+            Err(error) => {
+                tracing::error!(group = self.group, topic, partition = message.partition(), offset = message.offset(), %error, "unreadable record; moving it to the dead-letter topic");
+                self.bus_dlq.forward(&record, &error.to_string()).await?;
+                self.commit_position(message.topic(), message.partition(), message.offset())?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn commit_position(&self, topic: &str, partition: i32, offset: i64) -> Result<(), BusError> {
+        let mut positions = TopicPartitionList::new();
+        positions
+            .add_partition_offset(topic, partition, Offset::Offset(offset + 1))
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        // Async: a commit lost in a crash only means a redelivery, which the inbox absorbs.
+        self.consumer
+            .commit(&positions, CommitMode::Async)
+            .map_err(|e| {
+                BusError::Unavailable(format!("committing {topic}/{partition}@{offset}: {e}"))
+            })
+    }
+}
+
+impl DlqSink {
+    async fn forward(&self, record: &Record, error: &str) -> Result<(), BusError> {
+        let mut headers = rdkafka::message::OwnedHeaders::new();
+        for (key, value) in record
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain([("x-dlq-error", error)])
+        {
+            headers = headers.insert(rdkafka::message::Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
+        }
+        let future_record = rdkafka::producer::FutureRecord::to(&self.topic)
+            .key(&record.key)
+            .payload(&record.value)
+            .headers(headers);
+        self.producer
+            .send(future_record, Duration::from_secs(30))
+            .await
+            .map(drop)
+            .map_err(|(e, _)| {
+                BusError::Unavailable(format!("dead-lettering to {}: {e}", self.topic))
+            })
+    }
+}
+
+fn record_of(message: &BorrowedMessage<'_>) -> Record {
+    let headers = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .filter_map(|header| {
+                    let value = std::str::from_utf8(header.value?).ok()?;
+                    Some((header.key.to_owned(), value.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Record {
+        key: message
+            .key()
+            .map(|key| String::from_utf8_lossy(key).into_owned())
+            .unwrap_or_default(),
+        headers,
+        value: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+    }
+}
+
+#[async_trait]
+impl Subscription for KafkaSubscription {
+    async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        let mut deliveries = Vec::new();
+        let mut linger = wait;
+        while deliveries.len() < max {
+            let message = match tokio::time::timeout(linger, self.consumer.recv()).await {
+                Err(_) => break,
+                Ok(Err(error)) => {
+                    if deliveries.is_empty() {
+                        return Err(BusError::Unavailable(format!("Kafka consumer: {error}")));
+                    }
+                    break;
+                }
+                Ok(Ok(message)) => message,
+            };
+            if let Some(delivery) = self.delivery(&message).await? {
+                deliveries.push(delivery);
+            }
+            linger = BATCH_LINGER;
+        }
+        Ok(deliveries)
+    }
+
+    async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        let topic = self.config.topic(&delivery.topic);
+        self.commit_position(&topic, delivery.partition, delivery.offset)
+    }
+}

@@ -1,0 +1,157 @@
+//! Forwarding one request to the service that owns its path, and its answer back.
+//!
+//! The request body is buffered (it is bounded by the body limit), so a request that found an
+//! instance refusing connections can go to the next one; the response is streamed.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::response::Response;
+use futures::TryStreamExt;
+use platform::http::ClientAddr;
+use platform::problem::ApiError;
+
+use super::Proxy;
+use super::upstream::Upstream;
+
+/// Headers that describe one hop, not the message (RFC 9110 7.6.1); never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+pub async fn forward(
+    State(proxy): State<Arc<Proxy>>,
+    ClientAddr(client): ClientAddr,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let upstream = proxy
+        .upstream_for(request.uri().path())
+        .ok_or_else(|| ApiError::NotFound("no such resource".into()))?;
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, proxy.max_body_bytes)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let headers = upstream_headers(&parts.headers, client.as_deref(), proxy.scheme);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
+    for base in upstream.rotation() {
+        let sent = proxy
+            .client
+            .request(parts.method.clone(), Upstream::url(base, &path_and_query))
+            .headers(headers.clone())
+            .body(body.clone())
+            .timeout(upstream.timeout)
+            .send()
+            .await;
+        match sent {
+            Ok(answer) => return Ok(downstream_response(answer)),
+            Err(error) if error.is_connect() => {
+                tracing::warn!(service = %upstream.service, instance = %base, %error, "instance refused the connection; trying the next");
+            }
+            Err(error) if error.is_timeout() => {
+                tracing::warn!(service = %upstream.service, instance = %base, "instance did not answer in time");
+                return Err(ApiError::GatewayTimeout(format!(
+                    "the {} service did not answer within {}s",
+                    upstream.service,
+                    upstream.timeout.as_secs_f32()
+                )));
+            }
+            Err(error) => {
+                tracing::warn!(service = %upstream.service, instance = %base, %error, "request to instance failed");
+                return Err(unavailable(upstream));
+            }
+        }
+    }
+    Err(unavailable(upstream))
+}
+
+fn unavailable(upstream: &Upstream) -> ApiError {
+    ApiError::Unavailable(format!(
+        "the {} service is unavailable; retry shortly",
+        upstream.service
+    ))
+}
+
+/// The caller's headers minus hop-by-hop ones, plus who the caller is. `x-forwarded-for` is
+/// replaced, not appended to: the gateway is the edge, and what a client claims there is not
+/// evidence of anything.
+fn upstream_headers(incoming: &HeaderMap, client: Option<&str>, scheme: &'static str) -> HeaderMap {
+    let mut headers = incoming.clone();
+    strip_hop_by_hop(&mut headers);
+    headers.remove(header::HOST);
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove("forwarded");
+    headers.remove("x-forwarded-for");
+    if let Some(value) = client.and_then(|client| HeaderValue::from_str(client).ok()) {
+        headers.insert("x-forwarded-for", value);
+    }
+    headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
+    headers
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Headers named in `Connection` are hop-by-hop too.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in HOP_BY_HOP.iter().chain(&named) {
+        headers.remove(name);
+    }
+}
+
+fn downstream_response(answer: reqwest::Response) -> Response {
+    let status = answer.status();
+    let mut headers = answer.headers().clone();
+    strip_hop_by_hop(&mut headers);
+    let body = Body::from_stream(answer.bytes_stream().map_err(|error| {
+        tracing::warn!(%error, "upstream response body failed mid-stream");
+        error
+    }));
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_and_spoofed_forwarding_headers_are_replaced() {
+        let mut incoming = HeaderMap::new();
+        incoming.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        incoming.insert("x-secret", HeaderValue::from_static("1"));
+        incoming.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        incoming.insert("x-request-id", HeaderValue::from_static("abc"));
+        incoming.insert("traceparent", HeaderValue::from_static("00-aa-bb-01"));
+        incoming.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let out = upstream_headers(&incoming, Some("10.1.2.3"), "https");
+        assert!(out.get(header::CONNECTION).is_none());
+        assert!(out.get("x-secret").is_none());
+        assert_eq!(out["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(out["x-forwarded-proto"], "https");
+        assert_eq!(out["x-request-id"], "abc");
+        assert_eq!(out["traceparent"], "00-aa-bb-01");
+        assert_eq!(out[header::AUTHORIZATION], "Bearer t");
+    }
+}

@@ -1,0 +1,121 @@
+//! Proxy mode: the gateway as the one public entry point in front of services that run as
+//! their own processes. It checks tokens and rate limits at the edge, routes each path to the
+//! owning service's instances over pooled keep-alive connections, and turns a service that is
+//! down or slow into a 503 or 504 problem within the route's timeout, never a hang.
+
+mod forward;
+mod openapi;
+pub mod routes;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::routing::get;
+use platform::http::{HttpLimits, ReadinessCheck, apply_conventions, health_routes};
+use routes::Service;
+use upstream::Upstream;
+
+use crate::edge::{EdgeGuard, edge_layer};
+
+/// What the proxy needs: where each service runs, and how to reach it.
+pub struct ProxyParts {
+    pub upstreams: Vec<Upstream>,
+    /// Configured for the internal CA and the gateway's client certificate when services
+    /// require mutual TLS.
+    pub client: reqwest::Client,
+    pub guard: EdgeGuard,
+    pub limits: HttpLimits,
+    /// `http` or `https`: what the gateway itself serves, told to services.
+    pub scheme: &'static str,
+}
+
+pub struct Proxy {
+    upstreams: HashMap<Service, Arc<Upstream>>,
+    client: reqwest::Client,
+    max_body_bytes: usize,
+    scheme: &'static str,
+    openapi: openapi::MergedDocument,
+}
+
+impl Proxy {
+    fn upstream_for(&self, path: &str) -> Option<&Upstream> {
+        routes::owner(path).and_then(|service| self.upstreams.get(&service).map(AsRef::as_ref))
+    }
+}
+
+/// A client with pooled keep-alive connections, as the proxy wants it; `tls` adds the
+/// internal CA and the gateway's certificate.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .redirect(reqwest::redirect::Policy::none())
+}
+
+pub fn proxy_router(parts: ProxyParts) -> Router {
+    let upstreams: HashMap<Service, Arc<Upstream>> = parts
+        .upstreams
+        .into_iter()
+        .map(|upstream| (upstream.service, Arc::new(upstream)))
+        .collect();
+    let readiness = upstreams
+        .values()
+        .map(|upstream| {
+            Arc::new(UpstreamReady {
+                upstream: upstream.clone(),
+                client: parts.client.clone(),
+            }) as Arc<dyn ReadinessCheck>
+        })
+        .collect();
+    let proxy = Arc::new(Proxy {
+        openapi: openapi::MergedDocument::new(upstreams.values().cloned().collect()),
+        upstreams,
+        client: parts.client,
+        max_body_bytes: parts.limits.max_body_bytes,
+        scheme: parts.scheme,
+    });
+    let api = Router::new()
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(forward::forward)
+        .with_state(proxy)
+        .merge(crate::docs_ui())
+        .merge(health_routes(readiness));
+    apply_conventions(edge_layer(api, parts.guard), parts.limits)
+}
+
+/// Ready when at least one instance of the service answers its liveness probe.
+struct UpstreamReady {
+    upstream: Arc<Upstream>,
+    client: reqwest::Client,
+}
+
+#[async_trait]
+impl ReadinessCheck for UpstreamReady {
+    fn name(&self) -> &str {
+        self.upstream.service.name()
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        let mut last = String::from("no instance");
+        for base in self.upstream.rotation() {
+            let probe = self
+                .client
+                .get(Upstream::url(base, "/healthz"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            match probe {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => last = format!("{base} answered {}", response.status()),
+                Err(error) => last = format!("{base}: {error}"),
+            }
+        }
+        Err(last)
+    }
+}

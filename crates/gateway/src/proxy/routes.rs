@@ -1,0 +1,86 @@
+//! Which service owns which public path. The one place that knows it: adding a route to a
+//! service under an existing prefix needs no change here.
+
+use std::fmt;
+
+/// A service the gateway routes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Users,
+    Catalog,
+    Inventory,
+    Orders,
+    Payments,
+}
+
+impl Service {
+    pub const ALL: [Service; 5] = [
+        Service::Users,
+        Service::Catalog,
+        Service::Inventory,
+        Service::Orders,
+        Service::Payments,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Users => "users",
+            Service::Catalog => "catalog",
+            Service::Inventory => "inventory",
+            Service::Orders => "orders",
+            Service::Payments => "payments",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|service| service.name() == name)
+    }
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Path prefixes, each with the service that owns everything below it.
+const OWNERS: [(&str, Service); 7] = [
+    ("/api/v1/auth", Service::Users),
+    ("/api/v1/users", Service::Users),
+    ("/.well-known/jwks.json", Service::Users),
+    ("/api/v1/products", Service::Catalog),
+    ("/api/v1/inventory", Service::Inventory),
+    ("/api/v1/orders", Service::Orders),
+    ("/api/v1/payments", Service::Payments),
+];
+
+/// The service that owns `path`, matching whole segments (`/api/v1/ordersx` is nobody's).
+pub fn owner(path: &str) -> Option<Service> {
+    OWNERS.iter().find_map(|(prefix, service)| {
+        let rest = path.strip_prefix(prefix)?;
+        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then_some(*service)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_whole_segments() {
+        assert_eq!(owner("/api/v1/orders"), Some(Service::Orders));
+        assert_eq!(owner("/api/v1/orders/123/cancel"), Some(Service::Orders));
+        assert_eq!(owner("/api/v1/ordersx"), None);
+        assert_eq!(owner("/api/v1/auth/login"), Some(Service::Users));
+        assert_eq!(owner("/.well-known/jwks.json"), Some(Service::Users));
+        assert_eq!(owner("/api/v2/orders"), None);
+        assert_eq!(owner("/"), None);
+    }
+
+    #[test]
+    fn every_service_round_trips_its_name() {
+        for service in Service::ALL {
+            assert_eq!(Service::parse(service.name()), Some(service));
+        }
+    }
+}
