@@ -338,6 +338,16 @@ pub struct Options {
     )]
     pub kafka_options: Vec<String>,
 
+    /// librdkafka properties for the producer only, comma-separated `key=value`
+    /// (e.g. linger.ms=5).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_KAFKA_PRODUCER_OPTIONS",
+        value_delimiter = ','
+    )]
+    pub kafka_producer_options: Vec<String>,
+
     /// Partitions of each event topic.
     #[arg(
         long,

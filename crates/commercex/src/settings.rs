@@ -228,19 +228,26 @@ fn kafka(options: &Options) -> anyhow::Result<BusSettings> {
         bail!("--bus kafka needs brokers: set COMMERCEX_KAFKA_BROKERS (host:port,...)");
     }
     let production = options.profile == Profile::Production;
-    let client_options = options
-        .kafka_options
-        .iter()
-        .map(|pair| {
-            pair.split_once('=')
-                .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
-                .with_context(|| format!("COMMERCEX_KAFKA_OPTIONS: {pair:?} is not key=value"))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let pairs = |name: &str, given: &[String]| {
+        given
+            .iter()
+            .map(|pair| {
+                pair.split_once('=')
+                    .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+                    .with_context(|| format!("{name}: {pair:?} is not key=value"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    };
+    let client_options = pairs("COMMERCEX_KAFKA_OPTIONS", &options.kafka_options)?;
+    let producer_options = pairs(
+        "COMMERCEX_KAFKA_PRODUCER_OPTIONS",
+        &options.kafka_producer_options,
+    )?;
     Ok(BusSettings::Kafka(KafkaConfig {
         brokers: options.kafka_brokers.join(","),
         topic_prefix: options.kafka_topic_prefix.clone(),
         client_options,
+        producer_options,
         topics: TopicSettings {
             partitions: options.kafka_partitions,
             replication_factor: options.kafka_replication_factor.unwrap_or(if production {

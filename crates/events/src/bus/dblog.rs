@@ -36,6 +36,11 @@ impl DbLogBus {
 
 #[async_trait]
 impl EventBus for DbLogBus {
+    /// One log, one order: a subscription reads every topic in publication order.
+    fn orders_across_topics(&self) -> bool {
+        true
+    }
+
     async fn publish(&self, events: &[Outgoing]) -> Result<(), BusError> {
         if events.is_empty() {
             return Ok(());

@@ -61,6 +61,14 @@ pub trait EventBus: Send + Sync + 'static {
     }
 
     async fn ping(&self) -> Result<(), BusError>;
+
+    /// Whether one subscription sees events of different topics in the order they were
+    /// published. Kafka orders only within a partition, so a consumer of several topics reads
+    /// each through its own subscription there: an event that must wait for one on another
+    /// topic (a reservation for an order not yet seen) never blocks that other event.
+    fn orders_across_topics(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]

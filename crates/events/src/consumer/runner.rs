@@ -95,13 +95,42 @@ impl Consumer {
     /// Consumes until `cancel` fires. The event being handled when it fires is finished (or,
     /// if it is waiting to retry, left for redelivery) before this returns.
     pub async fn run(self, cancel: CancellationToken) {
+        if self.bus.orders_across_topics() || self.settings.topics.len() < 2 {
+            return self.consume(cancel, true).await;
+        }
+        let readers = self.settings.topics.iter().enumerate().map(|(i, topic)| {
+            let settings = ConsumerSettings {
+                topics: vec![topic.clone()],
+                ..self.settings.clone()
+            };
+            let mut reader = Consumer::new(
+                self.db.clone(),
+                self.bus.clone(),
+                self.handler.clone(),
+                settings,
+            );
+            reader.outbox = self.outbox.clone();
+            // One reader is enough to act on the group's replay requests.
+            reader.consume(cancel.clone(), i == 0)
+        });
+        let readers: Vec<_> = readers.map(tokio::spawn).collect();
+        for reader in readers {
+            if let Err(error) = reader.await {
+                tracing::error!(group = self.settings.group, %error, "a topic reader panicked");
+            }
+        }
+    }
+
+    /// Consumes `settings.topics` through one subscription; `replays` says whether this
+    /// reader also handles the replay requests of dead letters.
+    async fn consume(self, cancel: CancellationToken, replays: bool) {
         let group = self.settings.group.clone();
         let Some(mut subscription) = self.subscribe(&cancel).await else {
             return;
         };
         tracing::info!(group, topics = ?self.settings.topics, "consumer started");
         while !cancel.is_cancelled() {
-            if let Err(Interrupted) = self.replay_requested(&cancel).await {
+            if replays && let Err(Interrupted) = self.replay_requested(&cancel).await {
                 break;
             }
             let batch = tokio::select! {
@@ -161,6 +190,16 @@ impl Consumer {
         cancel: &CancellationToken,
     ) -> Result<Outcome, Interrupted> {
         let outcome = self.process(delivery, cancel).await?;
+        tracing::debug!(
+            group = self.settings.group,
+            event_id = %delivery.envelope.id,
+            event_type = delivery.envelope.event_type,
+            topic = delivery.topic,
+            partition = delivery.partition,
+            offset = delivery.offset,
+            ?outcome,
+            "event consumed"
+        );
         // The effects are committed; if the offset commit fails the event comes again and
         // the inbox turns it into a duplicate.
         let mut wait = Duration::from_millis(200);

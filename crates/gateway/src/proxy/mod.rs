@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{any, get};
 use platform::http::{HttpLimits, ReadinessCheck, apply_conventions, health_routes};
 use routes::Service;
 use upstream::Upstream;
@@ -82,7 +82,8 @@ pub fn proxy_router(parts: ProxyParts) -> Router {
     });
     let api = Router::new()
         .route("/openapi.json", get(openapi::serve))
-        .fallback(forward::forward)
+        // Everything else is a service's (or nobody's: `forward` answers 404 for it).
+        .route("/{*path}", any(forward::forward))
         .with_state(proxy)
         .merge(crate::docs_ui())
         .merge(health_routes(readiness));

@@ -32,6 +32,8 @@ pub struct KafkaConfig {
     pub topic_prefix: String,
     /// librdkafka properties applied to every client (security, batching, timeouts).
     pub client_options: Vec<(String, String)>,
+    /// librdkafka properties for the producer alone (batching, linger).
+    pub producer_options: Vec<(String, String)>,
     pub topics: TopicSettings,
 }
 
@@ -43,10 +45,13 @@ pub struct TopicSettings {
 }
 
 impl KafkaConfig {
-    /// A client configuration with the common settings and the operator's own.
-    fn client(&self) -> ClientConfig {
+    /// A client configuration: `defaults`, then the operator's own settings over them.
+    fn client(&self, defaults: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
         for (key, value) in &self.client_options {
             config.set(key, value);
         }
@@ -72,8 +77,12 @@ impl KafkaBus {
     /// Creates the producer; it connects in the background, so a broker that is down at
     /// start-up only delays publishing (events wait in the outbox).
     pub fn connect(config: KafkaConfig) -> Result<Self, BusError> {
-        let producer = config
-            .client()
+        let mut client = config.client(&[("linger.ms", "2")]);
+        for (key, value) in &config.producer_options {
+            client.set(key, value);
+        }
+        // Not the operator's to loosen: "nothing accepted is ever lost" rests on these.
+        let producer = client
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set(

@@ -30,8 +30,10 @@ struct DlqSink {
 impl KafkaSubscription {
     pub fn join(bus: &KafkaBus, group: &str, topics: &[String]) -> Result<Self, BusError> {
         let config = bus.config().clone();
+        // A saga is a chain of hops; waiting up to librdkafka's default 500 ms for a fetch to
+        // fill at every hop would make each checkout take seconds.
         let consumer: StreamConsumer = config
-            .client()
+            .client(&[("fetch.wait.max.ms", "20")])
             // Prefixed like the topics: platforms sharing a cluster must not share groups.
             .set("group.id", config.topic(group))
             .set("enable.auto.commit", "false")

@@ -38,7 +38,7 @@ impl TopicReport {
 
 fn admin(config: &KafkaConfig) -> Result<AdminClient<DefaultClientContext>, BusError> {
     config
-        .client()
+        .client(&[])
         .create()
         .map_err(|e| BusError::Unavailable(format!("creating the Kafka admin client: {e}")))
 }
