@@ -2,8 +2,9 @@
 //! on SQLite (a temporary directory) or PostgreSQL (a new database on the server named by
 //! `TEST_DATABASE_URL`, dropped afterwards).
 //!
-//! PostgreSQL tests need `TEST_DATABASE_URL`. Without it they say so and skip, except under
-//! `CI=true`, where a missing backend fails the test.
+//! PostgreSQL tests need `TEST_DATABASE_URL`; distributed tests also need `KAFKA_BROKERS` and
+//! `REDIS_URL`. Without them they say so and skip, except under `CI=true`, where a missing
+//! backend fails the test.
 
 use platform::db::{Backend, Storage};
 use secrecy::SecretString;
@@ -11,7 +12,16 @@ use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
 
 pub struct TestStorage {
     pub storage: Storage,
+    /// Run the platform as separate processes (one per service) on Kafka and Redis.
+    pub distributed: Option<Distributed>,
     _guard: Guard,
+}
+
+/// Where the distributed runtime's Kafka and Redis are.
+#[derive(Debug, Clone)]
+pub struct Distributed {
+    pub kafka_brokers: String,
+    pub redis_url: String,
 }
 
 enum Guard {
@@ -26,6 +36,7 @@ impl TestStorage {
             storage: Storage::Sqlite {
                 dir: dir.path().to_owned(),
             },
+            distributed: None,
             _guard: Guard::Dir(dir),
         }
     }
@@ -47,8 +58,21 @@ impl TestStorage {
             storage: Storage::Postgres {
                 url: SecretString::from(url),
             },
+            distributed: None,
             _guard: Guard::Database { admin_url, name },
         })
+    }
+
+    /// A fresh PostgreSQL database for a platform of separate processes on Kafka and Redis, or
+    /// `None` (after saying so) when PostgreSQL, Kafka or Redis is not given.
+    pub async fn distributed() -> Option<Self> {
+        let distributed = Distributed {
+            kafka_brokers: required_env("KAFKA_BROKERS", "a Kafka-protocol broker")?,
+            redis_url: required_env("REDIS_URL", "Redis")?,
+        };
+        let mut storage = Self::postgres().await?;
+        storage.distributed = Some(distributed);
+        Some(storage)
     }
 
     pub fn backend(&self) -> Backend {
@@ -96,6 +120,21 @@ pub fn postgres_url() -> Option<String> {
                 "TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests"
             );
             eprintln!("SKIPPED: PostgreSQL test (TEST_DATABASE_URL is not set)");
+            None
+        }
+    }
+}
+
+/// The variable `name`, or `None` after announcing the skip (a failure under `CI=true`).
+fn required_env(name: &str, what: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{name} is not set: CI must run the distributed tests against {what}"
+            );
+            eprintln!("SKIPPED: distributed test ({name} is not set)");
             None
         }
     }
@@ -156,6 +195,42 @@ macro_rules! backend_tests {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     if let Some(storage) = $crate::TestStorage::postgres().await {
+                        scenario(storage).await
+                    }
+                }
+            }
+        )*
+    };
+}
+
+/// As [`backend_tests!`], plus `name::distributed`: the same scenario against the platform
+/// run as separate processes on PostgreSQL, Kafka and Redis.
+#[macro_export]
+macro_rules! app_tests {
+    ($( $(#[$meta:meta])* async fn $name:ident($storage:ident : TestStorage) $body:block )*) => {
+        $(
+            $(#[$meta])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                async fn scenario($storage: $crate::TestStorage) $body
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    scenario($crate::TestStorage::sqlite()).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(storage) = $crate::TestStorage::postgres().await {
+                        scenario(storage).await
+                    }
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn distributed() {
+                    if let Some(storage) = $crate::TestStorage::distributed().await {
                         scenario(storage).await
                     }
                 }

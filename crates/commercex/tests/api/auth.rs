@@ -1,9 +1,9 @@
 use serde_json::{Value, json};
-use testkit::backend_tests;
+use testkit::app_tests;
 
 use crate::helpers::*;
 
-backend_tests! {
+app_tests! {
     async fn a_registered_user_logs_in_and_reads_itself(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let user = app.register("Ada@Example.com").await;
@@ -26,23 +26,9 @@ backend_tests! {
     async fn registration_publishes_user_registered_through_the_outbox(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let user = app.register("eve@example.com").await;
-        let bus = app.database("bus").await;
         let id = user["id"].as_str().unwrap().to_owned();
-        wait_for("the event on the bus", || async {
-            let found: Option<String> = sqlx::query_scalar("SELECT envelope FROM event_log WHERE event_key = $1")
-                .bind(&id)
-                .fetch_optional(bus.pool())
-                .await
-                .unwrap();
-            found.is_some()
-        })
-        .await;
-        let envelope: String = sqlx::query_scalar("SELECT envelope FROM event_log WHERE event_key = $1")
-            .bind(&id)
-            .fetch_one(bus.pool())
-            .await
-            .unwrap();
-        let envelope: Value = serde_json::from_str(&envelope).unwrap();
+        wait_for("the event on the bus", || async { !app.published(&id).await.is_empty() }).await;
+        let envelope = &app.published(&id).await[0];
         assert_eq!(envelope["type"], "commercex.user.registered.v1");
         assert_eq!(envelope["source"], "commercex/users");
         assert_eq!(envelope["specversion"], "1.0");

@@ -2,7 +2,7 @@ use std::collections::HashSet;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use testkit::backend_tests;
+use testkit::app_tests;
 
 use crate::helpers::*;
 
@@ -63,7 +63,7 @@ fn names(page: &Value) -> Vec<&str> {
         .collect()
 }
 
-backend_tests! {
+app_tests! {
     async fn only_admins_create_products(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let body = product("HP-1", "Studio headphones", 9900, "audio");
@@ -154,11 +154,8 @@ backend_tests! {
         problem(app.send(Method::DELETE, &path, Some(&admin), None).await, 404).await;
         problem(app.send(Method::PATCH, &path, Some(&admin), Some(&json!({"name": "Back"}))).await, 404).await;
 
-        let bus = app.database("bus").await;
         wait_for("the catalog events", || async {
-            let types: Vec<String> = sqlx::query_scalar("SELECT envelope FROM event_log WHERE event_key = $1")
-                .bind(&id).fetch_all(bus.pool()).await.unwrap();
-            let types: Vec<String> = types.iter().map(|e| serde_json::from_str::<Value>(e).unwrap()["type"].as_str().unwrap().to_owned()).collect();
+            let types: Vec<String> = app.published(&id).await.iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect();
             types == ["commercex.product.created.v1", "commercex.product.archived.v1"]
         }).await;
         app.stop().await;

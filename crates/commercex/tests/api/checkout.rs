@@ -3,7 +3,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use testkit::backend_tests;
+use testkit::{app_tests, backend_tests};
 
 use crate::helpers::*;
 
@@ -154,7 +154,7 @@ async fn snapshot(app: &TestApp, ids: &[String], customer: &str, product: &str) 
     state
 }
 
-backend_tests! {
+app_tests! {
     async fn a_paid_order_is_confirmed_and_its_stock_leaves_the_shelf(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let admin = app.admin_token().await;
@@ -363,6 +363,10 @@ backend_tests! {
         app.stop().await;
     }
 
+}
+
+// These two drive the in-database bus and the embedded binary directly.
+backend_tests! {
     async fn every_event_delivered_twice_has_one_effect(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let admin = app.admin_token().await;

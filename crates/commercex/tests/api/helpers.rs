@@ -12,6 +12,8 @@ use reqwest::{Client, Response};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use testkit::TestStorage;
+
+use crate::deployment::{Deployment, Layout};
 pub use testkit::wait_for;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +28,8 @@ pub struct TestApp {
     storage: Storage,
     shutdown: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The processes, when the platform runs distributed.
+    pub deployment: Option<Deployment>,
     _data_dir_guard: Option<tempfile::TempDir>,
 }
 
@@ -72,6 +76,21 @@ pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
         "--admin-password-file".into(),
         password_file.display().to_string(),
     ]);
+    if storage.distributed.is_some() {
+        let deployment = Deployment::start(
+            storage,
+            &data_dir,
+            (ADMIN_EMAIL, &password_file),
+            extra,
+            &Layout::default(),
+        )
+        .await;
+        let mut app = TestApp::attach(deployment.gateway(), storage);
+        app.data_dir = data_dir;
+        app.deployment = Some(deployment);
+        app._data_dir_guard = guard;
+        return app;
+    }
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let cli = commercex::config_file::parse_cli_from(args.into_iter().map(Into::into).collect())
         .expect("parse options");
@@ -92,6 +111,7 @@ pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
         storage: storage.storage.clone(),
         shutdown,
         task: Some(task),
+        deployment: None,
         _data_dir_guard: guard,
     }
 }
@@ -110,6 +130,7 @@ impl TestApp {
             storage: storage.storage.clone(),
             shutdown: CancellationToken::new(),
             task: None,
+            deployment: None,
             _data_dir_guard: None,
         }
     }
@@ -206,12 +227,37 @@ impl TestApp {
             .expect("open database")
     }
 
+    /// The envelopes published about `key` (an aggregate id), in publication order per
+    /// topic, from whichever bus the app runs on.
+    pub async fn published(&self, key: &str) -> Vec<Value> {
+        match &self.deployment {
+            Some(deployment) => published_on_kafka(deployment, key).await,
+            None => {
+                let bus = self.database("bus").await;
+                let rows: Vec<String> = sqlx::query_scalar(
+                    "SELECT envelope FROM event_log WHERE event_key = $1 ORDER BY position",
+                )
+                .bind(key)
+                .fetch_all(bus.pool())
+                .await
+                .expect("read the event log");
+                bus.close().await;
+                rows.iter()
+                    .map(|row| serde_json::from_str(row).expect("envelope json"))
+                    .collect()
+            }
+        }
+    }
+
     pub fn signing_key_path(&self) -> PathBuf {
         self.data_dir.join("dev-signing-key.pem")
     }
 
     /// Stops the app the way SIGTERM does and checks it left no event behind in an outbox.
     pub async fn stop(mut self) {
+        if let Some(deployment) = self.deployment.as_mut() {
+            deployment.stop().await;
+        }
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             tokio::time::timeout(Duration::from_secs(30), task)
@@ -233,6 +279,47 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
+}
+
+/// Reads every event topic from the start with a throwaway consumer group.
+async fn published_on_kafka(deployment: &Deployment, key: &str) -> Vec<Value> {
+    use events::bus::EventBus;
+    use events::bus::kafka::{KafkaBus, KafkaConfig, TopicSettings};
+    let bus = KafkaBus::connect(KafkaConfig {
+        brokers: deployment.kafka_brokers.clone(),
+        topic_prefix: deployment.kafka_prefix.clone(),
+        client_options: Vec::new(),
+        producer_options: Vec::new(),
+        topics: TopicSettings {
+            partitions: 3,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+        },
+    })
+    .expect("kafka client");
+    let topics: Vec<String> = events::contract::TOPICS
+        .iter()
+        .map(|t| (*t).to_owned())
+        .collect();
+    let group = format!("reader-{}", uuid::Uuid::new_v4().simple());
+    let mut subscription = bus.subscribe(&group, &topics).await.expect("subscribe");
+    let mut found = Vec::new();
+    // Joining the group takes a moment; then the topics are read until they go quiet.
+    let mut wait = Duration::from_secs(10);
+    loop {
+        let batch = subscription.poll(500, wait).await.expect("poll");
+        if batch.is_empty() {
+            break;
+        }
+        wait = Duration::from_secs(1);
+        found.extend(
+            batch
+                .into_iter()
+                .filter(|delivery| delivery.envelope.subject == key)
+                .map(|delivery| serde_json::to_value(&delivery.envelope).expect("envelope")),
+        );
+    }
+    found
 }
 
 pub async fn problem(response: Response, status: u16) -> Value {

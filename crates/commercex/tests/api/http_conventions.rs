@@ -1,9 +1,9 @@
 use serde_json::{Value, json};
-use testkit::backend_tests;
+use testkit::app_tests;
 
 use crate::helpers::*;
 
-backend_tests! {
+app_tests! {
     async fn client_mistakes_are_problem_json_4xx(storage: TestStorage) {
         let app = spawn_app_with(&storage, &["--max-body-bytes", "2048"]).await;
         let url = app.url("/api/v1/auth/register");
@@ -46,7 +46,20 @@ backend_tests! {
         assert_eq!(ready.status(), 200);
         let body: Value = ready.json().await.unwrap();
         assert_eq!(body["checks"]["users"], "ok");
-        assert_eq!(body["checks"]["event_bus"], "ok");
+        match &app.deployment {
+            None => assert_eq!(body["checks"]["event_bus"], "ok"),
+            Some(deployment) => {
+                // The gateway is ready when every service is; each service checks its own
+                // database and the bus.
+                for service in SERVICE_SCHEMAS {
+                    assert_eq!(body["checks"][service], "ok", "{body}");
+                    let process = deployment.named(service)[0];
+                    let own: Value = app.client.get(format!("{}/readyz", process.url())).send().await.unwrap().json().await.unwrap();
+                    assert_eq!(own["checks"][service], "ok", "{own}");
+                    assert_eq!(own["checks"]["event_bus"], "ok", "{own}");
+                }
+            }
+        }
         app.stop().await;
     }
 

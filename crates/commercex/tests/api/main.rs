@@ -1,4 +1,5 @@
-//! CommerceX through its public HTTP API and its command line, on SQLite and PostgreSQL.
+//! CommerceX through its public HTTP API and its command line: embedded on SQLite and
+//! PostgreSQL, and distributed (a process per service on PostgreSQL, Kafka and Redis).
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on the first surprise.
 
@@ -6,6 +7,7 @@ mod auth;
 mod catalog;
 mod checkout;
 mod cli;
+mod deployment;
 mod helpers;
 mod http_conventions;
 mod inventory;

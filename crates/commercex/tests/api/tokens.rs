@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{Value, json};
-use testkit::backend_tests;
+use testkit::app_tests;
 
 use crate::helpers::*;
 
@@ -22,7 +22,7 @@ fn sign(key_pem: &[u8], kid: &str, claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_pem(key_pem).unwrap()).unwrap()
 }
 
-backend_tests! {
+app_tests! {
     async fn an_access_token_verifies_against_the_published_jwks(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let (access, _) = app.signed_up("kim@example.com").await;
