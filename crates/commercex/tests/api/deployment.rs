@@ -78,6 +78,7 @@ impl Deployment {
             ("COMMERCEX_REDIS_URL".into(), distributed.redis_url.clone()),
             ("COMMERCEX_REDIS_KEY_PREFIX".into(), prefix.clone()),
             ("RUST_LOG".into(), "info,events::consumer=debug".into()),
+            ("COMMERCEX_LOG_FORMAT".into(), "json".into()),
             ("RUST_BACKTRACE".into(), "0".into()),
         ];
         env.extend(tansu_workaround());

@@ -65,6 +65,11 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 /// Every app has an administrator, configured the way operators do it: an email and a
 /// password file (with the trailing newline editors leave).
 pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
+    spawn_app_layout(storage, extra, &Layout::default()).await
+}
+
+/// As [`spawn_app_with`]; a distributed storage runs the processes `layout` names.
+pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &Layout) -> TestApp {
     // The app's logs go to the test's captured output, shown when a test fails.
     commercex::telemetry::init(commercex::cli::LogFormat::Pretty);
     let (mut args, data_dir, guard) = storage_args(storage);
@@ -82,7 +87,7 @@ pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
             &data_dir,
             (ADMIN_EMAIL, &password_file),
             extra,
-            &Layout::default(),
+            layout,
         )
         .await;
         let mut app = TestApp::attach(deployment.gateway(), storage);

@@ -8,6 +8,7 @@ mod catalog;
 mod checkout;
 mod cli;
 mod deployment;
+mod distributed;
 mod helpers;
 mod http_conventions;
 mod inventory;

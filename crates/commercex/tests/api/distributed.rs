@@ -1,0 +1,233 @@
+//! What only the distributed runtime has: several instances of a service sharing HTTP and
+//! event load, the gateway in front of services that are down or slow, a broker that stops
+//! answering, and quotas shared by every gateway through Redis.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testkit::TestStorage;
+
+use crate::deployment::Layout;
+use crate::helpers::*;
+
+/// A fresh deployment with `layout`, or `None` when Kafka and Redis are not given.
+async fn deploy(extra: &[&str], layout: Layout) -> Option<(TestApp, TestStorage)> {
+    let storage = TestStorage::distributed().await?;
+    let app = spawn_app_layout(&storage, extra, &layout).await;
+    Some((app, storage))
+}
+
+/// The ids of the events a process's consumers handled (not skipped as duplicates), from its
+/// JSON log.
+fn handled_events(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|entry| entry["message"] == "event consumed")
+        .filter(|entry| {
+            entry["outcome"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("Handled"))
+        })
+        .map(|entry| entry["event_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn order_body(product: &str) -> Value {
+    json!({
+        "items": [{"product_id": product, "quantity": 1}],
+        "payment_token": "tok_visa",
+        "shipping_address": {"name": "Ada Lovelace", "line1": "12 Analytical Way", "city": "London", "postal_code": "N1 9GU", "country": "GB"}
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_inventory_instances_share_requests_and_events_and_handle_each_event_once() {
+    let Some((app, _storage)) = deploy(
+        &[],
+        Layout {
+            inventory_instances: 2,
+            ..Layout::default()
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let product = app.orderable_product(&admin, "TWIN-1", 500).await;
+    let (customer, _) = app.signed_up("twins@example.com").await;
+    let deployment = app.deployment.as_ref().unwrap();
+    let instances = deployment.named("inventory");
+    assert_eq!(instances.len(), 2);
+    // Orders are keyed by their id, so they spread over the partitions, and the partitions
+    // over the group's members: keep ordering until both instances have handled some.
+    let mut placed = 0;
+    while instances
+        .iter()
+        .any(|p| handled_events(&p.log_text()).is_empty())
+    {
+        assert!(placed < 60, "one inventory instance never got any events");
+        let response = app
+            .place(&customer, &format!("twin-{placed}"), &order_body(&product))
+            .await;
+        assert_eq!(response.status(), 202);
+        let id = response.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(app.settled(&customer, &id).await["status"], "confirmed");
+        placed += 1;
+    }
+    for _ in 0..4 {
+        assert_eq!(
+            app.get(&format!("/api/v1/inventory/{product}"), None)
+                .await
+                .status(),
+            200
+        );
+    }
+    let mut seen = HashSet::new();
+    for instance in &instances {
+        let log = instance.log_text();
+        assert!(
+            log.contains("/api/v1/inventory/"),
+            "{} served no request",
+            instance.name
+        );
+        for event in handled_events(&log) {
+            assert!(
+                seen.insert(event.clone()),
+                "event {event} was handled twice"
+            );
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_answers_503_for_a_service_that_is_down_and_504_for_one_that_hangs() {
+    // Payments accepts connections and never answers; inventory refuses them.
+    let hanging = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hanging_addr = hanging.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = hanging.accept().await {
+            open.push(socket);
+        }
+    });
+    let refused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let layout = Layout {
+        gateway_env: vec![
+            (
+                "COMMERCEX_PAYMENTS_URL".into(),
+                format!("http://{hanging_addr}"),
+            ),
+            (
+                "COMMERCEX_INVENTORY_URL".into(),
+                format!("http://{refused}"),
+            ),
+            ("COMMERCEX_ROUTE_TIMEOUTS".into(), "payments=1s".into()),
+        ],
+        ..Layout::default()
+    };
+    let Some((app, _storage)) = deploy(&[], layout).await else {
+        return;
+    };
+    let (customer, _) = app.signed_up("patient@example.com").await;
+    let slow = app
+        .get(
+            "/api/v1/payments?order_id=01a2138a-5a7e-709c-99c5-896cfacf9c8b",
+            Some(&customer),
+        )
+        .await;
+    let body = problem(slow, 504).await;
+    assert_eq!(body["type"], "urn:commercex:problem:gateway-timeout");
+    let down = app
+        .get(
+            "/api/v1/inventory/01a2138a-5a7e-709c-99c5-896cfacf9c8b",
+            None,
+        )
+        .await;
+    let body = problem(down, 503).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("inventory"),
+        "{body}"
+    );
+    let ready = app.get("/readyz", None).await;
+    assert_eq!(ready.status(), 503);
+    let checks: Value = ready.json().await.unwrap();
+    assert_eq!(checks["checks"]["users"], "ok");
+    assert_ne!(checks["checks"]["inventory"], "ok");
+    held.abort();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_are_shared_by_every_gateway_through_redis() {
+    let layout = Layout {
+        gateways: 2,
+        gateway_env: vec![("COMMERCEX_RATE_LIMIT_PER_CLIENT".into(), "6".into())],
+        ..Layout::default()
+    };
+    let Some((app, _storage)) = deploy(&[], layout).await else {
+        return;
+    };
+    let gateways: Vec<String> = app
+        .deployment
+        .as_ref()
+        .unwrap()
+        .named("gateway")
+        .iter()
+        .map(|g| g.url())
+        .collect();
+    let first = app
+        .client
+        .get(format!("{}/api/v1/products", gateways[0]))
+        .send()
+        .await
+        .unwrap();
+    let reset: u64 = first.headers()["ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    if reset < 10 {
+        // Too close to the end of the window for six more requests to land in it.
+        tokio::time::sleep(Duration::from_secs(reset + 1)).await;
+        app.client
+            .get(format!("{}/api/v1/products", gateways[0]))
+            .send()
+            .await
+            .unwrap();
+    }
+    for i in 1..6 {
+        let response = app
+            .client
+            .get(format!("{}/api/v1/products", gateways[i % 2]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["ratelimit-limit"], "6");
+        assert_eq!(
+            response.headers()["ratelimit-remaining"],
+            (5 - i).to_string().as_str()
+        );
+    }
+    for gateway in &gateways {
+        let refused = app
+            .client
+            .get(format!("{gateway}/api/v1/products"))
+            .send()
+            .await
+            .unwrap();
+        assert!(refused.headers().contains_key("retry-after"));
+        assert_eq!(refused.headers()["ratelimit-remaining"], "0");
+        problem(refused, 429).await;
+    }
+    app.stop().await;
+}
