@@ -231,3 +231,122 @@ async fn quotas_are_shared_by_every_gateway_through_redis() {
     }
     app.stop().await;
 }
+
+/// A tansu broker of the test's own, to be frozen without disturbing other tests.
+struct OwnBroker {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl OwnBroker {
+    /// `None` (after saying so) when tansu is not installed, except under CI.
+    async fn start() -> Option<Self> {
+        let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{addr}");
+        let spawned = std::process::Command::new(&tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let child = match spawned {
+            Ok(child) => child,
+            Err(error) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "CI needs tansu ({tansu}): {error}"
+                );
+                eprintln!("SKIPPED: broker outage test (cannot run {tansu}: {error})");
+                return None;
+            }
+        };
+        wait_for("the broker to listen", || async {
+            tokio::net::TcpStream::connect(&addr).await.is_ok()
+        })
+        .await;
+        Some(Self { child, addr })
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_are_accepted_while_the_broker_is_down_and_flow_once_it_is_back() {
+    let Some(storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let Some(broker) = OwnBroker::start().await else {
+        return;
+    };
+    let layout = Layout {
+        env: vec![("COMMERCEX_KAFKA_BROKERS".into(), broker.addr.clone())],
+        ..Layout::default()
+    };
+    let app = spawn_app_layout(&storage, &[], &layout).await;
+    let admin = app.admin_token().await;
+    let product = app.orderable_product(&admin, "OUTAGE-1", 5).await;
+    let (customer, _) = app.signed_up("outage@example.com").await;
+
+    // The broker stops answering: connections stay open, nothing comes back.
+    broker.signal("-STOP");
+    let response = app
+        .place(&customer, "during-outage", &order_body(&product))
+        .await;
+    assert_eq!(
+        response.status(),
+        202,
+        "orders are accepted without the broker"
+    );
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let orders = app.database("orders").await;
+    wait_for("the order's event waiting in the outbox", || async {
+        events::relay::backlog(&orders).await.unwrap() > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        events::relay::backlog(&orders).await.unwrap() > 0,
+        "nothing can leave while the broker is down"
+    );
+    let order: Value = app
+        .get(&format!("/api/v1/orders/{id}"), Some(&customer))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(order["status"], "pending");
+
+    broker.signal("-CONT");
+    assert_eq!(app.settled(&customer, &id).await["status"], "confirmed");
+    orders.close().await;
+    app.stop().await;
+}

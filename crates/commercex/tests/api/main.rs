@@ -12,4 +12,5 @@ mod distributed;
 mod helpers;
 mod http_conventions;
 mod inventory;
+mod tls;
 mod tokens;
