@@ -350,3 +350,60 @@ async fn orders_are_accepted_while_the_broker_is_down_and_flow_once_it_is_back()
     orders.close().await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_ensure_creates_what_is_missing_and_reports_under_replication_loudly() {
+    let Some(storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let brokers = storage.distributed.as_ref().unwrap().kafka_brokers.clone();
+    let prefix = format!("t{}.", uuid::Uuid::new_v4().simple());
+    let ensure = |replication: &'static str| {
+        let (brokers, prefix) = (brokers.clone(), prefix.clone());
+        async move {
+            commercex_command()
+                .args([
+                    "topics",
+                    "ensure",
+                    "--bus",
+                    "kafka",
+                    "--kafka-brokers",
+                    &brokers,
+                ])
+                .args([
+                    "--kafka-topic-prefix",
+                    &prefix,
+                    "--kafka-replication-factor",
+                    replication,
+                ])
+                .env("RUST_BACKTRACE", "0")
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let created = ensure("1").await;
+    let report = String::from_utf8_lossy(&created.stdout).into_owned();
+    assert!(created.status.success(), "{report}");
+    for topic in ["commercex.orders", "commercex.dlq.payments"] {
+        assert!(
+            report.contains(&format!("{prefix}{topic}: created")),
+            "{report}"
+        );
+    }
+    let again = ensure("1").await;
+    assert!(again.status.success());
+    assert!(
+        !String::from_utf8_lossy(&again.stdout).contains("created"),
+        "existing topics are left alone"
+    );
+    let stricter = ensure("3").await;
+    assert!(
+        !stricter.status.success(),
+        "fewer replicas than configured is an error"
+    );
+    assert!(
+        String::from_utf8_lossy(&stricter.stdout)
+            .contains(&format!("{prefix}commercex.orders: UNDER-REPLICATED"))
+    );
+}

@@ -12,5 +12,6 @@ mod distributed;
 mod helpers;
 mod http_conventions;
 mod inventory;
+mod redis;
 mod tls;
 mod tokens;
