@@ -30,15 +30,15 @@ enum Guard {
 }
 
 impl TestStorage {
-    pub fn sqlite() -> Self {
+    pub async fn sqlite() -> Option<Self> {
         let dir = tempfile::tempdir().expect("create a temporary data directory");
-        Self {
+        Some(Self {
             storage: Storage::Sqlite {
                 dir: dir.path().to_owned(),
             },
             distributed: None,
             _guard: Guard::Dir(dir),
-        }
+        })
     }
 
     /// A new empty PostgreSQL database, or `None` (after saying so) when no server is given.
@@ -126,15 +126,15 @@ pub fn postgres_url() -> Option<String> {
 }
 
 /// The variable `name`, or `None` after announcing the skip (a failure under `CI=true`).
-fn required_env(name: &str, what: &str) -> Option<String> {
+pub fn required_env(name: &str, what: &str) -> Option<String> {
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => Some(value),
         _ => {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
-                "{name} is not set: CI must run the distributed tests against {what}"
+                "{name} is not set: CI must run the tests that need {what}"
             );
-            eprintln!("SKIPPED: distributed test ({name} is not set)");
+            eprintln!("SKIPPED: a test that needs {what} ({name} is not set)");
             None
         }
     }
@@ -178,28 +178,8 @@ where
 /// Declares a test that runs once per storage backend: `name::sqlite` and `name::postgres`.
 #[macro_export]
 macro_rules! backend_tests {
-    ($( $(#[$meta:meta])* async fn $name:ident($storage:ident : TestStorage) $body:block )*) => {
-        $(
-            $(#[$meta])*
-            mod $name {
-                #[allow(unused_imports)]
-                use super::*;
-
-                async fn scenario($storage: $crate::TestStorage) $body
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    scenario($crate::TestStorage::sqlite()).await
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(storage) = $crate::TestStorage::postgres().await {
-                        scenario(storage).await
-                    }
-                }
-            }
-        )*
+    ($($tests:tt)*) => {
+        $crate::__runtime_tests!([sqlite postgres] $($tests)*);
     };
 }
 
@@ -207,7 +187,16 @@ macro_rules! backend_tests {
 /// run as separate processes on PostgreSQL, Kafka and Redis.
 #[macro_export]
 macro_rules! app_tests {
-    ($( $(#[$meta:meta])* async fn $name:ident($storage:ident : TestStorage) $body:block )*) => {
+    ($($tests:tt)*) => {
+        $crate::__runtime_tests!([sqlite postgres distributed] $($tests)*);
+    };
+}
+
+/// A module per scenario with a test per runtime in `$runtimes`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __runtime_tests {
+    ($runtimes:tt $( $(#[$meta:meta])* async fn $name:ident($storage:ident : TestStorage) $body:block )*) => {
         $(
             $(#[$meta])*
             mod $name {
@@ -216,23 +205,21 @@ macro_rules! app_tests {
 
                 async fn scenario($storage: $crate::TestStorage) $body
 
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn sqlite() {
-                    scenario($crate::TestStorage::sqlite()).await
-                }
+                $crate::__runtime_fns!($runtimes);
+            }
+        )*
+    };
+}
 
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn postgres() {
-                    if let Some(storage) = $crate::TestStorage::postgres().await {
-                        scenario(storage).await
-                    }
-                }
-
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn distributed() {
-                    if let Some(storage) = $crate::TestStorage::distributed().await {
-                        scenario(storage).await
-                    }
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __runtime_fns {
+    ([$($runtime:ident)*]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $runtime() {
+                if let Some(storage) = $crate::TestStorage::$runtime().await {
+                    scenario(storage).await
                 }
             }
         )*

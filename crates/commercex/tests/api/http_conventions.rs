@@ -88,7 +88,9 @@ app_tests! {
 /// `snapshots/api__http_conventions__openapi_document.snap`.
 #[tokio::test]
 async fn openapi_document() {
-    let storage = testkit::TestStorage::sqlite();
+    let storage = testkit::TestStorage::sqlite()
+        .await
+        .expect("SQLite needs nothing");
     let app = spawn_app(&storage).await;
     let spec: Value = app.get("/openapi.json", None).await.json().await.unwrap();
     insta::assert_json_snapshot!(spec);

@@ -10,17 +10,7 @@ use platform::shared_redis::SharedRedis;
 use users::throttle::{LoginThrottle, RedisThrottle, Subject, ThrottlePolicy};
 
 fn redis_url() -> Option<String> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "REDIS_URL is not set: CI must run the Redis tests"
-            );
-            eprintln!("SKIPPED: Redis test (REDIS_URL is not set)");
-            None
-        }
-    }
+    testkit::required_env("REDIS_URL", "Redis")
 }
 
 fn shared(url: &str) -> Arc<SharedRedis> {
