@@ -1,5 +1,7 @@
 //! The catalog use cases. Every change commits with its event through the outbox.
 
+use std::sync::Arc;
+
 use events::Envelope;
 use events::contract::catalog::{ProductArchivedV1, ProductCreatedV1, ProductUpdatedV1};
 use events::contract::{EventKind, Price};
@@ -7,6 +9,7 @@ use events::outbox::Outbox;
 use platform::db::Db;
 use uuid::Uuid;
 
+use crate::cache::ProductCache;
 use crate::domain::{Cursor, ListQuery, NewProduct, Product, ProductPatch, etag_matches};
 use crate::store::{ProductStore, StoreError, sort_key};
 
@@ -50,6 +53,7 @@ pub struct Catalog {
     db: Db,
     outbox: Outbox,
     products: ProductStore,
+    cache: Arc<dyn ProductCache>,
 }
 
 fn price_of(product: &Product) -> Price {
@@ -59,12 +63,20 @@ fn price_of(product: &Product) -> Price {
     }
 }
 
+fn visible(found: Option<Product>, include_archived: bool) -> Result<Product, CatalogError> {
+    match found {
+        Some(product) if include_archived || !product.is_archived() => Ok(product),
+        _ => Err(CatalogError::NotFound),
+    }
+}
+
 impl Catalog {
-    pub fn new(db: Db, outbox: Outbox) -> Self {
+    pub fn new(db: Db, outbox: Outbox, cache: Arc<dyn ProductCache>) -> Self {
         Self {
             products: ProductStore::new(db.clone()),
             db,
             outbox,
+            cache,
         }
     }
 
@@ -86,12 +98,19 @@ impl Catalog {
         Ok(product)
     }
 
-    /// A product; archived ones only for admins.
+    /// A product; archived ones only for admins. Read through the cache.
     pub async fn get(&self, id: Uuid, include_archived: bool) -> Result<Product, CatalogError> {
-        match self.products.find(id).await? {
-            Some(product) if include_archived || !product.is_archived() => Ok(product),
-            _ => Err(CatalogError::NotFound),
-        }
+        let found = match self.cache.get(id).await {
+            Some(cached) => Some(cached),
+            None => {
+                let found = self.products.find(id).await?;
+                if let Some(product) = &found {
+                    self.cache.put(product).await;
+                }
+                found
+            }
+        };
+        visible(found, include_archived)
     }
 
     /// Applies `patch` if `if_match` (when given) names the current representation.
@@ -101,7 +120,8 @@ impl Catalog {
         patch: ProductPatch,
         if_match: Option<&str>,
     ) -> Result<Product, CatalogError> {
-        let mut product = self.get(id, false).await?;
+        // A change starts from the database, never from a cached copy.
+        let mut product = visible(self.products.find(id).await?, false)?;
         if if_match.is_some_and(|header| !etag_matches(header, &product.etag())) {
             return Err(CatalogError::Stale);
         }
@@ -124,6 +144,7 @@ impl Catalog {
             .enqueue(&mut tx, ProductUpdatedV1::TOPIC, &envelope)
             .await?;
         self.outbox.commit(tx).await?;
+        self.cache.forget(id).await;
         Ok(product)
     }
 
@@ -141,6 +162,7 @@ impl Catalog {
             .enqueue(&mut tx, ProductArchivedV1::TOPIC, &envelope)
             .await?;
         self.outbox.commit(tx).await?;
+        self.cache.forget(id).await;
         Ok(())
     }
 
@@ -163,5 +185,9 @@ impl Catalog {
 
     pub(crate) fn store(&self) -> &ProductStore {
         &self.products
+    }
+
+    pub(crate) fn cache(&self) -> &Arc<dyn ProductCache> {
+        &self.cache
     }
 }

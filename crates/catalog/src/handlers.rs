@@ -1,4 +1,6 @@
-//! Events the catalog reacts to: inventory's stock changes feed the availability read model.
+//! Events the catalog reacts to: inventory's stock changes feed the availability read model,
+//! and every change of a product (its own events included) drops its cached copy once the
+//! change is committed.
 
 use std::sync::Arc;
 
@@ -6,22 +8,39 @@ use async_trait::async_trait;
 use events::Envelope;
 use events::consumer::{EventHandler, HandlerError};
 use events::contract::EventKind;
+use events::contract::catalog::{ProductArchivedV1, ProductUpdatedV1};
 use events::contract::inventory::StockAdjustedV1;
 use sqlx::{Any, Transaction};
+use uuid::Uuid;
 
+use crate::cache::ProductCache;
 use crate::store::ProductStore;
 
 pub const GROUP: &str = "catalog";
-pub const TOPICS: &[&str] = &[events::contract::inventory::TOPIC];
+pub const TOPICS: &[&str] = &[
+    events::contract::inventory::TOPIC,
+    events::contract::catalog::TOPIC,
+];
 
 pub struct AvailabilityProjection {
     pub(crate) products: ProductStore,
+    cache: Arc<dyn ProductCache>,
 }
 
 impl AvailabilityProjection {
-    pub fn new(products: ProductStore) -> Arc<Self> {
-        Arc::new(Self { products })
+    pub fn new(products: ProductStore, cache: Arc<dyn ProductCache>) -> Arc<Self> {
+        Arc::new(Self { products, cache })
     }
+}
+
+/// The product an event changes, if it changes one the cache may hold.
+fn changed_product(event: &Envelope) -> Result<Option<Uuid>, HandlerError> {
+    Ok(match event.event_type.as_str() {
+        StockAdjustedV1::TYPE => Some(event.decode::<StockAdjustedV1>()?.product_id),
+        ProductUpdatedV1::TYPE => Some(event.decode::<ProductUpdatedV1>()?.product_id),
+        ProductArchivedV1::TYPE => Some(event.decode::<ProductArchivedV1>()?.product_id),
+        _ => None,
+    })
 }
 
 #[async_trait]
@@ -39,5 +58,50 @@ impl EventHandler for AvailabilityProjection {
             .set_available(tx, stock.product_id, stock.available)
             .await
             .map_err(HandlerError::transient)
+    }
+
+    async fn after_commit(&self, event: &Envelope) {
+        if let Ok(Some(product_id)) = changed_product(event) {
+            self.cache.forget(product_id).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use events::contract::catalog::ProductCreatedV1;
+    use events::contract::{EventKind, Price};
+
+    use super::*;
+
+    fn event<E: EventKind>(data: &E) -> Envelope {
+        Envelope::of("test", "subject", data)
+    }
+
+    #[test]
+    fn changes_to_a_product_name_it_and_creations_do_not() {
+        let id = Uuid::now_v7();
+        let stock = StockAdjustedV1 {
+            product_id: id,
+            delta: 3,
+            reason: "delivery".into(),
+            on_hand: 3,
+            reserved: 0,
+            available: 3,
+        };
+        assert_eq!(changed_product(&event(&stock)).ok().flatten(), Some(id));
+        let archived = ProductArchivedV1 { product_id: id };
+        assert_eq!(changed_product(&event(&archived)).ok().flatten(), Some(id));
+        let created = ProductCreatedV1 {
+            product_id: id,
+            sku: "S".into(),
+            name: "N".into(),
+            price: Price {
+                amount: 1,
+                currency: "EUR".into(),
+            },
+            category: "c".into(),
+        };
+        assert_eq!(changed_product(&event(&created)).ok().flatten(), None);
     }
 }

@@ -8,6 +8,7 @@ use events::service_db::ServiceDb;
 use platform::db::{DbError, Migrations, PoolSettings, Storage};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::cache::ProductCache;
 use crate::catalog::Catalog;
 use crate::handlers::{AvailabilityProjection, GROUP, TOPICS};
 
@@ -32,9 +33,14 @@ impl CatalogService {
         ServiceDb::open(storage, pool, SCHEMA, &migrations()).await
     }
 
-    pub async fn open(storage: &Storage, pool: PoolSettings) -> Result<Self, DbError> {
+    /// Opens (and migrates) the service's database; products are read through `cache`.
+    pub async fn open(
+        storage: &Storage,
+        pool: PoolSettings,
+        cache: Arc<dyn ProductCache>,
+    ) -> Result<Self, DbError> {
         let store = Self::open_db(storage, pool).await?;
-        let catalog = Arc::new(Catalog::new(store.db.clone(), store.outbox.clone()));
+        let catalog = Arc::new(Catalog::new(store.db.clone(), store.outbox.clone(), cache));
         Ok(Self { store, catalog })
     }
 
@@ -42,9 +48,10 @@ impl CatalogService {
         crate::api::router(self.catalog.clone())
     }
 
-    /// The consumer that keeps availability in step with inventory.
+    /// The consumer that keeps availability in step with inventory and the cache with changes.
     pub fn consumer(&self, bus: Arc<dyn EventBus>) -> Consumer {
-        let handler = AvailabilityProjection::new(self.catalog.store().clone());
+        let handler =
+            AvailabilityProjection::new(self.catalog.store().clone(), self.catalog.cache().clone());
         Consumer::new(
             self.store.db.clone(),
             bus,

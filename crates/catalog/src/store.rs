@@ -2,16 +2,13 @@
 //! query's filters with bound parameters only.
 
 use platform::db::{Db, is_unique_violation};
-use platform::money::{Currency, Money};
-use platform::time::{from_millis, to_millis};
+use platform::time::to_millis;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
-use crate::domain::{
-    Attributes, Category, Cursor, CursorKey, Description, ListQuery, NewProduct, Product,
-    ProductName, Sku, Sort, fuzzy_trigrams,
-};
+use crate::domain::{Cursor, CursorKey, ListQuery, NewProduct, Product, Sort, fuzzy_trigrams};
+use crate::stored::StoredProduct;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -327,28 +324,7 @@ pub fn sort_key(product: &Product, score: i64, sort: Sort) -> CursorKey {
 }
 
 fn read(row: &AnyRow) -> Result<Product, StoreError> {
-    let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("{what}: {e}"));
-    let id: String = row.try_get("id")?;
-    let currency: String = row.try_get("currency")?;
-    let currency = Currency::parse(&currency).map_err(|e| corrupt("currency", &e))?;
-    Ok(Product {
-        id: Uuid::parse_str(&id).map_err(|e| corrupt("id", &e))?,
-        sku: Sku::parse(&row.try_get::<String, _>("sku")?).map_err(|e| corrupt("sku", &e))?,
-        name: ProductName::parse(&row.try_get::<String, _>("name")?)
-            .map_err(|e| corrupt("name", &e))?,
-        description: Description::parse(&row.try_get::<String, _>("description")?)
-            .map_err(|e| corrupt("description", &e))?,
-        price: Money::new(row.try_get("price_amount")?, currency),
-        category: Category::parse(&row.try_get::<String, _>("category")?)
-            .map_err(|e| corrupt("category", &e))?,
-        attributes: Attributes::from_stored(&row.try_get::<String, _>("attributes")?),
-        available: row.try_get("available")?,
-        version: row.try_get("version")?,
-        archived_at: row
-            .try_get::<Option<i64>, _>("archived_at")?
-            .map(from_millis),
-        created_at: from_millis(row.try_get("created_at")?),
-        updated_at: from_millis(row.try_get("updated_at")?),
-    })
+    StoredProduct::from_row(row)?
+        .into_product()
+        .map_err(StoreError::Corrupt)
 }

@@ -384,6 +384,10 @@ pub struct Options {
     )]
     pub redis_key_prefix: String,
 
+    /// How long a product stays in the Redis read cache at most (changes drop it sooner).
+    #[arg(long, global = true, env = "COMMERCEX_PRODUCT_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub product_cache_ttl: Duration,
+
     /// Base URLs of the identity service's instances, comma-separated.
     #[arg(
         long,

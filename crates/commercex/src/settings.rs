@@ -47,6 +47,7 @@ pub struct Settings {
     pub bus: BusSettings,
     pub redis_url: Option<SecretString>,
     pub redis_key_prefix: String,
+    pub product_cache_ttl: Duration,
     pub service_urls: ServiceUrls,
     pub upstream_timeout: Duration,
     pub route_timeouts: HashMap<Service, Duration>,
@@ -184,6 +185,7 @@ impl Settings {
             bus: bus(options)?,
             redis_url: options.redis_url.clone(),
             redis_key_prefix: options.redis_key_prefix.clone(),
+            product_cache_ttl: options.product_cache_ttl,
             service_urls: ServiceUrls {
                 users: options.users_url.clone(),
                 catalog: options.catalog_url.clone(),

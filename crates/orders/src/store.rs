@@ -238,13 +238,23 @@ impl OrderStore {
         detail: &str,
         event_id: Option<Uuid>,
     ) -> Result<(), StoreError> {
+        // A step caused by an event happened when the event did (its UUIDv7 says when). On
+        // Kafka, events of different topics arrive in either order; the timeline keeps the
+        // order things happened in.
+        let at = event_id
+            .and_then(|id| id.get_timestamp())
+            .map(|at| {
+                let (secs, nanos) = at.to_unix();
+                i64::try_from(secs).unwrap_or(i64::MAX) * 1000 + i64::from(nanos / 1_000_000)
+            })
+            .unwrap_or_else(|| to_millis(platform::time::now()));
         sqlx::query("INSERT INTO order_timeline (id, order_id, step, detail, event_id, at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(Uuid::now_v7().to_string())
             .bind(order_id.to_string())
             .bind(step)
             .bind(detail)
             .bind(event_id.map(|id| id.to_string()))
-            .bind(to_millis(platform::time::now()))
+            .bind(at)
             .execute(&mut **tx)
             .await?;
         Ok(())
@@ -252,7 +262,8 @@ impl OrderStore {
 
     pub async fn timeline(&self, order_id: Uuid) -> Result<Vec<TimelineEntry>, StoreError> {
         let rows = sqlx::query(
-            "SELECT step, detail, event_id, at FROM order_timeline WHERE order_id = $1 ORDER BY id",
+            "SELECT step, detail, event_id, at FROM order_timeline WHERE order_id = $1 \
+             ORDER BY at, COALESCE(event_id, id)",
         )
         .bind(order_id.to_string())
         .fetch_all(self.db.pool())

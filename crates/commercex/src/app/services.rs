@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use catalog::CatalogService;
+use catalog::cache::{NoCache, ProductCache, RedisProductCache};
 use events::bus::EventBus;
 use events::consumer::Consumer;
 use events::service_db::ServiceDb;
@@ -58,7 +59,14 @@ impl Services {
                     services.users = Some(UsersService::open(storage, pool, config).await?);
                 }
                 ServiceName::Catalog => {
-                    services.catalog = Some(CatalogService::open(storage, pool).await?);
+                    let cache: Arc<dyn ProductCache> = match &redis {
+                        Some(redis) => Arc::new(RedisProductCache::new(
+                            redis.clone(),
+                            settings.product_cache_ttl,
+                        )),
+                        None => Arc::new(NoCache),
+                    };
+                    services.catalog = Some(CatalogService::open(storage, pool, cache).await?);
                 }
                 ServiceName::Inventory => {
                     services.inventory = Some(InventoryService::open(storage, pool).await?);

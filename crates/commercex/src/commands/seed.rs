@@ -2,6 +2,7 @@
 //! the API calls, so every product and stock change also produces its events. Deterministic
 //! (same `--rng-seed`, same catalog) and idempotent (SKUs `SEED-<n>` that exist are skipped).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -121,7 +122,9 @@ const BRANDS: &[&str] = &[
 pub async fn run(options: &Options, products: u32, rng_seed: u64) -> anyhow::Result<()> {
     let storage = settings::storage(options)?;
     let pool = settings::pool(options);
-    let catalog = catalog::CatalogService::open(&storage, pool).await?;
+    // Seeding only writes: no read cache to keep.
+    let catalog =
+        catalog::CatalogService::open(&storage, pool, Arc::new(catalog::cache::NoCache)).await?;
     let inventory = inventory::InventoryService::open(&storage, pool).await?;
     let eur = Currency::parse("EUR").map_err(anyhow::Error::msg)?;
     let mut rng = StdRng::seed_from_u64(rng_seed);

@@ -407,3 +407,72 @@ async fn topics_ensure_creates_what_is_missing_and_reports_under_replication_lou
             .contains(&format!("{prefix}commercex.orders: UNDER-REPLICATED"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_reads_are_cached_in_redis_and_catalog_events_drop_stale_entries() {
+    let Some((app, storage)) = deploy(&[], Layout::default()).await else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let id = app.stocked_product(&admin, "CACHE-1", 0).await;
+    let path = format!("/api/v1/products/{id}");
+    let redis =
+        redis::Client::open(storage.distributed.as_ref().unwrap().redis_url.as_str()).unwrap();
+    let mut redis = redis.get_multiplexed_async_connection().await.unwrap();
+    let key = format!(
+        "{}catalog:product:{id}",
+        app.deployment.as_ref().unwrap().kafka_prefix
+    );
+    let cached = async |redis: &mut redis::aio::MultiplexedConnection| -> Option<Value> {
+        let raw: Option<String> = redis::cmd("GET")
+            .arg(&key)
+            .query_async(redis)
+            .await
+            .unwrap();
+        raw.map(|raw| serde_json::from_str(&raw).unwrap())
+    };
+
+    let first: Value = app.get(&path, None).await.json().await.unwrap();
+    assert_eq!(
+        cached(&mut redis).await.unwrap()["name"],
+        first["name"],
+        "a read fills the cache"
+    );
+
+    // A change drops the entry as it commits: the next read sees the change.
+    let patched = app
+        .send(
+            reqwest::Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(&json!({"name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(patched.status(), 200);
+    let second: Value = app.get(&path, None).await.json().await.unwrap();
+    assert_eq!(second["name"], "Renamed");
+
+    // A reader that raced a change can put a stale copy back; the change's event (here, a
+    // stock adjustment from inventory) drops it.
+    let stale = cached(&mut redis).await.unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&key)
+        .arg(stale.to_string())
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let adjusted = app
+        .send(
+            reqwest::Method::POST,
+            &format!("/api/v1/inventory/{id}/adjustments"),
+            Some(&admin),
+            Some(&json!({"delta": 7, "reason": "delivery"})),
+        )
+        .await;
+    assert_eq!(adjusted.status(), 200);
+    wait_for("the stock change to reach readers", || async {
+        app.get(&path, None).await.json::<Value>().await.unwrap()["available"] == 7
+    })
+    .await;
+    app.stop().await;
+}

@@ -62,4 +62,9 @@ pub trait EventHandler: Send + Sync + 'static {
         tx: &mut Transaction<'static, Any>,
         event: &Envelope,
     ) -> Result<(), HandlerError>;
+
+    /// Runs after the transaction that handled `event` committed (not for duplicates): the
+    /// place for effects outside the database, such as dropping a cache entry, that must not
+    /// happen before the change is visible. Best effort: it is not retried.
+    async fn after_commit(&self, _event: &Envelope) {}
 }

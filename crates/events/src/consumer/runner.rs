@@ -330,6 +330,7 @@ impl Consumer {
             Some(outbox) => outbox.commit(tx).await?,
             None => tx.commit().await?,
         }
+        self.handler.after_commit(event).await;
         Ok(true)
     }
 
