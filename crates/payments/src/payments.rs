@@ -76,7 +76,7 @@ impl Payments {
 
     async fn payment(&self, tx: &mut Tx, order_id: Uuid) -> Result<Payment, HandlerError> {
         self.store.for_order(tx, order_id).await?.ok_or_else(|| {
-            HandlerError::transient(format!("no payment recorded yet for order {order_id}"))
+            HandlerError::not_yet(format!("no payment recorded yet for order {order_id}"))
         })
     }
 
@@ -153,9 +153,7 @@ impl Payments {
 
     /// The order's stock hold expired: a charge still pending is voided.
     pub async fn void(&self, tx: &mut Tx, order_id: Uuid) -> Result<(), HandlerError> {
-        let Some(payment) = self.store.for_order(tx, order_id).await? else {
-            return Ok(());
-        };
+        let payment = self.payment(tx, order_id).await?;
         if payment.status == "pending" {
             let reference = payment.provider_ref.clone().unwrap_or_default();
             self.provider
@@ -182,9 +180,8 @@ impl Payments {
         order_id: Uuid,
         reason: &str,
     ) -> Result<(), HandlerError> {
-        if let Some(payment) = self.store.for_order(tx, order_id).await?
-            && payment.status == "awaiting_stock"
-        {
+        let payment = self.payment(tx, order_id).await?;
+        if payment.status == "awaiting_stock" {
             self.store
                 .set_status(tx, payment.id, "voided", None, Some(reason))
                 .await?;

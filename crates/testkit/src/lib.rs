@@ -160,12 +160,22 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// Polls `condition` until it holds; fails the test after 20 seconds. For effects that happen
 /// asynchronously (a relay publishing, a consumer handling).
-pub async fn wait_for<F, Fut>(what: &str, mut condition: F)
+pub async fn wait_for<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    wait_for_within(what, std::time::Duration::from_secs(20), condition).await;
+}
+
+/// As [`wait_for`], with a longer bound for recoveries that include a broker's own timeouts
+/// (a crashed consumer's partitions move on only when its session expires).
+pub async fn wait_for_within<F, Fut>(what: &str, bound: std::time::Duration, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + bound;
     while !condition().await {
         assert!(
             std::time::Instant::now() < deadline,

@@ -41,6 +41,9 @@ pub struct Process {
     pub child: Child,
     pub addr: String,
     pub log: PathBuf,
+    /// How it was started, to start it again.
+    command: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 pub struct Deployment {
@@ -151,6 +154,31 @@ impl Deployment {
             .collect()
     }
 
+    /// Kills `name` with SIGKILL (no draining, no goodbye) and starts it again on its address.
+    pub async fn kill_and_restart(&mut self, name: &str) {
+        let process = self
+            .processes
+            .iter_mut()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("no process {name}"));
+        let status = crate::cli::signal_and_wait(&mut process.child, "-KILL").await;
+        assert!(!status.success(), "{name} was killed");
+        let dir = process.log.parent().expect("log directory").to_owned();
+        let command: Vec<&str> = process.command.iter().map(String::as_str).collect();
+        let restarted = start_process(
+            &format!("{name}-again"),
+            &command,
+            &process.addr,
+            &process.env,
+            &dir,
+        )
+        .await;
+        *process = Process {
+            name: name.to_owned(),
+            ..restarted
+        };
+    }
+
     /// SIGTERM to every process, the gateways first; each must drain and exit cleanly.
     pub async fn stop(&mut self) {
         self.processes
@@ -204,9 +232,14 @@ impl Drop for Deployment {
     }
 }
 
+/// The end of a log, without per-request lines (the failing test's own requests drown the
+/// rest).
 fn tail(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.contains("finished processing request"))
+        .collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
 
@@ -218,12 +251,22 @@ pub async fn launch(
     env: &[(String, String)],
     dir: &Path,
 ) -> Process {
+    let command: Vec<&str> = args.iter().chain(extra).copied().collect();
+    start_process(name, &command, "127.0.0.1:0", env, dir).await
+}
+
+async fn start_process(
+    name: &str,
+    command: &[&str],
+    listen: &str,
+    env: &[(String, String)],
+    dir: &Path,
+) -> Process {
     let log = dir.join(format!("{name}.log"));
     let stderr = std::fs::File::create(&log).expect("log file");
     let mut child = commercex_command()
-        .args(args)
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
+        .args(command)
+        .args(["--listen", listen])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdout(Stdio::piped())
         .stderr(stderr)
@@ -248,5 +291,7 @@ pub async fn launch(
         child,
         addr,
         log,
+        command: command.iter().map(|arg| (*arg).to_owned()).collect(),
+        env: env.to_vec(),
     }
 }

@@ -476,3 +476,58 @@ async fn product_reads_are_cached_in_redis_and_catalog_events_drop_stale_entries
     .await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sagas_survive_services_killed_mid_flight() {
+    let Some((mut app, _storage)) = deploy(&[], Layout::default()).await else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let product = app.orderable_product(&admin, "KILL-1", 30).await;
+    let (customer, _) = app.signed_up("survivor@example.com").await;
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        let response = app
+            .place(&customer, &format!("kill-{n}"), &order_body(&product))
+            .await;
+        assert_eq!(response.status(), 202);
+        ids.push(
+            response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // While those orders are in flight, the services that move them die without warning.
+    let deployment = app.deployment.as_mut().unwrap();
+    for service in ["payments", "inventory", "orders"] {
+        let name = deployment.named(service)[0].name.clone();
+        deployment.kill_and_restart(&name).await;
+    }
+    // Each restarted consumer takes over once the killed one's session (10 s) expires.
+    let recovery = Duration::from_secs(90);
+    for id in &ids {
+        let path = format!("/api/v1/orders/{id}");
+        testkit::wait_for_within("the order to be confirmed", recovery, || async {
+            app.get(&path, Some(&customer))
+                .await
+                .json::<Value>()
+                .await
+                .unwrap()["status"]
+                == "confirmed"
+        })
+        .await;
+        let payment = app.payment(&customer, id).await;
+        assert_eq!(payment["status"], "captured");
+        assert_eq!(
+            payment["attempts"].as_array().unwrap().len(),
+            1,
+            "one charge for {id}"
+        );
+    }
+    testkit::wait_for_within("the stock committed", recovery, || async {
+        app.levels(&product).await == (20, 0)
+    })
+    .await;
+    app.stop().await;
+}

@@ -28,6 +28,12 @@ pub enum HandlerError {
     /// Will fail the same way every time: undecodable data, a broken invariant.
     #[error("permanent: {0}")]
     Permanent(BoxError),
+    /// Needs an event from another topic that has not been handled yet (a reservation for an
+    /// order whose `order.placed` is still on its way). Kafka orders events only within a
+    /// partition, so this is normal, not a fault: retried for longer before dead-lettering
+    /// (`RetryPolicy::prerequisite_wait`).
+    #[error("waiting for an earlier event: {0}")]
+    NotYet(BoxError),
 }
 
 impl HandlerError {
@@ -37,6 +43,10 @@ impl HandlerError {
 
     pub fn permanent(error: impl Into<BoxError>) -> Self {
         Self::Permanent(error.into())
+    }
+
+    pub fn not_yet(error: impl Into<BoxError>) -> Self {
+        Self::NotYet(error.into())
     }
 }
 

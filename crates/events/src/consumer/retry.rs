@@ -7,6 +7,9 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     pub base_delay: Duration,
     pub max_delay: Duration,
+    /// How long an event may wait for one it depends on (`HandlerError::NotYet`) before it is
+    /// dead-lettered; covers a consumer group's rebalance after a crash.
+    pub prerequisite_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -15,6 +18,7 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base_delay: Duration::from_millis(200),
             max_delay: Duration::from_secs(10),
+            prerequisite_wait: Duration::from_secs(120),
         }
     }
 }
@@ -45,6 +49,7 @@ mod tests {
             max_attempts: 10,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(1000),
+            ..RetryPolicy::default()
         };
         assert_eq!(policy.ceiling(1), Duration::from_millis(100));
         assert_eq!(policy.ceiling(2), Duration::from_millis(200));

@@ -264,8 +264,32 @@ impl Consumer {
     ) -> Result<Attempt, Interrupted> {
         let policy = self.settings.retry;
         let mut attempt = 1;
+        let started = std::time::Instant::now();
         loop {
             match self.attempt(event).await {
+                Err(HandlerError::NotYet(error))
+                    if started.elapsed() >= policy.prerequisite_wait =>
+                {
+                    return Ok(Attempt::Failed {
+                        attempts: attempt,
+                        error: format!(
+                            "waited {}s for an earlier event: {error}",
+                            started.elapsed().as_secs()
+                        ),
+                    });
+                }
+                Err(HandlerError::NotYet(error)) => {
+                    let delay = policy.delay(attempt.min(6));
+                    tracing::debug!(
+                        group = self.settings.group,
+                        event_id = %event.id,
+                        retry_in_ms = delay.as_millis() as u64,
+                        %error,
+                        "waiting for an earlier event"
+                    );
+                    pause(cancel, delay).await?;
+                    attempt += 1;
+                }
                 Ok(true) => return Ok(Attempt::Done(Outcome::Handled { attempts: attempt })),
                 Ok(false) => return Ok(Attempt::Done(Outcome::Duplicate)),
                 Err(HandlerError::Permanent(error)) => {

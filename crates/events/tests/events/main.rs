@@ -53,6 +53,7 @@ backend_tests! {
             max_attempts: 5,
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(2),
+            ..RetryPolicy::default()
         };
         world.publish(&[event(1)]).await;
         let running = world.start(handler.clone(), policy);
@@ -66,6 +67,48 @@ backend_tests! {
         assert!(DeadLetters::new(world.service.clone()).list_open().await.expect("dlq").is_empty());
     }
 
+    async fn an_event_waiting_for_an_earlier_one_outlasts_the_attempt_limit(storage: TestStorage) {
+        let world = World::new(&storage).await;
+        let handler = Recorder::new();
+        let early = event(60);
+        handler.wait_on_earlier(early.id);
+        world.publish(std::slice::from_ref(&early)).await;
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            prerequisite_wait: Duration::from_secs(30),
+        };
+        let running = world.start(handler.clone(), policy);
+        wait_for("more tries than max_attempts", || async { handler.calls.load(Ordering::SeqCst) > 4 }).await;
+        handler.heal();
+        wait_for("the event handled", || async { world.effects().await.len() == 1 }).await;
+        running.stop().await;
+        assert!(DeadLetters::new(world.service.clone()).list_open().await.expect("dlq").is_empty());
+    }
+
+    async fn an_event_whose_prerequisite_never_comes_is_dead_lettered(storage: TestStorage) {
+        let world = World::new(&storage).await;
+        let handler = Recorder::new();
+        let orphan = event(61);
+        handler.wait_on_earlier(orphan.id);
+        world.publish(&[orphan.clone(), event(62)]).await;
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            prerequisite_wait: Duration::from_millis(300),
+        };
+        let running = world.start(handler.clone(), policy);
+        let dlq = DeadLetters::new(world.service.clone());
+        wait_for("the orphan dead-lettered", || async { dlq.list_open().await.expect("dlq").len() == 1 }).await;
+        wait_for("the next event handled", || async { world.effects().await.len() == 1 }).await;
+        running.stop().await;
+        let letter = &dlq.list_open().await.expect("dlq")[0];
+        assert_eq!(letter.event_id, orphan.id.to_string());
+        assert!(letter.error.contains("for an earlier event"), "{}", letter.error);
+    }
+
     async fn a_poison_event_is_dead_lettered_and_can_be_replayed(storage: TestStorage) {
         let world = World::new(&storage).await;
         let handler = Recorder::new();
@@ -77,6 +120,7 @@ backend_tests! {
             max_attempts: 3,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(50),
+            ..RetryPolicy::default()
         };
         let running = world.start(handler.clone(), policy);
         // The consumer moves on past both bad events and handles the good one.

@@ -157,6 +157,7 @@ pub struct Recorder {
     pub calls: AtomicU32,
     transient_failures_left: AtomicU32,
     always_transient: Mutex<Option<Uuid>>,
+    waiting_on_earlier: Mutex<Option<Uuid>>,
     healed: AtomicBool,
     seq: AtomicU32,
     times: Mutex<Vec<Instant>>,
@@ -179,7 +180,12 @@ impl Recorder {
         *self.always_transient.lock().expect("lock") = Some(event);
     }
 
-    /// The bug behind the failures is fixed.
+    /// `event` needs one that has not arrived (until `heal`).
+    pub fn wait_on_earlier(&self, event: Uuid) {
+        *self.waiting_on_earlier.lock().expect("lock") = Some(event);
+    }
+
+    /// The bug behind the failures is fixed (or the awaited event arrived).
     pub fn heal(&self) {
         self.healed.store(true, Ordering::SeqCst);
     }
@@ -204,6 +210,9 @@ impl EventHandler for Recorder {
             return Err(HandlerError::permanent(
                 "poison pill: cannot interpret this event",
             ));
+        }
+        if !healed && *self.waiting_on_earlier.lock().expect("lock") == Some(event.id) {
+            return Err(HandlerError::not_yet("the order is not known yet"));
         }
         if !healed && *self.always_transient.lock().expect("lock") == Some(event.id) {
             return Err(HandlerError::transient("dependency unavailable"));

@@ -31,15 +31,22 @@ impl KafkaSubscription {
     pub fn join(bus: &KafkaBus, group: &str, topics: &[String]) -> Result<Self, BusError> {
         let config = bus.config().clone();
         // A saga is a chain of hops; waiting up to librdkafka's default 500 ms for a fetch to
-        // fill at every hop would make each checkout take seconds.
+        // fill at every hop would make each checkout take seconds. A member that crashed holds
+        // its partitions until its session times out (45 s by default): 10 s bounds how long
+        // a crashed instance's orders wait for another to take over.
         let consumer: StreamConsumer = config
-            .client(&[("fetch.wait.max.ms", "20")])
+            .client(&[
+                ("fetch.wait.max.ms", "20"),
+                ("session.timeout.ms", "10000"),
+                ("heartbeat.interval.ms", "2000"),
+            ])
             // Prefixed like the topics: platforms sharing a cluster must not share groups.
             .set("group.id", config.topic(group))
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            // A handler may retry for a while before it dead-letters; stay in the group.
-            .set("max.poll.interval.ms", "600000")
+            // A handler may retry for a while before it dead-letters; stay in the group that
+            // long, but no longer: a rebalance can wait this long for a member to rejoin.
+            .set("max.poll.interval.ms", "60000")
             .create()
             .map_err(|e| BusError::Unavailable(format!("creating the Kafka consumer: {e}")))?;
         let names: Vec<String> = topics.iter().map(|topic| config.topic(topic)).collect();
