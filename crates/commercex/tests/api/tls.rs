@@ -191,3 +191,58 @@ async fn services_take_only_internal_clients_and_the_gateway_serves_https() {
         );
     }
 }
+
+/// `TEST_DATABASE_URL`'s database at `localhost` (the name its certificate carries), with
+/// `params` added.
+fn postgres_url_with(storage: &testkit::TestStorage, params: &str) -> String {
+    use secrecy::ExposeSecret;
+    let platform::db::Storage::Postgres { url } = &storage.storage else {
+        panic!("a PostgreSQL storage");
+    };
+    let url = url.expose_secret().replace("@127.0.0.1", "@localhost");
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{params}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_verify_the_server_certificate() {
+    let Some(ca) = testkit::required_env("TEST_DATABASE_CA", "PostgreSQL with TLS") else {
+        return;
+    };
+    let Some(storage) = testkit::TestStorage::postgres().await else {
+        return;
+    };
+    let data = tempfile::tempdir().unwrap();
+    let migrate = |url: String| {
+        let dir = data.path().display().to_string();
+        async move {
+            commercex_command()
+                .args(["migrate", "--database-url", &url, "--data-dir", &dir])
+                .env("RUST_BACKTRACE", "0")
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let verified = migrate(postgres_url_with(
+        &storage,
+        &format!("sslmode=verify-full&sslrootcert={ca}"),
+    ))
+    .await;
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let pki = Pki::new();
+    let rogue_ca = pki.path("rogue.pem");
+    let impostor = migrate(postgres_url_with(
+        &storage,
+        &format!("sslmode=verify-full&sslrootcert={}", rogue_ca.display()),
+    ))
+    .await;
+    assert!(
+        !impostor.status.success(),
+        "a server certificate from another CA was accepted"
+    );
+}
