@@ -376,27 +376,61 @@ fn refuse_development_defaults(options: &Options) -> anyhow::Result<()> {
 /// tokens survive restarts.
 fn development_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
     let path = data_dir.join(DEV_KEY_FILE);
-    if path.exists() {
-        return SigningKey::from_pkcs8_pem(&read_secret_file(&path)?)
-            .with_context(|| format!("loading the development key {}", path.display()));
+    if !path.exists() {
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating {}", data_dir.display()))?;
+        let key = SigningKey::generate();
+        if publish_private(&path, key.to_pkcs8_pem().expose_secret())? {
+            tracing::warn!(path = %path.display(), "generated a development signing key; production needs COMMERCEX_JWT_SIGNING_KEY_FILE");
+            return Ok(key);
+        }
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    let key = SigningKey::generate();
-    write_private(&path, key.to_pkcs8_pem().expose_secret())?;
-    tracing::warn!(path = %path.display(), "generated a development signing key; production needs COMMERCEX_JWT_SIGNING_KEY_FILE");
-    Ok(key)
+    SigningKey::from_pkcs8_pem(&read_secret_file(&path)?)
+        .with_context(|| format!("loading the development key {}", path.display()))
 }
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+/// Writes `contents` to `path` (mode 0600) unless it exists; `false` when another process got
+/// there first. Written aside and linked into place, so nobody reads a half-written key when
+/// several processes start together in one data directory.
+fn publish_private(path: &Path, contents: &str) -> anyhow::Result<bool> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
+    let aside = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+        .open(&aside)
+        .with_context(|| format!("creating {}", aside.display()))?;
     file.write_all(contents.as_bytes())?;
-    Ok(())
+    file.sync_all()?;
+    let linked = std::fs::hard_link(&aside, path);
+    std::fs::remove_file(&aside).ok();
+    match linked {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(error) => Err(error).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_starting_together_share_one_development_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let kids: Vec<String> = std::thread::scope(|scope| {
+            let starts: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| development_key(dir.path()).expect("key").kid().to_owned()))
+                .collect();
+            starts
+                .into_iter()
+                .map(|s| s.join().expect("thread"))
+                .collect()
+        });
+        assert!(kids.windows(2).all(|pair| pair[0] == pair[1]), "{kids:?}");
+        let leftovers = std::fs::read_dir(dir.path()).expect("read dir").count();
+        assert_eq!(leftovers, 1, "only the key file remains");
+    }
 }
