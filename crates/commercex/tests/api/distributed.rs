@@ -241,22 +241,21 @@ struct OwnBroker {
 impl OwnBroker {
     /// `None` (after saying so) when tansu is not installed, except under CI.
     async fn start() -> Option<Self> {
+        let host = "127.0.0.1";
         let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let addr = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{addr}");
+        let addr = format!("{host}:{port}");
         let spawned = std::process::Command::new(&tansu)
             .args([
                 "broker",
                 "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
+                &format!("tcp://127.0.0.1:{port}"),
             ])
+            .args(["--advertised-listener-url", &format!("tcp://{addr}")])
             .args(["--storage-engine", "memory://tansu/"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -15,6 +15,7 @@ use crate::cli::signal_and_wait;
 use crate::deployment::launch;
 use crate::helpers::*;
 
+/// A throwaway PKI: the internal CA and certificates signed by it, and a rogue one.
 struct Pki {
     dir: tempfile::TempDir,
 }

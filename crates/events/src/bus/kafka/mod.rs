@@ -174,3 +174,32 @@ impl EventBus for KafkaBus {
         .map_err(|e| BusError::Unavailable(e.to_string()))?
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// librdkafka rejects `security.protocol=ssl` at client creation when built without TLS;
+    /// this build must take it (brokers such as MSK require TLS).
+    #[test]
+    fn clients_can_be_configured_for_tls() {
+        let config = KafkaConfig {
+            brokers: "localhost:9093".into(),
+            topic_prefix: String::new(),
+            client_options: vec![
+                ("security.protocol".into(), "ssl".into()),
+                (
+                    "ssl.endpoint.identification.algorithm".into(),
+                    "https".into(),
+                ),
+            ],
+            producer_options: Vec::new(),
+            topics: TopicSettings {
+                partitions: 1,
+                replication_factor: 1,
+                min_insync_replicas: 1,
+            },
+        };
+        assert!(KafkaBus::connect(config).is_ok());
+    }
+}
