@@ -511,6 +511,10 @@ pub struct Options {
     )]
     pub internal_key_file: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (a separate listener, not public).
+    #[arg(long, global = true, env = "COMMERCEX_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
     /// Log format; default: pretty in development, json in production.
     #[arg(long, global = true, env = "COMMERCEX_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,

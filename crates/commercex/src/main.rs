@@ -52,6 +52,9 @@ async fn serve(
     service: Option<ServiceName>,
 ) -> anyhow::Result<()> {
     let settings = Settings::load(options)?;
+    if let Some(addr) = options.metrics_listen {
+        telemetry::serve_metrics(addr)?;
+    }
     let app = match service {
         None => Application::build(settings).await?,
         Some(service) => Application::build_service(settings, service).await?,

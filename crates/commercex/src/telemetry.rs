@@ -1,5 +1,5 @@
 //! Logs: pretty for people in development, one JSON object per line in production. The level
-//! per module comes from `RUST_LOG` (default `info`).
+//! per module comes from `RUST_LOG` (default `info`). Metrics: Prometheus, on request.
 
 use tracing_subscriber::EnvFilter;
 
@@ -19,4 +19,15 @@ pub fn init(format: LogFormat) {
             .with_span_list(false)
             .try_init(),
     };
+}
+
+/// Prometheus metrics at `http://addr/metrics`, on a listener of their own so they are never
+/// exposed with the API. Once per process.
+pub fn serve_metrics(addr: std::net::SocketAddr) -> anyhow::Result<()> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| anyhow::anyhow!("serving metrics on {addr}: {e}"))?;
+    tracing::info!(%addr, "metrics at /metrics");
+    Ok(())
 }

@@ -118,6 +118,7 @@ impl RateLimits {
         let count = match self.store.hit(subject, window).await {
             Ok(count) => count,
             Err(error) => {
+                metrics::counter!("commercex_rate_limit_fail_open_total").increment(1);
                 tracing::warn!(%error, "rate limit store unavailable; letting the request through");
                 return Ok(Quota {
                     limit,

@@ -77,6 +77,7 @@ impl SharedRedis {
             Err(_) => format!("no answer within {COMMAND_TIMEOUT:?}"),
         };
         self.failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("commercex_redis_failures_total").increment(1);
         let mut open_until = self.lock();
         if open_until.is_none() {
             tracing::warn!(%error, "Redis failed; degrading (rate limits open, caches bypassed)");

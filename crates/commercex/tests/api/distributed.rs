@@ -530,3 +530,55 @@ async fn sagas_survive_services_killed_mid_flight() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_the_platform_degrades_and_says_so_in_its_metrics() {
+    // Configured for Redis, but nothing answers there.
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let layout = Layout {
+        env: vec![("COMMERCEX_REDIS_URL".into(), "redis://127.0.0.1:9".into())],
+        gateway_env: vec![
+            ("COMMERCEX_RATE_LIMIT_PER_CLIENT".into(), "3".into()),
+            ("COMMERCEX_METRICS_LISTEN".into(), metrics.to_string()),
+        ],
+        ..Layout::default()
+    };
+    let Some((app, _storage)) = deploy(&[], layout).await else {
+        return;
+    };
+    // Logins (throttling), product reads (the cache) and quotas all work without it.
+    let admin = app.admin_token().await;
+    let created = app
+        .create_product(
+            &admin,
+            &crate::catalog::product("NOREDIS-1", "Resilient", 900, "misc"),
+        )
+        .await;
+    let path = format!("/api/v1/products/{}", created["id"].as_str().unwrap());
+    for _ in 0..6 {
+        assert_eq!(app.get(&path, None).await.status(), 200, "quotas fail open");
+    }
+    let exposed = app
+        .client
+        .get(format!("http://{metrics}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        exposed
+            .lines()
+            .find(|line| line.starts_with(name))
+            .and_then(|line| line.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{exposed}"))
+    };
+    assert!(value("commercex_rate_limit_fail_open_total") >= 6.0);
+    assert!(value("commercex_redis_failures_total") >= 1.0);
+    app.stop().await;
+}
