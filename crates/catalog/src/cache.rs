@@ -91,17 +91,7 @@ impl ProductCache for RedisProductCache {
     }
 
     async fn forget(&self, id: Uuid) {
-        let key = self.key(id);
-        let forgotten = self
-            .redis
-            .run(|mut connection| async move {
-                redis::cmd("DEL")
-                    .arg(&key)
-                    .query_async::<()>(&mut connection)
-                    .await
-            })
-            .await;
-        if let Err(error) = forgotten {
+        if let Err(error) = self.redis.delete(&self.key(id)).await {
             tracing::warn!(%error, product_id = %id, "could not drop a cached product; its TTL will");
         }
     }

@@ -96,6 +96,17 @@ impl SharedRedis {
         self.failures.load(Ordering::Relaxed)
     }
 
+    /// Deletes `key` (a full key, from [`SharedRedis::key`]).
+    pub async fn delete(&self, key: &str) -> Result<(), RedisUnavailable> {
+        self.run(|mut connection| async move {
+            redis::cmd("DEL")
+                .arg(key)
+                .query_async::<()>(&mut connection)
+                .await
+        })
+        .await
+    }
+
     pub async fn ping(&self) -> Result<(), RedisUnavailable> {
         self.run(|mut connection| async move {
             redis::cmd("PING")

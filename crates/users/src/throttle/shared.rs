@@ -127,17 +127,7 @@ impl LoginThrottle for RedisThrottle {
 
     async fn forgive(&self, subject: &Subject) {
         self.fallback.forgive(subject).await;
-        let key = self.key(subject);
-        let forgiven = self
-            .redis
-            .run(|mut connection| async move {
-                redis::cmd("DEL")
-                    .arg(&key)
-                    .query_async::<()>(&mut connection)
-                    .await
-            })
-            .await;
-        if let Err(error) = forgiven {
+        if let Err(error) = self.redis.delete(&self.key(subject)).await {
             tracing::warn!(%error, "could not forgive failed logins in Redis");
         }
     }
