@@ -582,3 +582,35 @@ async fn without_redis_the_platform_degrades_and_says_so_in_its_metrics() {
     assert!(value("commercex_redis_failures_total") >= 1.0);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_in_user_has_a_quota_of_their_own() {
+    let layout = Layout {
+        gateway_env: vec![("COMMERCEX_RATE_LIMIT_PER_USER".into(), "3".into())],
+        ..Layout::default()
+    };
+    let Some((app, _storage)) = deploy(&[], layout).await else {
+        return;
+    };
+    let (token, _) = app.signed_up("busy@example.com").await;
+    let first = app.get("/api/v1/users/me", Some(&token)).await;
+    let reset: u64 = first.headers()["ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    if reset < 10 {
+        tokio::time::sleep(Duration::from_secs(reset + 1)).await;
+        app.get("/api/v1/users/me", Some(&token)).await;
+    }
+    for _ in 0..2 {
+        assert_eq!(
+            app.get("/api/v1/users/me", Some(&token)).await.status(),
+            200
+        );
+    }
+    problem(app.get("/api/v1/users/me", Some(&token)).await, 429).await;
+    // Anonymous requests from the same address are not the user's.
+    assert_eq!(app.get("/api/v1/products", None).await.status(), 200);
+    app.stop().await;
+}
