@@ -98,7 +98,7 @@ impl Application {
                 .spawn(move |cancel| remote.refresh(verifier, every, cancel));
         }
         // Behind the gateway, the client is who the gateway says it is.
-        parts.router_layers.push(TrustForwardedFor);
+        parts.behind_gateway = true;
         Self::assemble(settings, parts).await
     }
 
@@ -141,7 +141,7 @@ impl Application {
             databases,
             workers,
             rate_limits: None,
-            router_layers: Vec::new(),
+            behind_gateway: false,
         })
     }
 
@@ -153,8 +153,8 @@ impl Application {
             limits: settings.limits,
             rate_limits: parts.rate_limits,
         });
-        for marker in parts.router_layers {
-            router = router.layer(Extension(marker));
+        if parts.behind_gateway {
+            router = router.layer(Extension(TrustForwardedFor));
         }
         Self::listen(settings, router, parts.databases, parts.workers).await
     }
@@ -248,7 +248,8 @@ struct DomainParts {
     databases: Vec<Db>,
     workers: Workers,
     rate_limits: Option<gateway::ratelimit::RateLimits>,
-    router_layers: Vec<TrustForwardedFor>,
+    /// A service process: its peer is the gateway, whose `x-forwarded-for` names the client.
+    behind_gateway: bool,
 }
 
 async fn bootstrap_configured_admin(

@@ -47,8 +47,8 @@ impl Proxy {
     }
 }
 
-/// A client with pooled keep-alive connections, as the proxy wants it; `tls` adds the
-/// internal CA and the gateway's certificate.
+/// A client builder with pooled keep-alive connections, as the proxy wants it; the caller adds
+/// the internal CA and the gateway's certificate.
 pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
