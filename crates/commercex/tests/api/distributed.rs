@@ -33,6 +33,24 @@ fn handled_events(log: &str) -> Vec<String> {
         .collect()
 }
 
+/// Sends `request` in a quota window with at least 10 s left (waiting for the next window
+/// when this one is about to end), so that the requests after it count in the same window.
+async fn first_in_window<F, Fut>(request: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    let reset: u64 = request().await.headers()["ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    if reset < 10 {
+        tokio::time::sleep(Duration::from_secs(reset + 1)).await;
+        request().await;
+    }
+}
+
 fn order_body(product: &str) -> Value {
     json!({
         "items": [{"product_id": product, "quantity": 1}],
@@ -184,26 +202,14 @@ async fn quotas_are_shared_by_every_gateway_through_redis() {
         .iter()
         .map(|g| g.url())
         .collect();
-    let first = app
-        .client
-        .get(format!("{}/api/v1/products", gateways[0]))
-        .send()
-        .await
-        .unwrap();
-    let reset: u64 = first.headers()["ratelimit-reset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    if reset < 10 {
-        // Too close to the end of the window for six more requests to land in it.
-        tokio::time::sleep(Duration::from_secs(reset + 1)).await;
+    first_in_window(|| async {
         app.client
             .get(format!("{}/api/v1/products", gateways[0]))
             .send()
             .await
-            .unwrap();
-    }
+            .unwrap()
+    })
+    .await;
     for i in 1..6 {
         let response = app
             .client
@@ -593,16 +599,7 @@ async fn a_signed_in_user_has_a_quota_of_their_own() {
         return;
     };
     let (token, _) = app.signed_up("busy@example.com").await;
-    let first = app.get("/api/v1/users/me", Some(&token)).await;
-    let reset: u64 = first.headers()["ratelimit-reset"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    if reset < 10 {
-        tokio::time::sleep(Duration::from_secs(reset + 1)).await;
-        app.get("/api/v1/users/me", Some(&token)).await;
-    }
+    first_in_window(|| app.get("/api/v1/users/me", Some(&token))).await;
     for _ in 0..2 {
         assert_eq!(
             app.get("/api/v1/users/me", Some(&token)).await.status(),
