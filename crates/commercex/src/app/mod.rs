@@ -123,7 +123,7 @@ impl Application {
                 bus.bus.clone(),
                 settings.relay,
             );
-            workers.spawn(move |cancel| relay.run(cancel));
+            workers.spawn_publisher(move |cancel| relay.run(cancel));
         }
         for consumer in services.consumers(&bus.bus, settings) {
             workers.spawn(move |cancel| consumer.run(cancel));
@@ -196,8 +196,7 @@ impl Application {
     /// lets consumers finish the event in hand and the relays publish what is committed,
     /// and closes the databases.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let background = CancellationToken::new();
-        let tasks = self.workers.start(&background);
+        let background = self.workers.start();
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
@@ -226,11 +225,7 @@ impl Application {
             }
         }
         tracing::info!("HTTP drained; stopping background work");
-        background.cancel();
-        if tokio::time::timeout(self.shutdown_timeout, tasks.wait())
-            .await
-            .is_err()
-        {
+        if !background.stop(self.shutdown_timeout).await {
             tracing::warn!("background work did not stop within the shutdown timeout");
         }
         for db in &self.databases {
