@@ -102,6 +102,19 @@ pub enum ServiceName {
     Gateway,
 }
 
+impl ServiceName {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Users => "users",
+            Self::Catalog => "catalog",
+            Self::Inventory => "inventory",
+            Self::Orders => "orders",
+            Self::Payments => "payments",
+            Self::Gateway => "gateway",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BusKind {
     /// Tables in the database (the `bus` schema): nothing else to run.

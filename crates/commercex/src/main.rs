@@ -9,9 +9,21 @@ use tokio_util::sync::CancellationToken;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = config_file::parse_cli()?;
-    telemetry::init(settings::log_format(&cli.options));
-    let options = &cli.options;
-    match cli.command.unwrap_or(Command::Serve { service: None }) {
+    let command = cli.command.unwrap_or(Command::Serve { service: None });
+    let service = match &command {
+        Command::Serve {
+            service: Some(service),
+        } => service.name(),
+        _ => "commercex",
+    };
+    let telemetry = telemetry::init(settings::log_format(&cli.options), service)?;
+    let outcome = run(&cli.options, command).await;
+    telemetry.shutdown();
+    outcome
+}
+
+async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve { service } => serve(options, service).await,
         Command::Topics(TopicsCommand::Ensure) => commands::topics::ensure(options).await,
         Command::Migrate => commands::migrate::run(options).await,
@@ -52,9 +64,6 @@ async fn serve(
     service: Option<ServiceName>,
 ) -> anyhow::Result<()> {
     let settings = Settings::load(options)?;
-    if let Some(addr) = options.metrics_listen {
-        telemetry::serve_metrics(addr)?;
-    }
     let app = match service {
         None => Application::build(settings).await?,
         Some(service) => Application::build_service(settings, service).await?,

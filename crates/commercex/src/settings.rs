@@ -55,6 +55,8 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
     pub tls: Option<ServerTls>,
     pub internal_tls: ClientTls,
+    /// Serve `/metrics` on this separate address instead of the app's listener.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +213,7 @@ impl Settings {
                             .zip(options.tls_key_file.clone())
                     }),
             },
+            metrics_listen: options.metrics_listen,
         })
     }
 }

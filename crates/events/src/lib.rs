@@ -12,6 +12,7 @@ pub mod consumer;
 pub mod contract;
 pub mod dlq;
 pub mod envelope;
+pub mod observe;
 pub mod outbox;
 pub mod relay;
 pub mod service_db;

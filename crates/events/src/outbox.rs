@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sqlx::{Any, Transaction};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::Envelope;
 
@@ -26,6 +27,18 @@ impl Outbox {
         topic: &str,
         envelope: &Envelope,
     ) -> Result<(), sqlx::Error> {
+        let span = crate::observe::producer_span(topic, envelope);
+        let traced;
+        let envelope = match platform::trace_context::traceparent(&span) {
+            Some(traceparent) if envelope.traceparent.is_none() => {
+                traced = Envelope {
+                    traceparent: Some(traceparent),
+                    ..envelope.clone()
+                };
+                &traced
+            }
+            _ => envelope,
+        };
         sqlx::query(
             "INSERT INTO outbox (event_id, topic, event_key, envelope, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -36,6 +49,7 @@ impl Outbox {
         .bind(envelope.to_json())
         .bind(platform::time::to_millis(envelope.time))
         .execute(&mut **tx)
+        .instrument(span)
         .await?;
         Ok(())
     }

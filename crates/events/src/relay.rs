@@ -7,6 +7,7 @@ use std::time::Duration;
 use platform::db::{Backend, Db};
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::Envelope;
 use crate::bus::{EventBus, Outgoing};
@@ -134,7 +135,22 @@ impl<B: EventBus + ?Sized> Relay<B> {
                 envelope,
             });
         }
-        self.bus.publish(&events).await?;
+        let span = crate::observe::relay_span(
+            self.db.schema(),
+            events.iter().map(|event| &event.envelope),
+        );
+        let published = self.bus.publish(&events).instrument(span.clone()).await;
+        for event in &events {
+            crate::observe::count_published(
+                &event.topic,
+                &event.envelope.event_type,
+                published.is_ok(),
+            );
+        }
+        if published.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        published?;
         let placeholders: Vec<String> = (0..seqs.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
             "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",

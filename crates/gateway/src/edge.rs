@@ -55,17 +55,23 @@ async fn guard_request(
     let subjects = [
         limits
             .per_client
-            .zip(client.map(|client| format!("client:{client}"))),
-        limits.per_user.zip(user.map(|user| format!("user:{user}"))),
+            .zip(client.map(|client| ("client", format!("client:{client}")))),
+        limits
+            .per_user
+            .zip(user.map(|user| ("user", format!("user:{user}")))),
     ];
-    for (limit, subject) in subjects.into_iter().flatten() {
+    for (limit, (scope, subject)) in subjects.into_iter().flatten() {
         match limits.charge(&subject, limit).await {
             Ok(quota) => {
                 if tightest.is_none_or(|t| quota.remaining < t.remaining) {
                     tightest = Some(quota);
                 }
             }
-            Err(quota) => return too_many_requests(quota),
+            Err(quota) => {
+                metrics::counter!("commercex_rate_limit_rejections_total", "scope" => scope)
+                    .increment(1);
+                return too_many_requests(quota);
+            }
         }
     }
     let mut response = next.run(request).await;

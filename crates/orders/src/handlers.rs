@@ -40,6 +40,7 @@ impl EventHandler for OrdersHandler {
         event: &Envelope,
     ) -> Result<(), HandlerError> {
         let orders = &self.orders;
+        orders.settled().forget(event.id);
         let store = orders.store();
         match event.event_type.as_str() {
             ProductCreatedV1::TYPE => {
@@ -116,5 +117,9 @@ impl EventHandler for OrdersHandler {
             }
             _ => Ok(()),
         }
+    }
+
+    async fn after_commit(&self, event: &Envelope) {
+        self.orders.settled().record(event.id);
     }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod domain;
 pub mod handlers;
+pub mod observe;
 pub mod orders;
 pub mod service;
 pub mod store;

@@ -14,6 +14,7 @@ use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use crate::domain::{CancelReason, Order, OrderLine, OrderStatus, PlaceOrder, Transition};
+use crate::observe::{self, Finished, Settled};
 use crate::store::{OrderStore, StoreError, TimelineEntry};
 
 pub const SOURCE: &str = "commercex/orders";
@@ -65,6 +66,7 @@ pub struct Orders {
     db: Db,
     outbox: Outbox,
     store: OrderStore,
+    settled: Settled,
 }
 
 impl Orders {
@@ -73,6 +75,7 @@ impl Orders {
             store: OrderStore::new(db.clone()),
             db,
             outbox,
+            settled: Settled::default(),
         }
     }
 
@@ -193,6 +196,7 @@ impl Orders {
             .await?;
         self.outbox.commit(tx).await?;
         tracing::info!(order_id = %order.id, "order placed");
+        observe::count_placed();
         Ok(Placed {
             order,
             repeated: false,
@@ -272,6 +276,13 @@ impl Orders {
         )
         .await?;
         self.outbox.commit(tx).await?;
+        if from == OrderStatus::Pending {
+            Finished {
+                cancelled: Some(reason),
+                placed_at: order.created_at,
+            }
+            .record();
+        }
         self.store.find(id).await?.ok_or(OrdersError::NotFound)
     }
 
@@ -332,6 +343,13 @@ impl Orders {
                 self.outbox
                     .enqueue(tx, OrderConfirmedV1::TOPIC, &envelope)
                     .await?;
+                self.settled.park(
+                    cause.id,
+                    Finished {
+                        cancelled: None,
+                        placed_at: order.created_at,
+                    },
+                );
             }
             Transition::Already => {}
             Transition::Refused => {
@@ -390,7 +408,21 @@ impl Orders {
             Some(cause),
         )
         .await?;
+        if from == OrderStatus::Pending {
+            self.settled.park(
+                cause.id,
+                Finished {
+                    cancelled: Some(reason),
+                    placed_at: order.created_at,
+                },
+            );
+        }
         Ok(())
+    }
+
+    /// What the saga settled while handling `cause`, parked until its transaction commits.
+    pub fn settled(&self) -> &Settled {
+        &self.settled
     }
 
     pub async fn note_in(

@@ -189,6 +189,40 @@ impl Db {
         &self.schema
     }
 
+    /// `db_client_connections_usage{db_namespace, state}` (idle, used) and
+    /// `db_client_connections_max`, as OpenTelemetry's database metrics name them.
+    pub fn record_pool_usage(&self) {
+        let pools = std::iter::once(&self.pool).chain(self.writer.as_ref());
+        let (mut idle, mut size, mut max) = (0u64, 0u64, 0u64);
+        for pool in pools {
+            idle += pool.num_idle() as u64;
+            size += u64::from(pool.size());
+            max += u64::from(pool.options().get_max_connections());
+        }
+        let namespace = self.schema.clone();
+        metrics::gauge!("db_client_connections_usage", "db_namespace" => namespace.clone(), "state" => "idle")
+            .set(idle as f64);
+        metrics::gauge!("db_client_connections_usage", "db_namespace" => namespace.clone(), "state" => "used")
+            .set(size.saturating_sub(idle) as f64);
+        metrics::gauge!("db_client_connections_max", "db_namespace" => namespace).set(max as f64);
+    }
+
+    /// A span for one transaction on this database (OpenTelemetry database conventions):
+    /// instrument the future that begins, uses and commits it.
+    pub fn transaction_span(&self, operation: &'static str) -> tracing::Span {
+        tracing::info_span!(
+            "db.transaction",
+            otel.name = %format!("{operation} {}", self.schema),
+            otel.kind = "client",
+            db.system.name = match self.backend {
+                Backend::Postgres => "postgresql",
+                Backend::Sqlite => "sqlite",
+            },
+            db.namespace = %self.schema,
+            db.operation.name = operation,
+        )
+    }
+
     /// Begins a write transaction. On SQLite it takes the write lock up front (`BEGIN
     /// IMMEDIATE`): a deferred transaction that reads and then writes can fail with "database
     /// is locked" instead of waiting its turn.

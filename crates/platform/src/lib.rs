@@ -8,5 +8,6 @@ pub mod problem;
 pub mod secret;
 pub mod shared_redis;
 pub mod time;
+pub mod trace_context;
 
 pub use problem::{ApiError, FieldError};

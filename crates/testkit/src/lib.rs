@@ -10,6 +10,8 @@ use platform::db::{Backend, Storage};
 use secrecy::SecretString;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection, Executor};
 
+pub mod otlp;
+
 pub struct TestStorage {
     pub storage: Storage,
     /// Run the platform as separate processes (one per service) on Kafka and Redis.

@@ -7,6 +7,7 @@
 mod bus;
 mod edge;
 mod jwks;
+mod sampler;
 pub mod services;
 mod workers;
 
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use metrics_exporter_prometheus::PrometheusHandle;
 use axum::Extension;
 use platform::auth::TokenVerifier;
 use platform::db::Db;
@@ -32,6 +34,7 @@ use workers::Workers;
 
 use crate::cli::ServiceName;
 use crate::settings::Settings;
+use crate::telemetry;
 
 /// How often expired reservations are looked for; an expired hold lingers at most this long.
 const RESERVATION_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -43,6 +46,8 @@ pub struct Application {
     workers: Workers,
     shutdown_timeout: std::time::Duration,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// A listener of its own for `/metrics`, when the API's is public.
+    metrics: Option<(SocketAddr, PrometheusHandle)>,
 }
 
 impl Application {
@@ -60,7 +65,7 @@ impl Application {
                 .context("building the token verifier from our own JWKS")?;
         let mut parts = Self::domain_parts(&settings, services, Arc::new(verifier)).await?;
         parts.rate_limits = Some(edge::rate_limits(&settings, redis));
-        Self::assemble(settings, parts).await
+        Self::assemble(settings, parts, "commercex").await
     }
 
     /// One service, or the gateway in proxy mode.
@@ -69,7 +74,7 @@ impl Application {
             let redis = edge::shared_redis(&settings)?;
             let mut workers = Workers::default();
             let router = edge::proxy(&settings, redis, &mut workers).await?;
-            return Self::listen(settings, router, Vec::new(), workers).await;
+            return Self::listen(settings, router, Vec::new(), workers, service.name()).await;
         }
         let redis = edge::shared_redis(&settings)?;
         let services = Services::open(&settings, &[service], redis).await?;
@@ -99,7 +104,7 @@ impl Application {
         }
         // Behind the gateway, the client is who the gateway says it is.
         parts.behind_gateway = true;
-        Self::assemble(settings, parts).await
+        Self::assemble(settings, parts, service.name()).await
     }
 
     /// The routers, readiness checks, relays, consumers and sweeper of the open services.
@@ -125,13 +130,25 @@ impl Application {
             );
             workers.spawn_publisher(move |cancel| relay.run(cancel));
         }
-        for consumer in services.consumers(&bus.bus, settings) {
+        let consumers = services.consumers(&bus.bus, settings);
+        let groups = consumers
+            .iter()
+            .map(|consumer| consumer.settings().clone())
+            .collect();
+        for consumer in consumers {
             workers.spawn(move |cancel| consumer.run(cancel));
         }
         if let Some(inventory) = &services.inventory {
             let sweeper = inventory.sweeper(RESERVATION_SWEEP_INTERVAL);
             workers.spawn(move |cancel| sweeper.run(cancel));
         }
+        let sampler = sampler::Sampler {
+            stores: services.stores().iter().map(|s| s.db.clone()).collect(),
+            orders: services.orders.as_ref().map(|s| s.store().db.clone()),
+            bus: bus.bus.clone(),
+            groups,
+        };
+        workers.spawn(move |cancel| sampler.run(cancel));
         let mut databases: Vec<Db> = services.stores().iter().map(|s| s.db.clone()).collect();
         databases.extend(bus.db);
         Ok(DomainParts {
@@ -145,7 +162,11 @@ impl Application {
         })
     }
 
-    async fn assemble(settings: Settings, parts: DomainParts) -> anyhow::Result<Self> {
+    async fn assemble(
+        settings: Settings,
+        parts: DomainParts,
+        service: &'static str,
+    ) -> anyhow::Result<Self> {
         let mut router = gateway::router(gateway::GatewayParts {
             services: parts.routers,
             readiness: parts.readiness,
@@ -156,7 +177,7 @@ impl Application {
         if parts.behind_gateway {
             router = router.layer(Extension(TrustForwardedFor));
         }
-        Self::listen(settings, router, parts.databases, parts.workers).await
+        Self::listen(settings, router, parts.databases, parts.workers, service).await
     }
 
     async fn listen(
@@ -164,7 +185,13 @@ impl Application {
         router: axum::Router,
         databases: Vec<Db>,
         workers: Workers,
+        service: &'static str,
     ) -> anyhow::Result<Self> {
+        let metrics = telemetry::metrics::recorder(service);
+        let router = match settings.metrics_listen {
+            None => router.merge(telemetry::metrics::routes(metrics.clone())),
+            Some(_) => router,
+        };
         let tls = settings
             .tls
             .as_ref()
@@ -180,6 +207,7 @@ impl Application {
             workers,
             shutdown_timeout: settings.shutdown_timeout,
             tls,
+            metrics: settings.metrics_listen.map(|addr| (addr, metrics)),
         })
     }
 
@@ -196,6 +224,9 @@ impl Application {
     /// lets consumers finish the event in hand and the relays publish what is committed,
     /// and closes the databases.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        if let Some((addr, handle)) = self.metrics {
+            telemetry::metrics::serve_separately(addr, handle, shutdown.clone()).await?;
+        }
         let background = self.workers.start();
         let app = self
             .router

@@ -71,7 +71,7 @@ pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
 /// As [`spawn_app_with`]; a distributed storage runs the processes `layout` names.
 pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &Layout) -> TestApp {
     // The app's logs go to the test's captured output, shown when a test fails.
-    commercex::telemetry::init(commercex::cli::LogFormat::Pretty);
+    let _ = commercex::telemetry::init(commercex::cli::LogFormat::Pretty, "commercex");
     let (mut args, data_dir, guard) = storage_args(storage);
     let password_file = write_file(&data_dir, "admin-password", &format!("{PASSWORD}\n"));
     args.insert(0, "commercex".into());

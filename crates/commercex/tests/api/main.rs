@@ -12,6 +12,7 @@ mod distributed;
 mod helpers;
 mod http_conventions;
 mod inventory;
+mod observability;
 mod redis;
 mod tls;
 mod tokens;

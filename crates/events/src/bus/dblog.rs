@@ -103,6 +103,27 @@ impl EventBus for DbLogBus {
     async fn ping(&self) -> Result<(), BusError> {
         self.db.ping().await.map_err(unavailable)
     }
+
+    async fn sample_lag(&self, group: &str, topics: &[String]) -> Result<(), BusError> {
+        for topic in topics {
+            let lag: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM event_log WHERE topic = $1 AND position > COALESCE(\
+                 (SELECT position FROM consumer_offsets WHERE consumer_group = $2 AND topic = $1), 0)",
+            )
+            .bind(topic)
+            .bind(group)
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(unavailable)?;
+            metrics::gauge!(
+                "commercex_consumer_lag",
+                "consumer_group" => group.to_owned(),
+                "topic" => topic.clone(),
+            )
+            .set(lag as f64);
+        }
+        Ok(())
+    }
 }
 
 struct DbLogSubscription {

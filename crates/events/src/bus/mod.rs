@@ -62,6 +62,12 @@ pub trait EventBus: Send + Sync + 'static {
 
     async fn ping(&self) -> Result<(), BusError>;
 
+    /// Sets `commercex_consumer_lag` for `group` on `topics`, when the bus cannot report it as
+    /// it goes (Kafka's consumers report their own partitions' lag).
+    async fn sample_lag(&self, _group: &str, _topics: &[String]) -> Result<(), BusError> {
+        Ok(())
+    }
+
     /// Whether one subscription sees events of different topics in the order they were
     /// published. Kafka orders only within a partition, so a consumer of several topics reads
     /// each through its own subscription there: an event that must wait for one on another

@@ -3,11 +3,13 @@ use std::time::Duration;
 
 use platform::db::{Db, is_unique_violation};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{EventHandler, HandlerError, RetryPolicy};
 use crate::Envelope;
 use crate::bus::{Delivery, EventBus, Subscription};
 use crate::dlq::{DeadLetters, NewDeadLetter};
+use crate::observe::{Consumed, count_retry};
 use crate::outbox::Outbox;
 
 #[derive(Debug, Clone)]
@@ -84,6 +86,10 @@ impl Consumer {
             dead_letters,
             outbox: None,
         }
+    }
+
+    pub fn settings(&self) -> &ConsumerSettings {
+        &self.settings
     }
 
     /// Wakes `outbox`'s relay after every handled event.
@@ -189,7 +195,23 @@ impl Consumer {
         delivery: &Delivery,
         cancel: &CancellationToken,
     ) -> Result<Outcome, Interrupted> {
-        let outcome = self.process(delivery, cancel).await?;
+        let span = crate::observe::consumer_span(&self.settings.group, delivery);
+        let started = std::time::Instant::now();
+        let outcome = self.process(delivery, cancel).instrument(span.clone()).await?;
+        let consumed = match outcome {
+            Outcome::Handled { .. } => Consumed::Handled,
+            Outcome::Duplicate => Consumed::Duplicate,
+            Outcome::DeadLettered { .. } => {
+                span.record("otel.status_code", "ERROR");
+                Consumed::DeadLettered
+            }
+        };
+        crate::observe::count_consumed(
+            &self.settings.group,
+            &delivery.envelope.event_type,
+            consumed,
+            started.elapsed(),
+        );
         tracing::debug!(
             group = self.settings.group,
             event_id = %delivery.envelope.id,
@@ -279,6 +301,7 @@ impl Consumer {
                     });
                 }
                 Err(HandlerError::NotYet(error)) => {
+                    count_retry(&self.settings.group, &event.event_type, "not_yet");
                     let delay = policy.delay(attempt.min(6));
                     tracing::debug!(
                         group = self.settings.group,
@@ -305,6 +328,7 @@ impl Consumer {
                     });
                 }
                 Err(HandlerError::Transient(error)) => {
+                    count_retry(&self.settings.group, &event.event_type, "transient");
                     let delay = policy.delay(attempt);
                     tracing::warn!(
                         group = self.settings.group,
@@ -323,6 +347,11 @@ impl Consumer {
 
     /// One try in one transaction. `Ok(false)` means the inbox already had the event.
     async fn attempt(&self, event: &Envelope) -> Result<bool, HandlerError> {
+        let span = self.db.transaction_span("handle event");
+        self.attempt_in_transaction(event).instrument(span).await
+    }
+
+    async fn attempt_in_transaction(&self, event: &Envelope) -> Result<bool, HandlerError> {
         let group = &self.settings.group;
         let event_id = event.id.to_string();
         let mut tx = self.db.begin().await?;

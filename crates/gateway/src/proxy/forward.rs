@@ -10,8 +10,11 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use futures::TryStreamExt;
-use platform::http::ClientAddr;
+use platform::http::{ClientAddr, RouteLabel, method_label};
 use platform::problem::ApiError;
+use platform::trace_context;
+use std::time::Instant;
+use tracing::Instrument;
 
 use super::Proxy;
 use super::upstream::Upstream;
@@ -33,9 +36,28 @@ pub async fn forward(
     ClientAddr(client): ClientAddr,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let upstream = proxy
+    let (route, upstream) = proxy
         .upstream_for(request.uri().path())
         .ok_or_else(|| ApiError::NotFound("no such resource".into()))?;
+    // The router only knows the catch-all pattern; name the request after its route.
+    let span = tracing::Span::current();
+    span.record("http.route", route);
+    span.record(
+        "otel.name",
+        format!("{} {route}", method_label(request.method())),
+    );
+    let mut response = relay(&proxy, upstream, client, request).await?;
+    response.extensions_mut().insert(RouteLabel(route));
+    Ok(response)
+}
+
+/// Sends the request to the first instance that takes the connection.
+async fn relay(
+    proxy: &Proxy,
+    upstream: &Upstream,
+    client: Option<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, proxy.max_body_bytes)
         .await
@@ -46,15 +68,48 @@ pub async fn forward(
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .to_owned();
+    let method = method_label(&parts.method);
     for base in upstream.rotation() {
+        let span = tracing::info_span!(
+            "proxy",
+            otel.name = method,
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = method,
+            server.address = %base,
+            service = %upstream.service,
+            http.response.status_code = tracing::field::Empty,
+        );
+        let mut headers = headers.clone();
+        trace_context::inject_headers(&span, &mut headers);
+        let started = Instant::now();
         let sent = proxy
             .client
             .request(parts.method.clone(), Upstream::url(base, &path_and_query))
-            .headers(headers.clone())
+            .headers(headers)
             .body(body.clone())
             .timeout(upstream.timeout)
             .send()
+            .instrument(span.clone())
             .await;
+        let outcome = match &sent {
+            Ok(answer) => {
+                span.record("http.response.status_code", answer.status().as_u16());
+                answer.status().as_str().to_owned()
+            }
+            Err(error) => {
+                span.record("otel.status_code", "ERROR");
+                error_type(error).to_owned()
+            }
+        };
+        metrics::histogram!(
+            "http_client_request_duration_seconds",
+            "http_request_method" => method,
+            "server_address" => base.to_string(),
+            "service" => upstream.service.name(),
+            "outcome" => outcome,
+        )
+        .record(started.elapsed().as_secs_f64());
         match sent {
             Ok(answer) => return Ok(downstream_response(answer)),
             Err(error) if error.is_connect() => {
@@ -75,6 +130,17 @@ pub async fn forward(
         }
     }
     Err(unavailable(upstream))
+}
+
+/// Why a request got no answer, as a bounded label value.
+fn error_type(error: &reqwest::Error) -> &'static str {
+    if error.is_connect() {
+        "connect_error"
+    } else if error.is_timeout() {
+        "timeout"
+    } else {
+        "request_error"
+    }
 }
 
 fn unavailable(upstream: &Upstream) -> ApiError {

@@ -42,8 +42,11 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    fn upstream_for(&self, path: &str) -> Option<&Upstream> {
-        routes::owner(path).and_then(|service| self.upstreams.get(&service).map(AsRef::as_ref))
+    /// The route `path` falls under and the upstream that serves it.
+    fn upstream_for(&self, path: &str) -> Option<(&'static str, &Upstream)> {
+        let (route, service) = routes::owning_prefix(path)?;
+        let upstream = self.upstreams.get(&service)?;
+        Some((route, upstream))
     }
 }
 

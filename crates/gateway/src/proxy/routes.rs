@@ -56,9 +56,15 @@ const OWNERS: [(&str, Service); 7] = [
 
 /// The service that owns `path`, matching whole segments (`/api/v1/ordersx` is nobody's).
 pub fn owner(path: &str) -> Option<Service> {
+    owning_prefix(path).map(|(_, service)| service)
+}
+
+/// The prefix that matched `path`, with its owner: the route a proxied request is counted under.
+pub fn owning_prefix(path: &str) -> Option<(&'static str, Service)> {
     OWNERS.iter().find_map(|(prefix, service)| {
         let rest = path.strip_prefix(prefix)?;
-        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then_some(*service)
+        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
+            .then_some((*prefix, *service))
     })
 }
 

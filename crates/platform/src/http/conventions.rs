@@ -1,15 +1,17 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::extract::{DefaultBodyLimit, MatchedPath};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use crate::problem::{ApiError, PROBLEM_JSON};
 
@@ -42,8 +44,9 @@ pub fn apply_conventions(router: Router, limits: HttpLimits) -> Router {
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(request_span)
-                        .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                        .on_response(finish_span),
                 )
+                .layer(axum::middleware::from_fn(count_request))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     limits.request_timeout,
@@ -63,18 +66,103 @@ impl MakeRequestId for RequestIdV7 {
     }
 }
 
-fn request_span<B>(request: &Request<B>) -> tracing::Span {
+/// The route a response is counted and traced under when the router's own pattern says
+/// nothing useful (the gateway's catch-all proxy route): a response extension set by the
+/// handler. Routes are patterns, never raw paths, so label sets stay bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
+/// OpenTelemetry's HTTP server span: named `{method} {route}`, continuing the caller's trace.
+fn request_span<B>(request: &Request<B>) -> Span {
     let request_id = request
         .headers()
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    tracing::info_span!(
+    let method = method_label(request.method());
+    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let span = tracing::info_span!(
         "http.request",
-        http.request.method = %request.method(),
+        otel.name = %span_name(method, route),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = route,
         url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
         request_id = %request_id,
+    );
+    crate::trace_context::continue_from_headers(&span, request.headers());
+    span
+}
+
+fn finish_span<B>(response: &Response<B>, latency: Duration, span: &Span) {
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    tracing::info!(
+        http.response.status_code = status.as_u16(),
+        latency_ms = latency.as_millis() as u64,
+        "request finished"
+    );
+}
+
+fn span_name(method: &str, route: Option<&str>) -> String {
+    match route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_owned(),
+    }
+}
+
+/// `http_server_request_duration_seconds` by method, route and status.
+async fn count_request(request: axum::extract::Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(request.method());
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    let route = match response.extensions().get::<RouteLabel>() {
+        Some(RouteLabel(route)) => (*route).to_owned(),
+        None => matched.unwrap_or_else(|| "unmatched".to_owned()),
+    };
+    metrics::histogram!(
+        "http_server_request_duration_seconds",
+        "http_request_method" => method,
+        "http_route" => route,
+        "http_response_status_code" => response.status().as_str().to_owned(),
     )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Help text for the metrics every HTTP service records.
+pub fn describe_metrics() {
+    metrics::describe_histogram!(
+        "http_server_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Requests served, by method, route and status code."
+    );
+}
+
+/// The method as OpenTelemetry names it: the standard ones, everything else `_OTHER`, so a
+/// client cannot create label values at will.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
 }
 
 /// Errors produced below our handlers (a timeout, a body limit, a framework rejection) come

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::statistics::Statistics;
+use rdkafka::ClientContext;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -15,11 +17,43 @@ use crate::bus::{BusError, Delivery, Subscription};
 const BATCH_LINGER: Duration = Duration::from_millis(2);
 
 pub struct KafkaSubscription {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<LagReporter>,
     config: KafkaConfig,
     group: String,
     bus_dlq: DlqSink,
 }
+
+/// Turns librdkafka's periodic statistics into `commercex_consumer_lag{consumer_group, topic,
+/// partition}` for the partitions this member owns (the high watermark minus the committed
+/// offset, as the broker last reported them).
+pub struct LagReporter {
+    group: String,
+    /// The deployment's topic prefix, left off the topic label.
+    prefix: String,
+}
+
+impl ClientContext for LagReporter {
+    fn stats(&self, statistics: Statistics) {
+        for (name, topic) in statistics.topics {
+            let label = name.strip_prefix(&self.prefix).unwrap_or(&name).to_owned();
+            for (partition, stats) in topic.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown.
+                if partition < 0 || stats.consumer_lag < 0 {
+                    continue;
+                }
+                metrics::gauge!(
+                    "commercex_consumer_lag",
+                    "consumer_group" => self.group.clone(),
+                    "topic" => label.clone(),
+                    "partition" => partition.to_string(),
+                )
+                .set(stats.consumer_lag as f64);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for LagReporter {}
 
 /// Where records that are not events at all go: the group's dead-letter topic, as they came.
 struct DlqSink {
@@ -34,7 +68,7 @@ impl KafkaSubscription {
         // fill at every hop would make each checkout take seconds. A member that crashed holds
         // its partitions until its session times out (45 s by default): 10 s bounds how long
         // a crashed instance's orders wait for another to take over.
-        let consumer: StreamConsumer = config
+        let consumer: StreamConsumer<LagReporter> = config
             .client(&[
                 ("fetch.wait.max.ms", "20"),
                 ("session.timeout.ms", "10000"),
@@ -47,7 +81,12 @@ impl KafkaSubscription {
             // A handler may retry for a while before it dead-letters; stay in the group that
             // long, but no longer: a rebalance can wait this long for a member to rejoin.
             .set("max.poll.interval.ms", "60000")
-            .create()
+            // Statistics carry each assigned partition's lag; see `LagReporter`.
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(LagReporter {
+                group: group.to_owned(),
+                prefix: config.topic(""),
+            })
             .map_err(|e| BusError::Unavailable(format!("creating the Kafka consumer: {e}")))?;
         let names: Vec<String> = topics.iter().map(|topic| config.topic(topic)).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
