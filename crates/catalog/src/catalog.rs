@@ -81,7 +81,7 @@ impl Catalog {
     }
 
     pub async fn create(&self, new: NewProduct) -> Result<Product, CatalogError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("create product").await?;
         let product = self.products.insert(&mut tx, &new).await?;
         let event = ProductCreatedV1 {
             product_id: product.id,
@@ -127,7 +127,7 @@ impl Catalog {
         }
         let read_version = product.version;
         product.apply(patch);
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("update product").await?;
         self.products
             .update(&mut tx, &mut product, read_version)
             .await?;
@@ -149,7 +149,7 @@ impl Catalog {
     }
 
     pub async fn archive(&self, id: Uuid) -> Result<(), CatalogError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("archive product").await?;
         if !self.products.archive(&mut tx, id).await? {
             return Err(CatalogError::NotFound);
         }

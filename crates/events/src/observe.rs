@@ -135,12 +135,12 @@ pub fn count_retry(group: &str, event_type: &str, reason: &'static str) {
 /// consumer group (dead letters waiting for an operator), and the pool's connections.
 pub async fn sample_store(db: &platform::db::Db) -> Result<(), sqlx::Error> {
     let schema = db.schema().to_owned();
-    let (backlog, oldest): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL",
-    )
-    .fetch_one(db.pool())
-    .await?;
-    metrics::gauge!("commercex_outbox_backlog", "db_namespace" => schema.clone()).set(backlog as f64);
+    let (backlog, oldest): (i64, Option<i64>) =
+        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL")
+            .fetch_one(db.pool())
+            .await?;
+    metrics::gauge!("commercex_outbox_backlog", "db_namespace" => schema.clone())
+        .set(backlog as f64);
     let age = oldest.map_or(0.0, |millis| {
         (platform::time::to_millis(platform::time::now()) - millis).max(0) as f64 / 1000.0
     });
@@ -164,12 +164,38 @@ pub async fn sample_store(db: &platform::db::Db) -> Result<(), sqlx::Error> {
 /// Help text for the event metrics.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("commercex_events_published_total", "Events the relay handed to the bus (outcome ok), and refused attempts (outcome error).");
-    describe_counter!("commercex_events_consumed_total", "Events a consumer group finished with, by outcome: handled, duplicate (already in the inbox) or dead_lettered.");
-    describe_histogram!("commercex_event_handler_duration_seconds", Unit::Seconds, "Time to handle one event, retries included.");
-    describe_counter!("commercex_event_handler_retries_total", "Handler attempts that failed and will be retried, by reason (transient, not_yet).");
-    describe_gauge!("commercex_outbox_backlog", "Committed events not yet published by the relay.");
-    describe_gauge!("commercex_outbox_oldest_age_seconds", Unit::Seconds, "Age of the oldest unpublished event (0 when the outbox is drained).");
-    describe_gauge!("commercex_dlq_depth", "Dead letters waiting for an operator (dead or replay requested), per consumer group.");
-    describe_gauge!("commercex_consumer_lag", "Events on the bus that a consumer group has not committed yet, per topic (and partition on Kafka).");
+    describe_counter!(
+        "commercex_events_published_total",
+        "Events the relay handed to the bus (outcome ok), and refused attempts (outcome error)."
+    );
+    describe_counter!(
+        "commercex_events_consumed_total",
+        "Events a consumer group finished with, by outcome: handled, duplicate (already in the inbox) or dead_lettered."
+    );
+    describe_histogram!(
+        "commercex_event_handler_duration_seconds",
+        Unit::Seconds,
+        "Time to handle one event, retries included."
+    );
+    describe_counter!(
+        "commercex_event_handler_retries_total",
+        "Handler attempts that failed and will be retried, by reason (transient, not_yet)."
+    );
+    describe_gauge!(
+        "commercex_outbox_backlog",
+        "Committed events not yet published by the relay."
+    );
+    describe_gauge!(
+        "commercex_outbox_oldest_age_seconds",
+        Unit::Seconds,
+        "Age of the oldest unpublished event (0 when the outbox is drained)."
+    );
+    describe_gauge!(
+        "commercex_dlq_depth",
+        "Dead letters waiting for an operator (dead or replay requested), per consumer group."
+    );
+    describe_gauge!(
+        "commercex_consumer_lag",
+        "Events on the bus that a consumer group has not committed yet, per topic (and partition on Kafka)."
+    );
 }

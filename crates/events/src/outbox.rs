@@ -55,7 +55,7 @@ impl Outbox {
     }
 
     /// Commits `tx` and wakes the relay, so events leave without waiting for its next poll.
-    pub async fn commit(&self, tx: Transaction<'static, Any>) -> Result<(), sqlx::Error> {
+    pub async fn commit(&self, tx: platform::db::Tx) -> Result<(), sqlx::Error> {
         tx.commit().await?;
         self.committed.notify_one();
         Ok(())

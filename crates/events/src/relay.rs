@@ -109,7 +109,7 @@ impl<B: EventBus + ?Sized> Relay<B> {
         // without a transaction and does not hold the database's single write lock while it
         // publishes (requests would queue behind it).
         let (mut tx, lock) = match self.db.backend() {
-            Backend::Postgres => (Some(self.db.begin().await?), " FOR UPDATE"),
+            Backend::Postgres => (Some(self.db.begin_as("relay outbox").await?), " FOR UPDATE"),
             Backend::Sqlite => (None, ""),
         };
         let sql = format!(
@@ -117,7 +117,7 @@ impl<B: EventBus + ?Sized> Relay<B> {
         );
         let select = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.settings.batch_size);
         let rows = match tx.as_mut() {
-            Some(tx) => select.fetch_all(&mut **tx).await?,
+            Some(tx) => select.fetch_all(&mut ***tx).await?,
             None => select.fetch_all(self.db.pool()).await?,
         };
         if rows.is_empty() {
@@ -163,7 +163,7 @@ impl<B: EventBus + ?Sized> Relay<B> {
         }
         match tx {
             Some(mut tx) => {
-                update.execute(&mut *tx).await?;
+                update.execute(&mut **tx).await?;
                 tx.commit().await?;
             }
             None => {

@@ -11,9 +11,19 @@ pub mod ratelimit;
 /// Help text for the gateway's own metrics.
 pub fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_histogram};
-    describe_counter!("commercex_rate_limit_rejections_total", "Requests refused with 429 at the edge, by quota scope (client, user).");
-    describe_counter!("commercex_rate_limit_fail_open_total", "Requests let through unmetered because the quota store (Redis) did not answer.");
-    describe_histogram!("http_client_request_duration_seconds", Unit::Seconds, "Proxied requests to services, by service, instance, method and outcome (status code or error type).");
+    describe_counter!(
+        "commercex_rate_limit_rejections_total",
+        "Requests refused with 429 at the edge, by quota scope (client, user)."
+    );
+    describe_counter!(
+        "commercex_rate_limit_fail_open_total",
+        "Requests let through unmetered because the quota store (Redis) did not answer."
+    );
+    describe_histogram!(
+        "http_client_request_duration_seconds",
+        Unit::Seconds,
+        "Proxied requests to services, by service, instance, method and outcome (status code or error type)."
+    );
 }
 
 use std::sync::Arc;

@@ -62,7 +62,7 @@ impl Inventory {
 
     /// Starts keeping stock for a product, at zero; nothing happens if it is kept already.
     pub async fn track(&self, product_id: Uuid) -> Result<(), InventoryError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("track product").await?;
         self.track_in(&mut tx, product_id).await?;
         tx.commit().await?;
         Ok(())
@@ -89,7 +89,7 @@ impl Inventory {
         adjustment: &Adjustment,
         actor: &str,
     ) -> Result<StockLevels, InventoryError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("adjust stock").await?;
         let change = Change {
             kind: "adjustment",
             on_hand_delta: adjustment.delta(),
@@ -125,7 +125,7 @@ impl Inventory {
         &self,
         request: &ReservationRequest,
     ) -> Result<ReserveOutcome, InventoryError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("reserve stock").await?;
         let outcome = self.reserve_in(&mut tx, request).await?;
         self.outbox.commit(tx).await?;
         Ok(outcome)
@@ -176,7 +176,7 @@ impl Inventory {
     /// The order is confirmed: its reserved units leave the shelf. `false` if it had no
     /// active reservation.
     pub async fn commit(&self, order_id: Uuid) -> Result<bool, InventoryError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("commit reservation").await?;
         let done = self.commit_in(&mut tx, order_id).await?;
         self.outbox.commit(tx).await?;
         Ok(done)
@@ -198,7 +198,7 @@ impl Inventory {
 
     /// The order is cancelled: its reserved units are free again.
     pub async fn release(&self, order_id: Uuid) -> Result<bool, InventoryError> {
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("release reservation").await?;
         let done = self.release_in(&mut tx, order_id).await?;
         self.outbox.commit(tx).await?;
         Ok(done)
@@ -240,7 +240,7 @@ impl Inventory {
     ) -> Result<Vec<Uuid>, InventoryError> {
         let mut expired = Vec::new();
         for order_id in self.stock.expired(now, 100).await? {
-            let mut tx = self.db.begin().await?;
+            let mut tx = self.db.begin_as("expire reservation").await?;
             let done = self
                 .close(
                     &mut tx,

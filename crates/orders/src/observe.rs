@@ -64,7 +64,9 @@ impl Settled {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Finished>> {
         // A panic while holding this lock leaves a map that is still consistent.
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -75,11 +77,10 @@ pub fn count_placed() {
 /// `commercex_orders_pending` and `commercex_orders_pending_oldest_age_seconds`: orders the
 /// saga has not settled yet; a growing age means an order is stuck.
 pub async fn sample_pending(db: &Db) -> Result<(), sqlx::Error> {
-    let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT COUNT(*), MIN(created_at) FROM orders WHERE status = 'pending'",
-    )
-    .fetch_one(db.pool())
-    .await?;
+    let (count, oldest): (i64, Option<i64>) =
+        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM orders WHERE status = 'pending'")
+            .fetch_one(db.pool())
+            .await?;
     metrics::gauge!("commercex_orders_pending").set(count as f64);
     let age = oldest.map_or(0.0, |millis| {
         (platform::time::to_millis(platform::time::now()) - millis).max(0) as f64 / 1000.0
@@ -90,9 +91,26 @@ pub async fn sample_pending(db: &Db) -> Result<(), sqlx::Error> {
 
 /// Help text for the metrics above.
 pub fn describe() {
-    metrics::describe_counter!("commercex_orders_placed_total", "Orders accepted (repeats of an idempotent request not counted).");
-    metrics::describe_counter!("commercex_orders_finished_total", "Orders whose checkout ended, by outcome (confirmed, cancelled) and cancellation reason.");
-    metrics::describe_histogram!("commercex_checkout_duration_seconds", metrics::Unit::Seconds, "Time from placing an order to its confirmation or cancellation.");
-    metrics::describe_gauge!("commercex_orders_pending", "Orders placed and not yet confirmed or cancelled.");
-    metrics::describe_gauge!("commercex_orders_pending_oldest_age_seconds", metrics::Unit::Seconds, "Age of the oldest pending order (0 when none is pending).");
+    metrics::describe_counter!(
+        "commercex_orders_placed_total",
+        "Orders accepted (repeats of an idempotent request not counted)."
+    );
+    metrics::describe_counter!(
+        "commercex_orders_finished_total",
+        "Orders whose checkout ended, by outcome (confirmed, cancelled) and cancellation reason."
+    );
+    metrics::describe_histogram!(
+        "commercex_checkout_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from placing an order to its confirmation or cancellation."
+    );
+    metrics::describe_gauge!(
+        "commercex_orders_pending",
+        "Orders placed and not yet confirmed or cancelled."
+    );
+    metrics::describe_gauge!(
+        "commercex_orders_pending_oldest_age_seconds",
+        metrics::Unit::Seconds,
+        "Age of the oldest pending order (0 when none is pending)."
+    );
 }

@@ -145,7 +145,7 @@ impl Orders {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("place order").await?;
         match self.store.insert(&mut tx, &order, key, request_hash).await {
             // A concurrent request with the same key won the race.
             Err(StoreError::DuplicateKey) => {
@@ -256,7 +256,7 @@ impl Orders {
             return Err(OrdersError::AlreadyCancelled);
         };
         let reason = CancelReason::CancelledByCustomer;
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("cancel order").await?;
         if !self
             .store
             .set_status(&mut tx, id, from, to, Some(reason.as_str()))

@@ -10,6 +10,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
+use tracing::Instrument;
 // Schema names are checked to be `[a-z_]+` before they reach any SQL text.
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection as _, Executor, Transaction};
 
@@ -65,6 +66,42 @@ pub enum DbError {
 pub struct Migrations {
     pub sqlite: Migrator,
     pub postgres: Migrator,
+}
+
+/// A transaction with its trace span. It is a `Transaction` for everything but committing,
+/// which ends the span too.
+pub struct Tx {
+    inner: Transaction<'static, Any>,
+    span: tracing::Span,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let committed = self.inner.commit().instrument(self.span.clone()).await;
+        if committed.is_err() {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        committed
+    }
+
+    /// Rolls back now rather than when dropped.
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().instrument(self.span).await
+    }
+}
+
+impl std::ops::Deref for Tx {
+    type Target = Transaction<'static, Any>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.inner
+    }
 }
 
 /// A service's connection pool, and which backend is behind it.
@@ -207,13 +244,13 @@ impl Db {
         metrics::gauge!("db_client_connections_max", "db_namespace" => namespace).set(max as f64);
     }
 
-    /// A span for one transaction on this database (OpenTelemetry database conventions):
-    /// instrument the future that begins, uses and commits it.
+    /// A span for one transaction on this database (OpenTelemetry database conventions).
     pub fn transaction_span(&self, operation: &'static str) -> tracing::Span {
         tracing::info_span!(
             "db.transaction",
             otel.name = %format!("{operation} {}", self.schema),
             otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
             db.system.name = match self.backend {
                 Backend::Postgres => "postgresql",
                 Backend::Sqlite => "sqlite",
@@ -223,13 +260,27 @@ impl Db {
         )
     }
 
-    /// Begins a write transaction. On SQLite it takes the write lock up front (`BEGIN
-    /// IMMEDIATE`): a deferred transaction that reads and then writes can fail with "database
-    /// is locked" instead of waiting its turn.
-    pub async fn begin(&self) -> Result<Transaction<'static, Any>, sqlx::Error> {
-        match &self.writer {
-            Some(writer) => writer.begin_with("BEGIN IMMEDIATE").await,
-            None => self.pool.begin().await,
+    /// Begins a write transaction named `operation` in traces: its span lasts from here to
+    /// the commit (or the rollback when it is dropped). On SQLite it takes the write lock up
+    /// front (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes can fail
+    /// with "database is locked" instead of waiting its turn.
+    pub async fn begin_as(&self, operation: &'static str) -> Result<Tx, sqlx::Error> {
+        let span = self.transaction_span(operation);
+        let begun = match &self.writer {
+            Some(writer) => {
+                writer
+                    .begin_with("BEGIN IMMEDIATE")
+                    .instrument(span.clone())
+                    .await
+            }
+            None => self.pool.begin().instrument(span.clone()).await,
+        };
+        match begun {
+            Ok(inner) => Ok(Tx { inner, span }),
+            Err(error) => {
+                span.record("otel.status_code", "ERROR");
+                Err(error)
+            }
         }
     }
 

@@ -116,7 +116,7 @@ impl Identity {
             password_hash,
             roles,
         };
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("register user").await?;
         let user = self.users.insert(&mut tx, &new).await?;
         let event = UserRegisteredV1 {
             user_id: user.id,
@@ -165,7 +165,7 @@ impl Identity {
         };
         self.throttle.forgive(&account).await;
 
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("log in").await?;
         let family = self.tokens.create_family(&mut tx, user.id).await?;
         let pair = self.issue(&mut tx, &user, family).await?;
         tx.commit().await?;
@@ -176,7 +176,7 @@ impl Identity {
     pub async fn refresh(&self, presented: &str) -> Result<TokenPair, IdentityError> {
         let token = RefreshToken::parse(presented).ok_or(IdentityError::BadRefreshToken)?;
         let hash = token.hash();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("refresh session").await?;
         let stored = self
             .tokens
             .find(&mut tx, &hash)
@@ -220,7 +220,7 @@ impl Identity {
         let Some(token) = RefreshToken::parse(presented) else {
             return Ok(());
         };
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("log out").await?;
         if let Some(stored) = self.tokens.find(&mut tx, &token.hash()).await? {
             self.tokens
                 .revoke_family(&mut tx, stored.family_id, "logout")
@@ -259,7 +259,7 @@ impl Identity {
                 if !user.roles.contains(&Role::Admin) {
                     user.roles.insert(0, Role::Admin);
                 }
-                let mut tx = self.db.begin().await?;
+                let mut tx = self.db.begin_as("ensure admin").await?;
                 self.users.set_roles(&mut tx, user.id, &user.roles).await?;
                 self.users
                     .set_password_hash(&mut tx, user.id, &hash)

@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use metrics_exporter_prometheus::PrometheusHandle;
 use axum::Extension;
+use metrics_exporter_prometheus::PrometheusHandle;
 use platform::auth::TokenVerifier;
 use platform::db::Db;
 use platform::http::{ReadinessCheck, TrustForwardedFor};

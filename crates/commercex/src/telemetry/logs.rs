@@ -60,8 +60,7 @@ where
         line.insert("level".into(), metadata.level().as_str().into());
         line.insert("service".into(), self.service.into());
         line.insert("target".into(), metadata.target().into());
-        if let Some((trace_id, span_id)) = platform::trace_context::ids(&tracing::Span::current())
-        {
+        if let Some((trace_id, span_id)) = platform::trace_context::ids(&tracing::Span::current()) {
             line.insert("trace_id".into(), trace_id.into());
             line.insert("span_id".into(), span_id.into());
         }
@@ -155,7 +154,8 @@ mod tests {
                     .event_format(JsonLines { service: "orders" }),
             );
         tracing::subscriber::with_default(subscriber, || {
-            let request = tracing::info_span!("http.request", request_id = "r-1", otel.kind = "server");
+            let request =
+                tracing::info_span!("http.request", request_id = "r-1", otel.kind = "server");
             let _request = request.enter();
             let event = tracing::info_span!("event.process", event_id = "e-1", order_id = "o-1");
             let _event = event.enter();

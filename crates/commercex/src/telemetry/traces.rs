@@ -82,8 +82,8 @@ fn export(var: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Export> {
     if !wanted {
         return Ok(Export::Off);
     }
-    let protocol = var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-        .or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    let protocol =
+        var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
     match protocol.as_deref() {
         None | Some("http/protobuf") => Ok(Export::Otlp(Protocol::HttpBinary)),
         Some("http/json") => Ok(Export::Otlp(Protocol::HttpJson)),
@@ -130,7 +130,10 @@ mod tests {
 
     #[test]
     fn the_protocol_is_chosen_by_the_standard_variables() {
-        let endpoint = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:4318/v1/traces");
+        let endpoint = (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://c:4318/v1/traces",
+        );
         assert_eq!(
             export_with(&[endpoint, ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]).expect("json"),
             Export::Otlp(Protocol::HttpJson)

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use testkit::{TestStorage, app_tests};
 use testkit::otlp::{Collector, ReceivedSpan};
+use testkit::{TestStorage, app_tests};
 
 use crate::deployment::{Layout, launch};
 use crate::helpers::*;
@@ -66,7 +66,9 @@ async fn spans_of(collector: &Collector, trace_id: &str) -> HashMap<String, Rece
                 && s.kind == "SPAN_KIND_CONSUMER"
                 && s.attributes.get("event_type").map(String::as_str)
                     == Some("commercex.payment.captured.v1")
-                && s.attributes.get("messaging.consumer.group.name").map(String::as_str)
+                && s.attributes
+                    .get("messaging.consumer.group.name")
+                    .map(String::as_str)
                     == Some("orders")
         })
     };
@@ -90,7 +92,9 @@ fn path_to_root(spans: &HashMap<String, ReceivedSpan>) -> Vec<(String, String, S
         .values()
         .find(|s| {
             s.kind == "SPAN_KIND_CONSUMER"
-                && s.attributes.get("messaging.consumer.group.name").map(String::as_str)
+                && s.attributes
+                    .get("messaging.consumer.group.name")
+                    .map(String::as_str)
                     == Some("orders")
                 && s.attributes.get("event_type").map(String::as_str)
                     == Some("commercex.payment.captured.v1")
@@ -109,7 +113,10 @@ fn path_to_root(spans: &HashMap<String, ReceivedSpan>) -> Vec<(String, String, S
                 "span {} ({}) has a parent that is not in the trace: {:#?}",
                 span.name,
                 span.service,
-                spans.values().map(|s| (&s.service, &s.name)).collect::<Vec<_>>()
+                spans
+                    .values()
+                    .map(|s| (&s.service, &s.name))
+                    .collect::<Vec<_>>()
             )
         });
     }
@@ -155,14 +162,38 @@ async fn one_checkout_is_one_trace_across_every_service() {
         step("commercex-gateway", "SERVER", "POST /api/v1/orders"),
         step("commercex-gateway", "CLIENT", "POST"),
         step("commercex-orders", "SERVER", "POST /api/v1/orders"),
-        step("commercex-orders", "PRODUCER", &format!("{TOPIC_ORDERS} publish")),
-        step("commercex-inventory", "CONSUMER", &format!("{TOPIC_ORDERS} process")),
+        step(
+            "commercex-orders",
+            "PRODUCER",
+            &format!("{TOPIC_ORDERS} publish"),
+        ),
+        step(
+            "commercex-inventory",
+            "CONSUMER",
+            &format!("{TOPIC_ORDERS} process"),
+        ),
         step("commercex-inventory", "CLIENT", "handle event inventory"),
-        step("commercex-inventory", "PRODUCER", &format!("{TOPIC_INVENTORY} publish")),
-        step("commercex-payments", "CONSUMER", &format!("{TOPIC_INVENTORY} process")),
+        step(
+            "commercex-inventory",
+            "PRODUCER",
+            &format!("{TOPIC_INVENTORY} publish"),
+        ),
+        step(
+            "commercex-payments",
+            "CONSUMER",
+            &format!("{TOPIC_INVENTORY} process"),
+        ),
         step("commercex-payments", "CLIENT", "handle event payments"),
-        step("commercex-payments", "PRODUCER", &format!("{TOPIC_PAYMENTS} publish")),
-        step("commercex-orders", "CONSUMER", &format!("{TOPIC_PAYMENTS} process")),
+        step(
+            "commercex-payments",
+            "PRODUCER",
+            &format!("{TOPIC_PAYMENTS} publish"),
+        ),
+        step(
+            "commercex-orders",
+            "CONSUMER",
+            &format!("{TOPIC_PAYMENTS} process"),
+        ),
     ];
     assert_eq!(path, expected);
     // The relay's batches link to the events they carry instead of joining their traces.
@@ -204,11 +235,27 @@ async fn one_checkout_is_one_trace_in_the_embedded_runtime() {
         step("commercex", "PRODUCER", &format!("{TOPIC_ORDERS} publish")),
         step("commercex", "CONSUMER", &format!("{TOPIC_ORDERS} process")),
         step("commercex", "CLIENT", "handle event inventory"),
-        step("commercex", "PRODUCER", &format!("{TOPIC_INVENTORY} publish")),
-        step("commercex", "CONSUMER", &format!("{TOPIC_INVENTORY} process")),
+        step(
+            "commercex",
+            "PRODUCER",
+            &format!("{TOPIC_INVENTORY} publish"),
+        ),
+        step(
+            "commercex",
+            "CONSUMER",
+            &format!("{TOPIC_INVENTORY} process"),
+        ),
         step("commercex", "CLIENT", "handle event payments"),
-        step("commercex", "PRODUCER", &format!("{TOPIC_PAYMENTS} publish")),
-        step("commercex", "CONSUMER", &format!("{TOPIC_PAYMENTS} process")),
+        step(
+            "commercex",
+            "PRODUCER",
+            &format!("{TOPIC_PAYMENTS} publish"),
+        ),
+        step(
+            "commercex",
+            "CONSUMER",
+            &format!("{TOPIC_PAYMENTS} process"),
+        ),
     ];
     assert_eq!(path, expected);
     let status = crate::cli::signal_and_wait(&mut process.child, "-TERM").await;
@@ -294,54 +341,169 @@ async fn every_process_serves_metrics_that_promtool_accepts() {
     let (customer, _) = app.signed_up("metrics@example.com").await;
     let mut ids = Vec::new();
     for key in ["m-1", "m-2"] {
-        let response = app.place(&customer, key, &order_body(&product, "tok_visa")).await;
+        let response = app
+            .place(&customer, key, &order_body(&product, "tok_visa"))
+            .await;
         assert_eq!(response.status(), 202);
-        ids.push(response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+        ids.push(
+            response.json::<Value>().await.unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     let mut outcomes = Vec::new();
     for id in &ids {
-        outcomes.push(app.settled(&customer, id).await["status"].as_str().unwrap().to_owned());
+        outcomes.push(
+            app.settled(&customer, id).await["status"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
     }
     outcomes.sort();
-    assert_eq!(outcomes, ["cancelled", "confirmed"], "one unit for two orders");
+    assert_eq!(
+        outcomes,
+        ["cancelled", "confirmed"],
+        "one unit for two orders"
+    );
     let deployment = app.deployment.as_ref().unwrap();
     let mut texts = HashMap::new();
     for process in &deployment.processes {
         let text = metrics_of(&app, &process.url()).await;
         promtool_accepts(&text).await;
         let service = process.name.split('-').next().unwrap().to_owned();
-        assert!(text.contains(&format!("service=\"{service}\"")), "{service}: {text}");
+        assert!(
+            text.contains(&format!("service=\"{service}\"")),
+            "{service}: {text}"
+        );
         texts.insert(service, text);
     }
     let gateway = &texts["gateway"];
     assert!(
-        sample(gateway, "http_server_request_duration_seconds_count", &["http_route=\"/api/v1/orders\"", "http_response_status_code=\"202\""]).is_some_and(|n| n >= 2.0),
+        sample(
+            gateway,
+            "http_server_request_duration_seconds_count",
+            &[
+                "http_route=\"/api/v1/orders\"",
+                "http_response_status_code=\"202\""
+            ]
+        )
+        .is_some_and(|n| n >= 2.0),
         "{gateway}"
     );
-    assert!(sample(gateway, "http_client_request_duration_seconds_count", &["service=\"orders\""]).is_some());
+    assert!(
+        sample(
+            gateway,
+            "http_client_request_duration_seconds_count",
+            &["service=\"orders\""]
+        )
+        .is_some()
+    );
     // The sampler runs every 5 s: wait for the settled state to be sampled.
-    testkit::wait_for_within("pending orders to be sampled as 0", Duration::from_secs(30), || async {
-        let text = metrics_of(&app, &deployment.named("orders")[0].url()).await;
-        sample(&text, "commercex_orders_pending", &[]) == Some(0.0)
-    })
+    testkit::wait_for_within(
+        "pending orders to be sampled as 0",
+        Duration::from_secs(30),
+        || async {
+            let text = metrics_of(&app, &deployment.named("orders")[0].url()).await;
+            sample(&text, "commercex_orders_pending", &[]) == Some(0.0)
+        },
+    )
     .await;
     let orders = metrics_of(&app, &deployment.named("orders")[0].url()).await;
-    assert_eq!(sample(&orders, "commercex_orders_placed_total", &[]), Some(2.0), "{orders}");
-    assert_eq!(sample(&orders, "commercex_orders_finished_total", &["outcome=\"confirmed\""]), Some(1.0));
-    assert_eq!(sample(&orders, "commercex_orders_finished_total", &["outcome=\"cancelled\"", "reason=\"out_of_stock\""]), Some(1.0));
-    assert_eq!(sample(&orders, "commercex_checkout_duration_seconds_count", &[]).map(|n| n >= 1.0), Some(true));
-    assert!(sample(&orders, "http_server_request_duration_seconds_count", &["http_route=\"/api/v1/orders/{id}\""]).is_some(), "{orders}");
-    assert!(sample(&orders, "commercex_events_consumed_total", &["consumer_group=\"orders\"", "event_type=\"commercex.payment.captured.v1\"", "outcome=\"handled\""]).is_some());
-    assert!(sample(&orders, "commercex_event_handler_duration_seconds_count", &["consumer_group=\"orders\""]).is_some());
-    assert!(sample(&orders, "commercex_events_published_total", &["event_type=\"commercex.order.placed.v1\"", "outcome=\"ok\""]).is_some_and(|n| n >= 2.0));
-    assert_eq!(sample(&orders, "commercex_outbox_backlog", &["db_namespace=\"orders\""]), Some(0.0));
+    assert_eq!(
+        sample(&orders, "commercex_orders_placed_total", &[]),
+        Some(2.0),
+        "{orders}"
+    );
+    assert_eq!(
+        sample(
+            &orders,
+            "commercex_orders_finished_total",
+            &["outcome=\"confirmed\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &orders,
+            "commercex_orders_finished_total",
+            &["outcome=\"cancelled\"", "reason=\"out_of_stock\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&orders, "commercex_checkout_duration_seconds_count", &[]).map(|n| n >= 1.0),
+        Some(true)
+    );
+    assert!(
+        sample(
+            &orders,
+            "http_server_request_duration_seconds_count",
+            &["http_route=\"/api/v1/orders/{id}\""]
+        )
+        .is_some(),
+        "{orders}"
+    );
+    assert!(
+        sample(
+            &orders,
+            "commercex_events_consumed_total",
+            &[
+                "consumer_group=\"orders\"",
+                "event_type=\"commercex.payment.captured.v1\"",
+                "outcome=\"handled\""
+            ]
+        )
+        .is_some()
+    );
+    assert!(
+        sample(
+            &orders,
+            "commercex_event_handler_duration_seconds_count",
+            &["consumer_group=\"orders\""]
+        )
+        .is_some()
+    );
+    assert!(
+        sample(
+            &orders,
+            "commercex_events_published_total",
+            &["event_type=\"commercex.order.placed.v1\"", "outcome=\"ok\""]
+        )
+        .is_some_and(|n| n >= 2.0)
+    );
+    assert_eq!(
+        sample(
+            &orders,
+            "commercex_outbox_backlog",
+            &["db_namespace=\"orders\""]
+        ),
+        Some(0.0)
+    );
     assert!(sample(&orders, "commercex_outbox_oldest_age_seconds", &[]).is_some());
-    assert!(sample(&orders, "db_client_connections_max", &["db_namespace=\"orders\""]).is_some_and(|n| n > 0.0));
+    assert!(
+        sample(
+            &orders,
+            "db_client_connections_max",
+            &["db_namespace=\"orders\""]
+        )
+        .is_some_and(|n| n > 0.0)
+    );
     assert!(sample(&orders, "db_client_connections_usage", &["state=\"idle\""]).is_some());
-    testkit::wait_for_within("consumer lag to be reported", Duration::from_secs(30), || async {
-        let text = metrics_of(&app, &deployment.named("inventory")[0].url()).await;
-        sample(&text, "commercex_consumer_lag", &["consumer_group=\"inventory\"", "topic=\"commercex.orders\""]).is_some()
-    })
+    testkit::wait_for_within(
+        "consumer lag to be reported",
+        Duration::from_secs(30),
+        || async {
+            let text = metrics_of(&app, &deployment.named("inventory")[0].url()).await;
+            sample(
+                &text,
+                "commercex_consumer_lag",
+                &["consumer_group=\"inventory\"", "topic=\"commercex.orders\""],
+            )
+            .is_some()
+        },
+    )
     .await;
     app.stop().await;
 }
@@ -378,14 +540,22 @@ async fn logs_are_json_with_ids_and_never_carry_secrets() {
     };
     // Debug everywhere: the most a troubleshooting operator would turn on.
     let layout = Layout {
-        env: vec![("RUST_LOG".into(), "debug,h2=info,hyper=info,rdkafka=info".into())],
+        env: vec![(
+            "RUST_LOG".into(),
+            "debug,h2=info,hyper=info,rdkafka=info".into(),
+        )],
         ..Layout::default()
     };
     let app = spawn_app_layout(&storage, &[], &layout).await;
     let admin = app.admin_token().await;
     let product = app.orderable_product(&admin, "SECRET-1", 5).await;
     app.register("secretive@example.com").await;
-    let login: Value = app.login("secretive@example.com", PASSWORD).await.json().await.unwrap();
+    let login: Value = app
+        .login("secretive@example.com", PASSWORD)
+        .await
+        .json()
+        .await
+        .unwrap();
     let access = login["access_token"].as_str().unwrap().to_owned();
     let refresh = login["refresh_token"].as_str().unwrap().to_owned();
     let refreshed: Value = app
@@ -397,9 +567,18 @@ async fn logs_are_json_with_ids_and_never_carry_secrets() {
     let new_access = refreshed["access_token"].as_str().unwrap().to_owned();
     let new_refresh = refreshed["refresh_token"].as_str().unwrap().to_owned();
     let payment_token = "tok_visa_4242_secret";
-    let response = app.place(&new_access, "secret-1", &order_body(&product, payment_token)).await;
+    let response = app
+        .place(
+            &new_access,
+            "secret-1",
+            &order_body(&product, payment_token),
+        )
+        .await;
     assert_eq!(response.status(), 202);
-    let order_id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let order_id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     app.settled(&new_access, &order_id).await;
     let deployment = app.deployment.as_ref().unwrap();
     let logs: Vec<(String, String)> = deployment
@@ -424,9 +603,15 @@ async fn logs_are_json_with_ids_and_never_carry_secrets() {
         // The token's signature alone would be enough to leak it.
         for token in [&access, &new_access] {
             let signature = token.rsplit('.').next().unwrap();
-            assert!(!log.contains(signature), "{name}'s log holds a token signature");
+            assert!(
+                !log.contains(signature),
+                "{name}'s log holds a token signature"
+            );
         }
-        assert!(!log.to_lowercase().contains("\"authorization\""), "{name} logged a header map");
+        assert!(
+            !log.to_lowercase().contains("\"authorization\""),
+            "{name} logged a header map"
+        );
     }
     let orders = json_lines(&deployment.named("orders")[0].log_text());
     let placed = orders
@@ -435,13 +620,27 @@ async fn logs_are_json_with_ids_and_never_carry_secrets() {
         .expect("orders logged the order");
     assert_eq!(placed["order_id"], order_id.as_str());
     assert_eq!(placed["service"], "orders");
-    assert!(placed["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{placed}");
-    assert_eq!(placed["trace_id"].as_str().map(str::len), Some(32), "{placed}");
-    assert_eq!(placed["span_id"].as_str().map(str::len), Some(16), "{placed}");
+    assert!(
+        placed["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "{placed}"
+    );
+    assert_eq!(
+        placed["trace_id"].as_str().map(str::len),
+        Some(32),
+        "{placed}"
+    );
+    assert_eq!(
+        placed["span_id"].as_str().map(str::len),
+        Some(16),
+        "{placed}"
+    );
     let consumed = orders
         .iter()
         .find(|line| {
-            line["message"] == "event consumed" && line["event_type"] == "commercex.payment.captured.v1"
+            line["message"] == "event consumed"
+                && line["event_type"] == "commercex.payment.captured.v1"
         })
         .expect("orders logged the payment it consumed");
     assert_eq!(consumed["order_id"], order_id.as_str(), "{consumed}");

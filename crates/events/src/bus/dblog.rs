@@ -45,12 +45,16 @@ impl EventBus for DbLogBus {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.db.begin().await.map_err(unavailable)?;
+        let mut tx = self
+            .db
+            .begin_as("append events")
+            .await
+            .map_err(unavailable)?;
         if self.db.backend() == Backend::Postgres {
             // Positions come from a sequence, so two concurrent publishers could commit out of
             // position order and a reader could skip the lower one. Serialise appends.
             sqlx::query("LOCK TABLE event_log IN EXCLUSIVE MODE")
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await
                 .map_err(unavailable)?;
         }
@@ -65,7 +69,7 @@ impl EventBus for DbLogBus {
             .bind(event.envelope.id.to_string())
             .bind(event.envelope.to_json())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await
             .map_err(unavailable)?;
         }

@@ -197,7 +197,10 @@ impl Consumer {
     ) -> Result<Outcome, Interrupted> {
         let span = crate::observe::consumer_span(&self.settings.group, delivery);
         let started = std::time::Instant::now();
-        let outcome = self.process(delivery, cancel).instrument(span.clone()).await?;
+        let outcome = self
+            .process(delivery, cancel)
+            .instrument(span.clone())
+            .await?;
         let consumed = match outcome {
             Outcome::Handled { .. } => Consumed::Handled,
             Outcome::Duplicate => Consumed::Duplicate,
@@ -347,20 +350,15 @@ impl Consumer {
 
     /// One try in one transaction. `Ok(false)` means the inbox already had the event.
     async fn attempt(&self, event: &Envelope) -> Result<bool, HandlerError> {
-        let span = self.db.transaction_span("handle event");
-        self.attempt_in_transaction(event).instrument(span).await
-    }
-
-    async fn attempt_in_transaction(&self, event: &Envelope) -> Result<bool, HandlerError> {
         let group = &self.settings.group;
         let event_id = event.id.to_string();
-        let mut tx = self.db.begin().await?;
+        let mut tx = self.db.begin_as("handle event").await?;
         let seen: Option<i64> = sqlx::query_scalar(
             "SELECT handled_at FROM inbox WHERE consumer_group = $1 AND event_id = $2",
         )
         .bind(group)
         .bind(&event_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         if seen.is_some() {
             return Ok(false);
@@ -372,7 +370,7 @@ impl Consumer {
         .bind(group)
         .bind(&event_id)
         .bind(platform::time::to_millis(platform::time::now()))
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await;
         match inserted {
             // Another instance of this group handled it concurrently: ours rolls back.

@@ -16,12 +16,12 @@ use testkit::backend_tests;
 backend_tests! {
     async fn a_rolled_back_event_is_never_published(storage: TestStorage) {
         let world = World::new(&storage).await;
-        let mut tx = world.service.begin().await.expect("begin");
+        let mut tx = world.service.begin_as("test").await.expect("begin");
         let lost = event(1);
         world.outbox.enqueue(&mut tx, TOPIC, &lost).await.expect("enqueue");
         tx.rollback().await.expect("rollback");
 
-        let mut tx = world.service.begin().await.expect("begin");
+        let mut tx = world.service.begin_as("test").await.expect("begin");
         let kept = event(2);
         world.outbox.enqueue(&mut tx, TOPIC, &kept).await.expect("enqueue");
         world.outbox.commit(tx).await.expect("commit");
@@ -182,7 +182,7 @@ backend_tests! {
         let relay = world.spawn_relay();
         let mut expected = Vec::new();
         for n in 0..20 {
-            let mut tx = world.service.begin().await.expect("begin");
+            let mut tx = world.service.begin_as("test").await.expect("begin");
             let e = event(n);
             expected.push(e.id.to_string());
             world.outbox.enqueue(&mut tx, TOPIC, &e).await.expect("enqueue");

@@ -80,7 +80,10 @@ fn request_span<B>(request: &Request<B>) -> Span {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
     let method = method_label(request.method());
-    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str);
     let span = tracing::info_span!(
         "http.request",
         otel.name = %span_name(method, route),
