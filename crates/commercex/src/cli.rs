@@ -524,7 +524,8 @@ pub struct Options {
     )]
     pub internal_key_file: Option<PathBuf>,
 
-    /// Serve Prometheus metrics at http://ADDR/metrics (a separate listener, not public).
+    /// Serve Prometheus metrics at http://ADDR/metrics, and /healthz and /readyz for probes
+    /// (a separate plain-HTTP listener, not public).
     #[arg(long, global = true, env = "COMMERCEX_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
 

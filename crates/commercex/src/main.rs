@@ -2,6 +2,7 @@ use anyhow::Context;
 use commercex::app::Application;
 use commercex::cli::{AdminCommand, Command, ServiceName, TopicsCommand};
 use commercex::settings::{self, Settings};
+use commercex::telemetry::{LIFECYCLE, LogStream};
 use commercex::{commands, config_file, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -10,13 +11,14 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     let cli = config_file::parse_cli()?;
     let command = cli.command.unwrap_or(Command::Serve { service: None });
-    let service = match &command {
+    let (service, stream) = match &command {
         Command::Serve {
             service: Some(service),
-        } => service.name(),
-        _ => "commercex",
+        } => (service.name(), LogStream::Stdout),
+        Command::Serve { service: None } => ("commercex", LogStream::Stdout),
+        _ => ("commercex", LogStream::Stderr),
     };
-    let telemetry = telemetry::init(settings::log_format(&cli.options), service)?;
+    let telemetry = telemetry::init(settings::log_format(&cli.options), service, stream)?;
     let outcome = run(&cli.options, command).await;
     telemetry.shutdown();
     outcome
@@ -84,8 +86,12 @@ async fn serve(
         on_signal.cancel();
     });
     let scheme = app.scheme();
-    println!("CommerceX listening on {scheme}://{addr} (docs at {scheme}://{addr}/docs)");
+    tracing::info!(
+        target: LIFECYCLE,
+        docs = format!("{scheme}://{addr}/docs"),
+        "CommerceX listening on {scheme}://{addr}"
+    );
     app.run(shutdown).await.context("running CommerceX")?;
-    println!("CommerceX stopped");
+    tracing::info!(target: LIFECYCLE, "CommerceX stopped");
     Ok(())
 }

@@ -84,6 +84,12 @@ impl Tx {
         committed
     }
 
+    /// The transaction's span: work done inside the transaction runs in it, so the events it
+    /// writes are its children in traces.
+    pub fn span(&self) -> &tracing::Span {
+        &self.span
+    }
+
     /// Rolls back now rather than when dropped.
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         self.inner.rollback().instrument(self.span).await

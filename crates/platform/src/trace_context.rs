@@ -61,19 +61,6 @@ pub fn traceparent(span: &Span) -> Option<String> {
     carrier.remove("traceparent")
 }
 
-/// The trace and span ids of `span` in hex, for log lines; `None` when tracing is off.
-pub fn ids(span: &Span) -> Option<(String, String)> {
-    let context = span.context();
-    let otel_span = context.span();
-    let span_context = otel_span.span_context();
-    span_context.is_valid().then(|| {
-        (
-            span_context.trace_id().to_string(),
-            span_context.span_id().to_string(),
-        )
-    })
-}
-
 struct HeaderExtractor<'a>(&'a HeaderMap);
 
 impl Extractor for HeaderExtractor<'_> {
@@ -108,6 +95,15 @@ mod tests {
     use super::*;
 
     const PARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    /// `span`'s trace and span ids in hex; `None` when tracing is off.
+    fn ids(span: &Span) -> Option<(String, String)> {
+        let context = span.context();
+        let otel_span = context.span();
+        let ids = otel_span.span_context();
+        ids.is_valid()
+            .then(|| (ids.trace_id().to_string(), ids.span_id().to_string()))
+    }
 
     fn traced<T>(test: impl FnOnce() -> T) -> T {
         let provider = SdkTracerProvider::builder().build();

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use axum::Extension;
-use metrics_exporter_prometheus::PrometheusHandle;
 use platform::auth::TokenVerifier;
 use platform::db::Db;
 use platform::http::{ReadinessCheck, TrustForwardedFor};
@@ -46,8 +45,9 @@ pub struct Application {
     workers: Workers,
     shutdown_timeout: std::time::Duration,
     tls: Option<Arc<rustls::ServerConfig>>,
-    /// A listener of its own for `/metrics`, when the API's is public.
-    metrics: Option<(SocketAddr, PrometheusHandle)>,
+    /// A listener of its own for `/metrics`, `/healthz` and `/readyz`, when the API's is
+    /// public or needs a client certificate.
+    management: Option<(SocketAddr, axum::Router)>,
 }
 
 impl Application {
@@ -187,10 +187,19 @@ impl Application {
         workers: Workers,
         service: &'static str,
     ) -> anyhow::Result<Self> {
-        let metrics = telemetry::metrics::recorder(service);
-        let router = match settings.metrics_listen {
-            None => router.merge(telemetry::metrics::routes(metrics.clone())),
-            Some(_) => router,
+        let metrics = telemetry::metrics::routes(telemetry::metrics::recorder(service));
+        // With a listener of its own, metrics and the health endpoints are served there in
+        // plain HTTP for Prometheus and the kubelet's probes, which have no client
+        // certificate for a mutual-TLS API port.
+        let (router, management) = match settings.metrics_listen {
+            None => (router.merge(metrics), None),
+            Some(addr) => {
+                let health = router.clone().into_service::<axum::body::Body>();
+                let management = metrics
+                    .route_service("/healthz", health.clone())
+                    .route_service("/readyz", health);
+                (router, Some((addr, management)))
+            }
         };
         let tls = settings
             .tls
@@ -207,7 +216,7 @@ impl Application {
             workers,
             shutdown_timeout: settings.shutdown_timeout,
             tls,
-            metrics: settings.metrics_listen.map(|addr| (addr, metrics)),
+            management,
         })
     }
 
@@ -224,8 +233,8 @@ impl Application {
     /// lets consumers finish the event in hand and the relays publish what is committed,
     /// and closes the databases.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        if let Some((addr, handle)) = self.metrics {
-            telemetry::metrics::serve_separately(addr, handle, shutdown.clone()).await?;
+        if let Some((addr, management)) = self.management {
+            telemetry::metrics::serve_separately(addr, management, shutdown.clone()).await?;
         }
         let background = self.workers.start();
         let app = self

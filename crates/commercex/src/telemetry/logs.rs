@@ -4,28 +4,67 @@
 //! the event itself, the innermost value winning.
 
 use std::fmt;
+use std::io::IsTerminal;
+use std::sync::{Arc, OnceLock};
+
+use opentelemetry::trace::TraceContextExt;
 
 use serde_json::{Map, Value};
+use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
+use tracing::span::Id;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::cli::LogFormat;
 
-/// The log layer for `format`, writing to stderr (stdout is the process's announcements).
-pub fn layer<S>(format: LogFormat, service: &'static str) -> Box<dyn Layer<S> + Send + Sync>
+/// Where log lines go. A server logs to stdout, where container runtimes collect it; a
+/// command-line tool logs to stderr, since its stdout is its answer (a JSON dead letter, a
+/// report).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// The dispatcher the log layer is part of, set once it is built: JSON lines read trace ids
+/// through it. (The current dispatcher cannot be asked from inside an event, where tracing
+/// guards against re-entry.)
+pub type DispatchSlot = Arc<OnceLock<WeakDispatch>>;
+
+/// The log layer for `format`, writing to `stream`.
+pub fn layer<S>(
+    format: LogFormat,
+    service: &'static str,
+    stream: LogStream,
+    dispatch: DispatchSlot,
+) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let (writer, terminal) = match stream {
+        LogStream::Stdout => (
+            BoxMakeWriter::new(std::io::stdout),
+            std::io::stdout().is_terminal(),
+        ),
+        LogStream::Stderr => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        ),
+    };
+    // Colours for a person at a terminal; plain text for files and log collectors.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(terminal);
     match format {
         LogFormat::Pretty => Box::new(fmt),
         LogFormat::Json => Box::new(
             fmt.fmt_fields(JsonFields::new())
-                .event_format(JsonLines { service }),
+                .event_format(JsonLines { service, dispatch }),
         ),
     }
 }
@@ -37,6 +76,19 @@ fn is_span_control(name: &str) -> bool {
 
 pub struct JsonLines {
     pub service: &'static str,
+    pub dispatch: DispatchSlot,
+}
+
+impl JsonLines {
+    /// The W3C trace and span ids of span `id`, when tracing gave it some.
+    fn trace_ids(&self, id: &Id) -> Option<(String, String)> {
+        let dispatch = self.dispatch.get()?.upgrade()?;
+        let context = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
+        let span = context.span();
+        let ids = span.span_context();
+        ids.is_valid()
+            .then(|| (ids.trace_id().to_string(), ids.span_id().to_string()))
+    }
 }
 
 impl<S> FormatEvent<S, JsonFields> for JsonLines
@@ -60,7 +112,10 @@ where
         line.insert("level".into(), metadata.level().as_str().into());
         line.insert("service".into(), self.service.into());
         line.insert("target".into(), metadata.target().into());
-        if let Some((trace_id, span_id)) = platform::trace_context::ids(&tracing::Span::current()) {
+        let ids = ctx
+            .parent_span()
+            .and_then(|span| self.trace_ids(&span.id()));
+        if let Some((trace_id, span_id)) = ids {
             line.insert("trace_id".into(), trace_id.into());
             line.insert("span_id".into(), span_id.into());
         }
@@ -81,6 +136,9 @@ where
             }
         }
         event.record(&mut FieldsInto(&mut line));
+        // Some libraries log fields alone (sqlx: `summary`, `db.statement`); the line still
+        // has the column operators filter on.
+        line.entry("message").or_insert_with(|| "".into());
         let text = serde_json::to_string(&Value::Object(line)).map_err(|_| fmt::Error)?;
         writeln!(writer, "{text}")
     }
@@ -122,6 +180,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use opentelemetry::trace::TracerProvider as _;
+    use tracing::Dispatch;
     use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
@@ -145,15 +204,22 @@ mod tests {
         let captured = Captured::default();
         let writer = captured.clone();
         let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_writer(move || writer.clone())
-                    .fmt_fields(JsonFields::new())
-                    .event_format(JsonLines { service: "orders" }),
-            );
-        tracing::subscriber::with_default(subscriber, || {
+        let slot = DispatchSlot::default();
+        let dispatch = Dispatch::new(
+            tracing_subscriber::registry()
+                .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_writer(move || writer.clone())
+                        .fmt_fields(JsonFields::new())
+                        .event_format(JsonLines {
+                            service: "orders",
+                            dispatch: slot.clone(),
+                        }),
+                ),
+        );
+        slot.set(dispatch.downgrade()).expect("set once");
+        tracing::dispatcher::with_default(&dispatch, || {
             let request =
                 tracing::info_span!("http.request", request_id = "r-1", otel.kind = "server");
             let _request = request.enter();

@@ -1,5 +1,6 @@
 //! Prometheus metrics: one recorder per process, rendered at `GET /metrics` on the app's own
-//! listener, or on a separate one (`--metrics-listen`) when the API port is public. Names
+//! listener, or on a separate one (`--metrics-listen`, with the health endpoints) when the
+//! API port is public or takes only mutual TLS. Names
 //! follow OpenTelemetry's semantic conventions as Prometheus spells them (`http_server_...`,
 //! `db_client_...`); CommerceX's own are `commercex_...`. Every process labels its series with
 //! `service`.
@@ -98,18 +99,18 @@ pub fn routes(handle: PrometheusHandle) -> Router {
     )
 }
 
-/// Serves `/metrics` alone on `addr` until `shutdown` fires.
+/// Serves `routes` (`/metrics`, and the health endpoints) on `addr` until `shutdown` fires.
 pub async fn serve_separately(
     addr: SocketAddr,
-    handle: PrometheusHandle,
+    routes: Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("listening for metrics on {addr}"))?;
-    tracing::info!(%addr, "metrics at /metrics");
+    tracing::info!(%addr, "metrics at /metrics, health at /healthz and /readyz");
     tokio::spawn(async move {
-        let served = axum::serve(listener, routes(handle))
+        let served = axum::serve(listener, routes)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
         if let Err(error) = served {

@@ -1,8 +1,8 @@
 //! What a CommerceX process tells the outside world about itself.
 //!
 //! - Logs ([`logs`]): one JSON object per line in production, readable lines in development,
-//!   each with the trace and span ids of the work it belongs to. Levels per module from
-//!   `RUST_LOG` (default `info`).
+//!   each with the trace and span ids of the work it belongs to, on stdout for a server.
+//!   Levels per module from `RUST_LOG` (default `info`).
 //! - Traces ([`traces`]): OpenTelemetry spans, exported over OTLP when the standard `OTEL_*`
 //!   variables ask for it.
 //! - Metrics ([`metrics`]): Prometheus text at `/metrics`.
@@ -16,6 +16,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::cli::LogFormat;
+pub use logs::LogStream;
 
 /// Keeps the trace pipeline alive; [`Telemetry::shutdown`] exports what is still buffered.
 pub struct Telemetry {
@@ -31,19 +32,33 @@ impl Telemetry {
     }
 }
 
+/// The target of the lines that say a server is up and that it stopped. They are logged
+/// whatever the level, since operators and scripts wait for them.
+pub const LIFECYCLE: &str = "commercex::lifecycle";
+
 /// Installs logging and tracing for a process that runs as `service` (`commercex` for the
-/// embedded runtime and the command-line tools). A second call in one process (tests start
-/// several apps) keeps the first installation.
-pub fn init(format: LogFormat, service: &'static str) -> anyhow::Result<Telemetry> {
+/// embedded runtime and the command-line tools), logging to `stream`. A second call in one
+/// process (tests start several apps) keeps the first installation.
+pub fn init(
+    format: LogFormat,
+    service: &'static str,
+    stream: LogStream,
+) -> anyhow::Result<Telemetry> {
     let traces = traces::Traces::from_env(service)?;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(format!("{LIFECYCLE}=info").parse()?);
     let otel_layer = tracing_opentelemetry::layer().with_tracer(traces.tracer());
-    let log_layer = logs::layer(format, service);
-    let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(otel_layer)
-        .with(log_layer)
-        .try_init();
+    let dispatch_slot = logs::DispatchSlot::default();
+    let log_layer = logs::layer(format, service, stream, dispatch_slot.clone());
+    let dispatch = tracing::Dispatch::new(
+        tracing_subscriber::registry()
+            .with(filter)
+            .with(otel_layer)
+            .with(log_layer),
+    );
+    let _ = dispatch_slot.set(dispatch.downgrade());
+    let installed = dispatch.try_init();
     Ok(Telemetry {
         traces: installed.is_ok().then_some(traces),
     })

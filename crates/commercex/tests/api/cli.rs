@@ -14,7 +14,6 @@ use events::dlq::{DeadLetters, Status};
 use serde_json::Value;
 use sqlx::{Any, Transaction};
 use testkit::{TestStorage, backend_tests};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
 
@@ -34,28 +33,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// Starts `commercex` and waits for the line that says where it listens.
 pub(crate) async fn start(args: &[String]) -> (Child, String) {
-    let mut child = commercex_command()
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start commercex");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .expect("commercex announces itself")
-        .expect("read stdout")
-        .expect("a line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    // Keep draining stdout so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
+    start_and_wait_for_address(commercex_command().args(args).stderr(Stdio::null())).await
 }
 
 pub(crate) async fn signal_and_wait(child: &mut Child, signal: &str) -> std::process::ExitStatus {
@@ -286,22 +264,17 @@ async fn flags_beat_environment_beats_config_file_beats_defaults() {
     );
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
 
-    let mut command = commercex_command();
-    command
-        .args(&base)
-        .env("COMMERCEX_LISTEN", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert!(
-        !line.contains(&format!(":{file_port}")),
-        "the environment wins over the file: {line}"
+    let (mut child, addr) = start_and_wait_for_address(
+        commercex_command()
+            .args(&base)
+            .env("COMMERCEX_LISTEN", "127.0.0.1:0")
+            .stderr(Stdio::null()),
+    )
+    .await;
+    assert_ne!(
+        addr,
+        format!("127.0.0.1:{file_port}"),
+        "the environment wins over the file"
     );
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
 

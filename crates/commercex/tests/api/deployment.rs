@@ -4,15 +4,13 @@
 //! tests share a broker and a Redis without seeing each other.
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use testkit::TestStorage;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
-use crate::helpers::commercex_command;
+use crate::helpers::{announced_address, commercex_command};
 
 /// How many of what to run.
 #[derive(Debug, Clone)]
@@ -263,29 +261,31 @@ async fn start_process(
     dir: &Path,
 ) -> Process {
     let log = dir.join(format!("{name}.log"));
-    let stderr = std::fs::File::create(&log).expect("log file");
+    // Logs go to stdout (and a failure to start to stderr): both into the log file.
+    let stdout = std::fs::File::create(&log).expect("log file");
+    let stderr = stdout.try_clone().expect("log file");
     let mut child = commercex_command()
         .args(command)
         .args(["--listen", listen])
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdout(Stdio::piped())
+        .stdout(stdout)
         .stderr(stderr)
         .spawn()
         .expect("start commercex");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(90), lines.next_line())
-        .await
-        .unwrap_or_else(|_| panic!("{name} did not start: {}", tail(&log)))
-        .expect("read stdout")
-        .unwrap_or_else(|| panic!("{name} exited: {}", tail(&log)));
-    let addr = line
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let addr = tokio::time::timeout(Duration::from_secs(90), async {
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(addr) = text.lines().find_map(announced_address) {
+                return addr;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name} exited with {status}: {}", tail(&log));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{name} did not start: {}", tail(&log)));
     Process {
         name: name.to_owned(),
         child,

@@ -71,7 +71,11 @@ pub async fn spawn_app_with(storage: &TestStorage, extra: &[&str]) -> TestApp {
 /// As [`spawn_app_with`]; a distributed storage runs the processes `layout` names.
 pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &Layout) -> TestApp {
     // The app's logs go to the test's captured output, shown when a test fails.
-    let _ = commercex::telemetry::init(commercex::cli::LogFormat::Pretty, "commercex");
+    let _ = commercex::telemetry::init(
+        commercex::cli::LogFormat::Pretty,
+        "commercex",
+        commercex::telemetry::LogStream::Stderr,
+    );
     let (mut args, data_dir, guard) = storage_args(storage);
     let password_file = write_file(&data_dir, "admin-password", &format!("{PASSWORD}\n"));
     args.insert(0, "commercex".into());
@@ -355,6 +359,42 @@ pub fn commercex_command() -> tokio::process::Command {
     }
     command.kill_on_drop(true);
     command
+}
+
+/// The address (`host:port`) a server logs when it is up, if `line` is that line. Servers log
+/// to stdout, pretty or JSON, so the line is found among the others.
+pub fn announced_address(line: &str) -> Option<String> {
+    let rest = line.split_once("CommerceX listening on ")?.1;
+    let url: String = rest
+        .chars()
+        .take_while(|c| !c.is_whitespace() && *c != '"')
+        .collect();
+    url.split_once("://").map(|(_, addr)| addr.to_owned())
+}
+
+/// Starts `command` with stdout piped and waits for the address it announces; stdout keeps
+/// being drained so the child never blocks on a full pipe.
+pub async fn start_and_wait_for_address(
+    command: &mut tokio::process::Command,
+) -> (tokio::process::Child, String) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start commercex");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await.expect("read stdout") {
+            if let Some(addr) = announced_address(&line) {
+                return addr;
+            }
+        }
+        panic!("commercex exited without announcing its address")
+    })
+    .await
+    .expect("commercex announces itself");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
 }
 
 pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {

@@ -105,8 +105,22 @@ async fn services_take_only_internal_clients_and_the_gateway_serves_https() {
         ("COMMERCEX_ADMIN_PASSWORD_FILE", &password_file),
     ]);
     service_env.push(("COMMERCEX_ADMIN_EMAIL".into(), ADMIN_EMAIL.into()));
+    let management = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    service_env.push(("COMMERCEX_METRICS_LISTEN".into(), management.to_string()));
     let mut users = launch("users", &["serve", "users"], &[], &service_env, data.path()).await;
     let health = format!("https://{}/healthz", users.addr);
+
+    // The kubelet's probes and Prometheus have no client certificate: they use the
+    // management listener, in plain HTTP.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let answer = reqwest::get(format!("http://{management}{path}"))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{path} on the management listener");
+    }
 
     let plain = reqwest::Client::new()
         .get(format!("http://{}/healthz", users.addr))

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform::db::{Db, is_unique_violation};
+use platform::db::{Db, Tx, is_unique_violation};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -215,16 +215,15 @@ impl Consumer {
             consumed,
             started.elapsed(),
         );
-        tracing::debug!(
-            group = self.settings.group,
-            event_id = %delivery.envelope.id,
-            event_type = delivery.envelope.event_type,
-            topic = delivery.topic,
-            partition = delivery.partition,
-            offset = delivery.offset,
-            ?outcome,
-            "event consumed"
-        );
+        // In the consumer span: the line carries the trace, event and order ids.
+        span.in_scope(|| {
+            tracing::debug!(
+                partition = delivery.partition,
+                offset = delivery.offset,
+                ?outcome,
+                "event consumed"
+            )
+        });
         // The effects are committed; if the offset commit fails the event comes again and
         // the inbox turns it into a duplicate.
         let mut wait = Duration::from_millis(200);
@@ -350,9 +349,18 @@ impl Consumer {
 
     /// One try in one transaction. `Ok(false)` means the inbox already had the event.
     async fn attempt(&self, event: &Envelope) -> Result<bool, HandlerError> {
+        let tx = self.db.begin_as("handle event").await?;
+        let span = tx.span().clone();
+        let handled = self.attempt_in(tx, event).instrument(span).await?;
+        if handled {
+            self.handler.after_commit(event).await;
+        }
+        Ok(handled)
+    }
+
+    async fn attempt_in(&self, mut tx: Tx, event: &Envelope) -> Result<bool, HandlerError> {
         let group = &self.settings.group;
         let event_id = event.id.to_string();
-        let mut tx = self.db.begin_as("handle event").await?;
         let seen: Option<i64> = sqlx::query_scalar(
             "SELECT handled_at FROM inbox WHERE consumer_group = $1 AND event_id = $2",
         )
@@ -381,7 +389,6 @@ impl Consumer {
             Some(outbox) => outbox.commit(tx).await?,
             None => tx.commit().await?,
         }
-        self.handler.after_commit(event).await;
         Ok(true)
     }
 

@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
 use futures::TryStreamExt;
-use platform::http::{ClientAddr, RouteLabel, method_label};
+use platform::http::{ClientAddr, method_label};
 use platform::problem::ApiError;
 use platform::trace_context;
 use std::time::Instant;
@@ -36,19 +36,10 @@ pub async fn forward(
     ClientAddr(client): ClientAddr,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let (route, upstream) = proxy
+    let upstream = proxy
         .upstream_for(request.uri().path())
         .ok_or_else(|| ApiError::NotFound("no such resource".into()))?;
-    // The router only knows the catch-all pattern; name the request after its route.
-    let span = tracing::Span::current();
-    span.record("http.route", route);
-    span.record(
-        "otel.name",
-        format!("{} {route}", method_label(request.method())),
-    );
-    let mut response = relay(&proxy, upstream, client, request).await?;
-    response.extensions_mut().insert(RouteLabel(route));
-    Ok(response)
+    relay(&proxy, upstream, client, request).await
 }
 
 /// Sends the request to the first instance that takes the connection.

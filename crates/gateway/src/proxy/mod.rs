@@ -42,11 +42,9 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// The route `path` falls under and the upstream that serves it.
-    fn upstream_for(&self, path: &str) -> Option<(&'static str, &Upstream)> {
-        let (route, service) = routes::owning_prefix(path)?;
-        let upstream = self.upstreams.get(&service)?;
-        Some((route, upstream))
+    /// The upstream that serves `path`.
+    fn upstream_for(&self, path: &str) -> Option<&Upstream> {
+        self.upstreams.get(&routes::owner(path)?).map(Arc::as_ref)
     }
 }
 
@@ -83,9 +81,16 @@ pub fn proxy_router(parts: ProxyParts) -> Router {
         max_body_bytes: parts.limits.max_body_bytes,
         scheme: parts.scheme,
     });
-    let api = Router::new()
-        .route("/openapi.json", get(openapi::serve))
-        // Everything else is a service's (or nobody's: `forward` answers 404 for it).
+    // A route per owned prefix, so requests are traced and counted under it (`POST
+    // /api/v1/orders`, `GET /api/v1/orders/{*rest}`) from the moment they arrive.
+    let mut api = Router::new().route("/openapi.json", get(openapi::serve));
+    for prefix in routes::prefixes() {
+        api = api
+            .route(prefix, any(forward::forward))
+            .route(&format!("{prefix}/{{*rest}}"), any(forward::forward));
+    }
+    let api = api
+        // Nobody's: `forward` answers 404 for it.
         .route("/{*path}", any(forward::forward))
         .with_state(proxy)
         .merge(crate::docs_ui())

@@ -54,17 +54,16 @@ const OWNERS: [(&str, Service); 7] = [
     ("/api/v1/payments", Service::Payments),
 ];
 
-/// The service that owns `path`, matching whole segments (`/api/v1/ordersx` is nobody's).
-pub fn owner(path: &str) -> Option<Service> {
-    owning_prefix(path).map(|(_, service)| service)
+/// The prefixes services own, for the proxy's routes.
+pub fn prefixes() -> impl Iterator<Item = &'static str> {
+    OWNERS.iter().map(|(prefix, _)| *prefix)
 }
 
-/// The prefix that matched `path`, with its owner: the route a proxied request is counted under.
-pub fn owning_prefix(path: &str) -> Option<(&'static str, Service)> {
+/// The service that owns `path`, matching whole segments (`/api/v1/ordersx` is nobody's).
+pub fn owner(path: &str) -> Option<Service> {
     OWNERS.iter().find_map(|(prefix, service)| {
         let rest = path.strip_prefix(prefix)?;
-        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'))
-            .then_some((*prefix, *service))
+        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then_some(*service)
     })
 }
 

@@ -66,12 +66,6 @@ impl MakeRequestId for RequestIdV7 {
     }
 }
 
-/// The route a response is counted and traced under when the router's own pattern says
-/// nothing useful (the gateway's catch-all proxy route): a response extension set by the
-/// handler. Routes are patterns, never raw paths, so label sets stay bounded.
-#[derive(Debug, Clone, Copy)]
-pub struct RouteLabel(pub &'static str);
-
 /// OpenTelemetry's HTTP server span: named `{method} {route}`, continuing the caller's trace.
 fn request_span<B>(request: &Request<B>) -> Span {
     let request_id = request
@@ -123,15 +117,12 @@ fn span_name(method: &str, route: Option<&str>) -> String {
 async fn count_request(request: axum::extract::Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
-    let matched = request
+    // Routes are patterns, never raw paths, so label sets stay bounded.
+    let route = request
         .extensions()
         .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned());
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let response = next.run(request).await;
-    let route = match response.extensions().get::<RouteLabel>() {
-        Some(RouteLabel(route)) => (*route).to_owned(),
-        None => matched.unwrap_or_else(|| "unmatched".to_owned()),
-    };
     metrics::histogram!(
         "http_server_request_duration_seconds",
         "http_request_method" => method,

@@ -8,7 +8,7 @@ mod json;
 mod query;
 
 pub use client::{ClientAddr, TrustForwardedFor};
-pub use conventions::{HttpLimits, RouteLabel, apply_conventions, describe_metrics, method_label};
+pub use conventions::{HttpLimits, apply_conventions, describe_metrics, method_label};
 pub use health::{ReadinessCheck, health_routes};
 pub use json::Json;
 pub use query::Query;
