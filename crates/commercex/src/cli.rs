@@ -71,6 +71,11 @@ pub enum Command {
     /// Manage administrators.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Exit 0 if URL answers 2xx within 3 s, else 1: a health check for images without curl.
+    Probe {
+        #[arg(default_value = "http://127.0.0.1:9464/healthz")]
+        url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,6 +58,7 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
             name,
             password_file,
         }) => commands::admin::create(options, &email, &name, password_file).await,
+        Command::Probe { url } => commands::probe::run(&url).await,
     }
 }
 

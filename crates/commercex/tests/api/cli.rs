@@ -310,3 +310,36 @@ impl EventHandler for Fragile {
         Ok(())
     }
 }
+
+#[tokio::test]
+async fn probe_passes_only_for_a_healthy_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let management = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (mut child, _) = start(&[
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--metrics-listen".into(),
+        management.to_string(),
+        "--data-dir".into(),
+        dir.path().display().to_string(),
+    ])
+    .await;
+    let probe = |url: String| async move { run_cli(&["probe".into(), url]).await };
+    let healthy = probe(format!("http://{management}/healthz")).await;
+    assert!(healthy.status.success(), "{}", text(&healthy.stderr));
+    let ready = probe(format!("http://{management}/readyz")).await;
+    assert!(ready.status.success(), "{}", text(&ready.stderr));
+    let missing = probe(format!("http://{management}/no-such-page")).await;
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing.stderr).contains("404"),
+        "{}",
+        text(&missing.stderr)
+    );
+    assert!(signal_and_wait(&mut child, "-TERM").await.success());
+    let gone = probe(format!("http://{management}/healthz")).await;
+    assert!(!gone.status.success(), "a stopped process is not healthy");
+}
