@@ -383,6 +383,18 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_KAFKA_MIN_INSYNC_REPLICAS")]
     pub kafka_min_insync_replicas: Option<i32>,
 
+    /// Create missing topics at start-up and each consumer group's dead-letter topic when it
+    /// joins. `false` when topics are managed outside CommerceX (Strimzi `KafkaTopic`
+    /// resources) and its Kafka users may not create topics.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_KAFKA_CREATE_TOPICS",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub kafka_create_topics: bool,
+
     /// Redis URL: shared rate limits, login throttling and the product cache.
     #[arg(
         long,
@@ -392,6 +404,15 @@ pub struct Options {
         value_parser = secret
     )]
     pub redis_url: Option<SecretString>,
+
+    /// File holding the Redis URL (it may contain a password).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_REDIS_URL_FILE",
+        conflicts_with = "redis_url"
+    )]
+    pub redis_url_file: Option<PathBuf>,
 
     /// Starts every Redis key, so several platforms can share one Redis.
     #[arg(
@@ -537,4 +558,106 @@ pub struct Options {
     /// Log format; default: pretty in development, json in production.
     #[arg(long, global = true, env = "COMMERCEX_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
+
+    #[command(flatten)]
+    pub vault: VaultOptions,
+}
+
+/// How a Vault login is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VaultAuth {
+    /// A token from --vault-token-file (Vault Agent, a CI job) or, in development,
+    /// COMMERCEX_VAULT_TOKEN.
+    Token,
+    /// The pod's service account token, exchanged for a Vault token under --vault-role.
+    Kubernetes,
+}
+
+/// Secrets straight from Vault's KV v2 API (or OpenBao's), for whatever the command line,
+/// the environment and the `*_FILE` settings leave unset.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Secrets from Vault")]
+pub struct VaultOptions {
+    /// Vault's address, e.g. https://vault.vault.svc:8200; unset, Vault is not used.
+    #[arg(long, global = true, env = "COMMERCEX_VAULT_ADDR")]
+    pub vault_addr: Option<String>,
+
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_VAULT_AUTH",
+        value_enum,
+        default_value = "token"
+    )]
+    pub vault_auth: VaultAuth,
+
+    /// File holding the Vault token (token auth).
+    #[arg(long, global = true, env = "COMMERCEX_VAULT_TOKEN_FILE")]
+    pub vault_token_file: Option<PathBuf>,
+
+    /// The Vault token, from the environment (development only; prefer the file).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_VAULT_TOKEN",
+        hide_env_values = true,
+        hide = true,
+        value_parser = secret,
+        conflicts_with = "vault_token_file"
+    )]
+    pub vault_token: Option<SecretString>,
+
+    /// Vault role to log in as (Kubernetes auth).
+    #[arg(long, global = true, env = "COMMERCEX_VAULT_ROLE")]
+    pub vault_role: Option<String>,
+
+    /// Where Vault's Kubernetes auth method is mounted.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_VAULT_AUTH_MOUNT",
+        default_value = "kubernetes"
+    )]
+    pub vault_auth_mount: String,
+
+    /// The service account token presented to Vault (Kubernetes auth).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_VAULT_SERVICE_ACCOUNT_TOKEN_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
+    pub vault_service_account_token_file: PathBuf,
+
+    /// Mount of the KV v2 secrets engine.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_VAULT_KV_MOUNT",
+        default_value = "secret"
+    )]
+    pub vault_kv_mount: String,
+
+    /// Secret paths read in order, later ones winning a field both have (e.g.
+    /// `commercex/shared,commercex/orders`).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_VAULT_SECRET_PATHS",
+        value_delimiter = ',',
+        default_value = "commercex"
+    )]
+    pub vault_secret_paths: Vec<String>,
+
+    /// CA certificate (PEM) Vault's TLS certificate is checked against.
+    #[arg(long, global = true, env = "COMMERCEX_VAULT_CA_FILE")]
+    pub vault_ca_file: Option<PathBuf>,
+
+    /// Vault Enterprise / OpenBao namespace.
+    #[arg(long, global = true, env = "COMMERCEX_VAULT_NAMESPACE")]
+    pub vault_namespace: Option<String>,
+
+    /// How often the secrets are read again to notice a change in Vault.
+    #[arg(long, global = true, env = "COMMERCEX_VAULT_REFRESH", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub vault_refresh: Duration,
 }

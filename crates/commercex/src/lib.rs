@@ -5,6 +5,7 @@ pub mod app;
 pub mod cli;
 pub mod commands;
 pub mod config_file;
+pub mod secrets;
 pub mod settings;
 pub mod telemetry;
 pub mod tls;

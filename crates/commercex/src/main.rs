@@ -1,6 +1,7 @@
 use anyhow::Context;
 use commercex::app::Application;
 use commercex::cli::{AdminCommand, Command, ServiceName, TopicsCommand};
+use commercex::secrets::StoredSecrets;
 use commercex::settings::{self, Settings};
 use commercex::telemetry::{LIFECYCLE, LogStream};
 use commercex::{commands, config_file, telemetry};
@@ -25,19 +26,23 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Result<()> {
+    let stored = match &command {
+        // The health probe needs no secrets, and must not log in to Vault every 10 s.
+        Command::Probe { .. } => StoredSecrets::default(),
+        _ => StoredSecrets::fetch(options).await?,
+    };
     match command {
-        Command::Serve { service } => serve(options, service).await,
-        Command::Topics(TopicsCommand::Ensure) => commands::topics::ensure(options).await,
-        Command::Migrate => commands::migrate::run(options).await,
-        Command::Dlq(command) => commands::dlq::run(options, command).await,
+        Command::Serve { service } => serve(options, &stored, service).await,
+        Command::Topics(TopicsCommand::Ensure) => commands::topics::ensure(options, &stored).await,
+        Command::Migrate => commands::migrate::run(options, &stored).await,
+        Command::Dlq(command) => commands::dlq::run(options, &stored, command).await,
         Command::Bench {
             url,
             customers,
             orders_per_customer,
             products,
         } => {
-            let settings = Settings::load(options)?;
-            let admin = settings.admin.context(
+            let admin = settings::admin(options, &stored)?.context(
                 "bench needs an admin: set COMMERCEX_ADMIN_EMAIL and COMMERCEX_ADMIN_PASSWORD_FILE",
             )?;
             commands::bench::run(commands::bench::BenchOptions {
@@ -51,22 +56,23 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
             .await
         }
         Command::Seed { products, rng_seed } => {
-            commands::seed::run(options, products, rng_seed).await
+            commands::seed::run(options, &stored, products, rng_seed).await
         }
         Command::Admin(AdminCommand::Create {
             email,
             name,
             password_file,
-        }) => commands::admin::create(options, &email, &name, password_file).await,
+        }) => commands::admin::create(options, &stored, &email, &name, password_file).await,
         Command::Probe { url } => commands::probe::run(&url).await,
     }
 }
 
 async fn serve(
     options: &commercex::cli::Options,
+    stored: &StoredSecrets,
     service: Option<ServiceName>,
 ) -> anyhow::Result<()> {
-    let settings = Settings::load(options)?;
+    let settings = Settings::load(options, stored)?;
     let app = match service {
         None => Application::build(settings).await?,
         Some(service) => Application::build_service(settings, service).await?,

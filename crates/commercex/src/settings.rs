@@ -20,6 +20,8 @@ use users::tokens::TokenLifetimes;
 use gateway::proxy::routes::Service;
 
 use crate::cli::{BusKind, LogFormat, Options, Profile};
+use crate::secrets::vault::VaultSession;
+use crate::secrets::{Field, StoredSecrets};
 use crate::tls::{ClientTls, ServerTls};
 
 #[derive(Debug)]
@@ -57,6 +59,8 @@ pub struct Settings {
     pub internal_tls: ClientTls,
     /// Serve `/metrics` on this separate address instead of the app's listener.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The Vault login the secrets came from, kept alive while the process runs.
+    pub vault: Option<Arc<VaultSession>>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,12 +108,12 @@ pub fn log_format(options: &Options) -> LogFormat {
 }
 
 /// Where the data lives: PostgreSQL when a URL is given, else SQLite files in the data dir.
-pub fn storage(options: &Options) -> anyhow::Result<Storage> {
-    let url = match (&options.database_url, &options.database_url_file) {
-        (Some(url), _) => Some(url.clone()),
-        (None, Some(file)) => Some(read_secret_file(file)?),
-        (None, None) => None,
-    };
+pub fn storage(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Storage> {
+    let url = stored.resolve(
+        options.database_url.as_ref(),
+        options.database_url_file.as_ref(),
+        Field::DatabaseUrl,
+    )?;
     match url {
         Some(url)
             if url.expose_secret().starts_with("postgres://")
@@ -137,36 +141,32 @@ pub fn pool(options: &Options) -> PoolSettings {
 impl Settings {
     /// Everything `serve` needs. In the production profile, refuses development defaults and
     /// names every setting that must change.
-    pub fn load(options: &Options) -> anyhow::Result<Self> {
+    pub fn load(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Self> {
         if options.profile == Profile::Production {
-            refuse_development_defaults(options)?;
+            refuse_development_defaults(options, stored)?;
         }
-        let signing_key = match &options.jwt_signing_key_file {
-            Some(file) => SigningKey::from_pkcs8_pem(&read_secret_file(file)?)
-                .with_context(|| format!("loading the signing key {}", file.display()))?,
+        let signing_key = match stored.resolve(
+            None,
+            options.jwt_signing_key_file.as_ref(),
+            Field::JwtSigningKey,
+        )? {
+            Some(pem) => {
+                SigningKey::from_pkcs8_pem(&pem).context("loading the access token signing key")?
+            }
             None => development_key(&options.data_dir)?,
         };
-        let retired_keys = options
-            .jwt_retired_key_files
-            .iter()
-            .map(|file| {
-                SigningKey::from_pkcs8_pem(&read_secret_file(file)?)
-                    .map(|key| key.public_jwk().clone())
-                    .with_context(|| format!("loading the retired key {}", file.display()))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let admin = admin(options)?;
+        let admin = admin(options, stored)?;
         Ok(Self {
             profile: options.profile,
             listen: options.listen,
-            storage: storage(options)?,
+            storage: storage(options, stored)?,
             pool: pool(options),
             limits: HttpLimits {
                 max_body_bytes: options.max_body_bytes,
                 request_timeout: options.request_timeout,
             },
             signing_key: Arc::new(signing_key),
-            retired_keys,
+            retired_keys: retired_keys(options, stored)?,
             audience: TokenAudience {
                 issuer: options.jwt_issuer.clone(),
                 audience: options.jwt_audience.clone(),
@@ -184,8 +184,12 @@ impl Settings {
             relay: RelaySettings::default(),
             reservation_ttl: options.reservation_ttl,
             shutdown_timeout: options.shutdown_timeout,
-            bus: bus(options)?,
-            redis_url: options.redis_url.clone(),
+            bus: bus(options, stored)?,
+            redis_url: stored.resolve(
+                options.redis_url.as_ref(),
+                options.redis_url_file.as_ref(),
+                Field::RedisUrl,
+            )?,
             redis_key_prefix: options.redis_key_prefix.clone(),
             product_cache_ttl: options.product_cache_ttl,
             service_urls: ServiceUrls {
@@ -214,20 +218,21 @@ impl Settings {
                     }),
             },
             metrics_listen: options.metrics_listen,
+            vault: stored.session(),
         })
     }
 }
 
 /// The event bus from `--bus` and, for Kafka, its brokers and topic settings.
-pub fn bus(options: &Options) -> anyhow::Result<BusSettings> {
+pub fn bus(options: &Options, stored: &StoredSecrets) -> anyhow::Result<BusSettings> {
     match options.bus {
         BusKind::Db => Ok(BusSettings::Db),
-        BusKind::Kafka => kafka(options),
+        BusKind::Kafka => kafka(options, stored),
     }
 }
 
 #[cfg(feature = "kafka")]
-fn kafka(options: &Options) -> anyhow::Result<BusSettings> {
+fn kafka(options: &Options, stored: &StoredSecrets) -> anyhow::Result<BusSettings> {
     use events::bus::kafka::{KafkaConfig, TopicSettings};
     if options.kafka_brokers.is_empty() {
         bail!("--bus kafka needs brokers: set COMMERCEX_KAFKA_BROKERS (host:port,...)");
@@ -243,7 +248,20 @@ fn kafka(options: &Options) -> anyhow::Result<BusSettings> {
             })
             .collect::<anyhow::Result<Vec<_>>>()
     };
-    let client_options = pairs("COMMERCEX_KAFKA_OPTIONS", &options.kafka_options)?;
+    // Credentials from the secret store first, so the operator's own options win.
+    let stored_options: Vec<String> = stored
+        .get(Field::KafkaOptions)
+        .map(|text| {
+            text.expose_secret()
+                .lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut client_options = pairs("kafka_options in Vault", &stored_options)?;
+    client_options.extend(pairs("COMMERCEX_KAFKA_OPTIONS", &options.kafka_options)?);
     let producer_options = pairs(
         "COMMERCEX_KAFKA_PRODUCER_OPTIONS",
         &options.kafka_producer_options,
@@ -253,6 +271,7 @@ fn kafka(options: &Options) -> anyhow::Result<BusSettings> {
         topic_prefix: options.kafka_topic_prefix.clone(),
         client_options,
         producer_options,
+        create_topics: options.kafka_create_topics,
         topics: TopicSettings {
             partitions: options.kafka_partitions,
             replication_factor: options.kafka_replication_factor.unwrap_or(if production {
@@ -270,7 +289,7 @@ fn kafka(options: &Options) -> anyhow::Result<BusSettings> {
 }
 
 #[cfg(not(feature = "kafka"))]
-fn kafka(_: &Options) -> anyhow::Result<BusSettings> {
+fn kafka(_: &Options, _: &StoredSecrets) -> anyhow::Result<BusSettings> {
     bail!("this build of commercex has no Kafka support: rebuild with `--features kafka`")
 }
 
@@ -318,17 +337,19 @@ fn route_timeouts(pairs: &[String]) -> anyhow::Result<HashMap<Service, Duration>
 }
 
 /// The administrator to create at start-up, from `--admin-email` and its password.
-pub fn admin(options: &Options) -> anyhow::Result<Option<AdminBootstrap>> {
+pub fn admin(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Option<AdminBootstrap>> {
     let Some(email) = &options.admin_email else {
         return Ok(None);
     };
     let password = match (&options.admin_password_file, &options.admin_password) {
-        (Some(file), _) => read_secret_file(file)?,
-        (None, Some(password)) => password.clone(),
-        (None, None) => bail!(
+        (Some(file), _) => Some(read_secret_file(file)?),
+        (None, given) => stored.resolve(given.as_ref(), None, Field::AdminPassword)?,
+    };
+    let Some(password) = password else {
+        bail!(
             "COMMERCEX_ADMIN_EMAIL is set but no password: set COMMERCEX_ADMIN_PASSWORD_FILE \
-             (or --admin-password-file)"
-        ),
+             (or --admin-password-file), or admin_password in Vault"
+        )
     };
     Ok(Some(AdminBootstrap {
         email: email.clone(),
@@ -336,12 +357,24 @@ pub fn admin(options: &Options) -> anyhow::Result<Option<AdminBootstrap>> {
     }))
 }
 
-fn refuse_development_defaults(options: &Options) -> anyhow::Result<()> {
+fn refuse_development_defaults(options: &Options, stored: &StoredSecrets) -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    if options.jwt_signing_key_file.is_none() {
+    if options.jwt_signing_key_file.is_none() && stored.get(Field::JwtSigningKey).is_none() {
         problems.push(
             "no signing key: set COMMERCEX_JWT_SIGNING_KEY_FILE (--jwt-signing-key-file) to an Ed25519 \
-             PKCS#8 PEM key, e.g. from `openssl genpkey -algorithm ed25519`",
+             PKCS#8 PEM key, e.g. from `openssl genpkey -algorithm ed25519`, or jwt_signing_key in Vault",
+        );
+    }
+    if options.vault.vault_token.is_some() {
+        problems.push(
+            "the Vault token comes from the environment: put it in a file and set \
+             COMMERCEX_VAULT_TOKEN_FILE, or use COMMERCEX_VAULT_AUTH=kubernetes",
+        );
+    }
+    if options.redis_url.is_some() && redis_url_has_password(options) {
+        problems.push(
+            "the Redis URL carries a password in the clear: put it in a file and set \
+             COMMERCEX_REDIS_URL_FILE instead of COMMERCEX_REDIS_URL",
         );
     }
     if options.admin_password.is_some() {
@@ -373,6 +406,37 @@ fn refuse_development_defaults(options: &Options) -> anyhow::Result<()> {
         "the production profile refuses to start:\n  - {}",
         problems.join("\n  - ")
     )
+}
+
+/// The public halves of retired signing keys, still published in the JWKS during a rotation:
+/// from their files, else from the secret store.
+fn retired_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Vec<Jwk>> {
+    let pems = if options.jwt_retired_key_files.is_empty() {
+        stored
+            .get(Field::JwtRetiredKeys)
+            .map(crate::secrets::pem_blocks)
+            .unwrap_or_default()
+    } else {
+        options
+            .jwt_retired_key_files
+            .iter()
+            .map(|file| read_secret_file(file).map_err(anyhow::Error::from))
+            .collect::<anyhow::Result<_>>()?
+    };
+    pems.iter()
+        .map(|pem| {
+            SigningKey::from_pkcs8_pem(pem)
+                .map(|key| key.public_jwk().clone())
+                .context("loading a retired signing key")
+        })
+        .collect()
+}
+
+/// Whether `--redis-url` has a password in it (`redis://:secret@host`).
+fn redis_url_has_password(options: &Options) -> bool {
+    options.redis_url.as_ref().is_some_and(|url| {
+        reqwest::Url::parse(url.expose_secret()).is_ok_and(|url| url.password().is_some())
+    })
 }
 
 /// The development signing key: generated on first start and kept in the data directory, so

@@ -142,6 +142,24 @@ pub fn required_env(name: &str, what: &str) -> Option<String> {
     }
 }
 
+/// The program `name` from `PATH`, or `None` after announcing the skip (a failure under
+/// `CI=true`).
+pub fn required_tool(name: &str, what: &str) -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is not installed: CI must run the tests that need {what}"
+        );
+        eprintln!("SKIPPED: a test that needs {what} ({name} is not installed)");
+    }
+    found
+}
+
 /// `url` pointing at database `name` instead of the one it names.
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {

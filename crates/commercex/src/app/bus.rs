@@ -37,7 +37,9 @@ pub async fn open_bus(settings: &Settings) -> anyhow::Result<OpenBus> {
         }
         #[cfg(feature = "kafka")]
         BusSettings::Kafka(config) => {
-            provision_topics(config).await;
+            if config.create_topics {
+                provision_topics(config).await;
+            }
             let bus = events::bus::kafka::KafkaBus::connect(config.clone())?;
             Ok(OpenBus {
                 bus: Arc::new(bus),

@@ -184,9 +184,12 @@ impl Application {
         settings: Settings,
         router: axum::Router,
         databases: Vec<Db>,
-        workers: Workers,
+        mut workers: Workers,
         service: &'static str,
     ) -> anyhow::Result<Self> {
+        if let Some(vault) = settings.vault.clone() {
+            workers.spawn(move |cancel| async move { vault.run(cancel).await });
+        }
         let metrics = telemetry::metrics::routes(telemetry::metrics::recorder(service));
         // With a listener of its own, metrics and the health endpoints are served there in
         // plain HTTP for Prometheus and the kubelet's probes, which have no client

@@ -9,10 +9,12 @@ use crate::app::bootstrap_admin;
 use crate::app::services::Services;
 use crate::cli::Options;
 use crate::cli::ServiceName;
+use crate::secrets::StoredSecrets;
 use crate::settings::Settings;
 
 pub async fn create(
     options: &Options,
+    stored: &StoredSecrets,
     email: &str,
     name: &str,
     password_file: Option<PathBuf>,
@@ -29,7 +31,7 @@ pub async fn create(
             SecretString::from(line.trim_end_matches(['\n', '\r']).to_owned())
         }
     };
-    let settings = Settings::load(options)?;
+    let settings = Settings::load(options, stored)?;
     let services = Services::open(&settings, &[ServiceName::Users], None).await?;
     let users = services.users.context("the users service is open")?;
     let admin = bootstrap_admin(&users, email, password.expose_secret(), name).await?;

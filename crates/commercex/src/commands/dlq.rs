@@ -2,10 +2,15 @@ use anyhow::bail;
 use events::dlq::{DeadLetters, DlqError};
 
 use crate::cli::{DlqCommand, Options};
+use crate::secrets::StoredSecrets;
 use crate::settings;
 
-pub async fn run(options: &Options, command: DlqCommand) -> anyhow::Result<()> {
-    let storage = settings::storage(options)?;
+pub async fn run(
+    options: &Options,
+    stored: &StoredSecrets,
+    command: DlqCommand,
+) -> anyhow::Result<()> {
+    let storage = settings::storage(options, stored)?;
     let pool = settings::pool(options);
     // Every service database has a dead-letter table; look in all of them.
     let queues = [

@@ -1,9 +1,10 @@
 use crate::cli::Options;
+use crate::secrets::StoredSecrets;
 use crate::settings;
 
 /// Opens every service database, which applies its migrations.
-pub async fn run(options: &Options) -> anyhow::Result<()> {
-    let storage = settings::storage(options)?;
+pub async fn run(options: &Options, stored: &StoredSecrets) -> anyhow::Result<()> {
+    let storage = settings::storage(options, stored)?;
     let pool = settings::pool(options);
     let databases = [
         users::UsersService::open_db(&storage, pool).await?.db,

@@ -14,6 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::cli::Options;
+use crate::secrets::StoredSecrets;
 use crate::settings;
 
 /// (category, nouns, adjectives) the names are made of.
@@ -119,8 +120,13 @@ const BRANDS: &[&str] = &[
     "Tyrell",
 ];
 
-pub async fn run(options: &Options, products: u32, rng_seed: u64) -> anyhow::Result<()> {
-    let storage = settings::storage(options)?;
+pub async fn run(
+    options: &Options,
+    stored: &StoredSecrets,
+    products: u32,
+    rng_seed: u64,
+) -> anyhow::Result<()> {
+    let storage = settings::storage(options, stored)?;
     let pool = settings::pool(options);
     // Seeding only writes: no read cache to keep.
     let catalog =

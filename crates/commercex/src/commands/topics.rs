@@ -4,10 +4,11 @@
 use anyhow::bail;
 
 use crate::cli::Options;
+use crate::secrets::StoredSecrets;
 use crate::settings::{self, BusSettings};
 
-pub async fn ensure(options: &Options) -> anyhow::Result<()> {
-    match settings::bus(options)? {
+pub async fn ensure(options: &Options, stored: &StoredSecrets) -> anyhow::Result<()> {
+    match settings::bus(options, stored)? {
         BusSettings::Db => bail!("topics are a Kafka concept: run with --bus kafka"),
         #[cfg(feature = "kafka")]
         BusSettings::Kafka(config) => {

@@ -58,6 +58,7 @@ fn describe() {
     events::observe::describe();
     orders::observe::describe();
     gateway::describe_metrics();
+    crate::secrets::vault::describe();
     metrics::describe_counter!(
         "commercex_redis_failures_total",
         "Redis commands that failed or were skipped while its circuit breaker was open."

@@ -32,6 +32,10 @@ impl Telemetry {
     }
 }
 
+/// Levels without `RUST_LOG`: `info`, but not the Vault client's own error lines, which
+/// repeat (without context) what CommerceX reports about the same failure.
+const DEFAULT_LEVELS: &str = "info,rustify=off,vaultrs=off";
+
 /// The target of the lines that say a server is up and that it stopped. They are logged
 /// whatever the level, since operators and scripts wait for them.
 pub const LIFECYCLE: &str = "commercex::lifecycle";
@@ -46,7 +50,7 @@ pub fn init(
 ) -> anyhow::Result<Telemetry> {
     let traces = traces::Traces::from_env(service)?;
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LEVELS))
         .add_directive(format!("{LIFECYCLE}=info").parse()?);
     let otel_layer = tracing_opentelemetry::layer().with_tracer(traces.tracer());
     let dispatch_slot = logs::DispatchSlot::default();

@@ -33,7 +33,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// Starts `commercex` and waits for the line that says where it listens.
 pub(crate) async fn start(args: &[String]) -> (Child, String) {
-    start_and_wait_for_address(commercex_command().args(args).stderr(Stdio::null())).await
+    start_and_wait_for_address(commercex_command().args(args).stderr(Stdio::inherit())).await
 }
 
 pub(crate) async fn signal_and_wait(child: &mut Child, signal: &str) -> std::process::ExitStatus {
@@ -176,10 +176,17 @@ async fn the_production_profile_refuses_development_defaults() {
         "0.0.0.0:0".into(),
         "--data-dir".into(),
         data_dir.clone(),
+        "--redis-url".into(),
+        "redis://:hunter2@127.0.0.1:6379".into(),
     ])
     .await;
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
+    assert!(stderr.contains("COMMERCEX_REDIS_URL_FILE"), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2"),
+        "the refusal repeats the password"
+    );
     assert!(
         stderr.contains("COMMERCEX_JWT_SIGNING_KEY_FILE"),
         "{stderr}"

@@ -413,6 +413,60 @@ async fn topics_ensure_creates_what_is_missing_and_reports_under_replication_lou
     );
 }
 
+/// With `COMMERCEX_KAFKA_CREATE_TOPICS=false` (topics managed by Strimzi, Kafka users without
+/// the right to create topics) a process creates none, neither at start-up nor the dead-letter
+/// topics when its consumer groups join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_topic_creation_off_the_platform_creates_no_topic() {
+    let Some(storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let brokers = storage.distributed.as_ref().unwrap().kafka_brokers.clone();
+    let prefix = format!("t{}.", uuid::Uuid::new_v4().simple());
+    let data = tempfile::tempdir().unwrap();
+    let kafka = [
+        "--bus",
+        "kafka",
+        "--kafka-brokers",
+        &brokers,
+        "--kafka-topic-prefix",
+        &prefix,
+    ];
+    let data_dir = data.path().display().to_string();
+    let mut platform = crate::deployment::launch(
+        "embedded",
+        &["serve", "--data-dir", &data_dir],
+        &kafka,
+        &[("COMMERCEX_KAFKA_CREATE_TOPICS".into(), "false".into())],
+        data.path(),
+    )
+    .await;
+    testkit::wait_for("the four consumer groups to join", || async {
+        platform.log_text().matches("consumer started").count() >= 4
+    })
+    .await;
+    let ensured = commercex_command()
+        .args(["topics", "ensure", "--kafka-replication-factor", "1"])
+        .args(kafka)
+        .output()
+        .await
+        .unwrap();
+    let report = String::from_utf8_lossy(&ensured.stdout).into_owned();
+    assert!(ensured.status.success(), "{report}");
+    for topic in [
+        "commercex.orders",
+        "commercex.users",
+        "commercex.dlq.inventory",
+    ] {
+        assert!(
+            report.contains(&format!("{prefix}{topic}: created")),
+            "{topic} existed before `topics ensure`: {report}"
+        );
+    }
+    let status = crate::cli::signal_and_wait(&mut platform.child, "-TERM").await;
+    assert!(status.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn product_reads_are_cached_in_redis_and_catalog_events_drop_stale_entries() {
     let Some((app, storage)) = deploy(&[], Layout::default()).await else {

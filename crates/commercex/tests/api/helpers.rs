@@ -103,7 +103,7 @@ pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &La
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let cli = commercex::config_file::parse_cli_from(args.into_iter().map(Into::into).collect())
         .expect("parse options");
-    let settings = Settings::load(&cli.options).expect("load settings");
+    let settings = Settings::load(&cli.options, &Default::default()).expect("load settings");
     let app = Application::build(settings)
         .await
         .expect("build the application");
@@ -299,6 +299,7 @@ async fn published_on_kafka(deployment: &Deployment, key: &str) -> Vec<Value> {
         topic_prefix: deployment.kafka_prefix.clone(),
         client_options: Vec::new(),
         producer_options: Vec::new(),
+        create_topics: true,
         topics: TopicSettings {
             partitions: 3,
             replication_factor: 1,

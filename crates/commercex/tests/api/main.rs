@@ -16,3 +16,4 @@ mod observability;
 mod redis;
 mod tls;
 mod tokens;
+mod vault;

@@ -276,15 +276,10 @@ async fn one_checkout_is_one_trace_in_the_embedded_runtime() {
 
 /// `promtool check metrics` on `text`, when promtool is installed (CI must have it).
 async fn promtool_accepts(text: &str) {
-    if which("promtool").is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "promtool is not installed: CI must check the metrics with it"
-        );
-        eprintln!("SKIPPED: promtool check metrics (promtool is not installed)");
+    let Some(promtool) = testkit::required_tool("promtool", "promtool check metrics") else {
         return;
-    }
-    let mut child = tokio::process::Command::new("promtool")
+    };
+    let mut child = tokio::process::Command::new(promtool)
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -302,14 +297,6 @@ async fn promtool_accepts(text: &str) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-fn which(tool: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(tool))
-            .find(|path| path.is_file())
-    })
 }
 
 async fn metrics_of(app: &TestApp, base: &str) -> String {

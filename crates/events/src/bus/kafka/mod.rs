@@ -34,6 +34,9 @@ pub struct KafkaConfig {
     pub client_options: Vec<(String, String)>,
     /// librdkafka properties for the producer alone (batching, linger).
     pub producer_options: Vec<(String, String)>,
+    /// Whether CommerceX creates topics (at start-up, and a group's dead-letter topic when it
+    /// joins), or finds them made by whoever manages the cluster.
+    pub create_topics: bool,
     pub topics: TopicSettings,
 }
 
@@ -138,7 +141,9 @@ impl EventBus for KafkaBus {
         group: &str,
         topics: &[String],
     ) -> Result<Box<dyn Subscription>, BusError> {
-        topics::ensure_dlq_topic(&self.config, group).await?;
+        if self.config.create_topics {
+            topics::ensure_dlq_topic(&self.config, group).await?;
+        }
         let subscription = subscription::KafkaSubscription::join(self, group, topics)?;
         Ok(Box::new(subscription))
     }
@@ -194,6 +199,7 @@ mod tests {
                 ),
             ],
             producer_options: Vec::new(),
+            create_topics: true,
             topics: TopicSettings {
                 partitions: 1,
                 replication_factor: 1,
