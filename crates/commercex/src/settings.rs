@@ -22,7 +22,7 @@ use gateway::proxy::routes::Service;
 use crate::cli::{BusKind, LogFormat, Options, Profile};
 use crate::secrets::vault::VaultSession;
 use crate::secrets::{Field, StoredSecrets};
-use crate::tls::{ClientTls, ServerTls};
+use crate::tls::{ClientTls, ReloadingCertificate, ServerTls};
 
 #[derive(Debug)]
 pub struct AdminBootstrap {
@@ -156,6 +156,7 @@ impl Settings {
             None => development_key(&options.data_dir)?,
         };
         let admin = admin(options, stored)?;
+        let tls = tls(options)?;
         Ok(Self {
             profile: options.profile,
             listen: options.listen,
@@ -203,20 +204,8 @@ impl Settings {
             route_timeouts: route_timeouts(&options.route_timeouts)?,
             jwks_refresh: options.jwks_refresh,
             rate_limits: rate_limits(options),
-            tls: server_tls(options),
-            internal_tls: ClientTls {
-                ca_file: options.internal_ca_file.clone(),
-                identity: options
-                    .internal_cert_file
-                    .clone()
-                    .zip(options.internal_key_file.clone())
-                    .or_else(|| {
-                        options
-                            .tls_cert_file
-                            .clone()
-                            .zip(options.tls_key_file.clone())
-                    }),
-            },
+            tls: tls.server,
+            internal_tls: tls.client,
             metrics_listen: options.metrics_listen,
             vault: stored.session(),
         })
@@ -293,15 +282,39 @@ fn kafka(_: &Options, _: &StoredSecrets) -> anyhow::Result<BusSettings> {
     bail!("this build of commercex has no Kafka support: rebuild with `--features kafka`")
 }
 
-fn server_tls(options: &Options) -> Option<ServerTls> {
-    let (cert_file, key_file) = options
+struct Tls {
+    server: Option<ServerTls>,
+    client: ClientTls,
+}
+
+/// The listener's certificate and the internal client's, loaded now (a bad pair fails
+/// start-up) and shared when they are the same files, so one reload serves both.
+fn tls(options: &Options) -> anyhow::Result<Tls> {
+    let server = options
         .tls_cert_file
         .clone()
-        .zip(options.tls_key_file.clone())?;
-    Some(ServerTls {
-        cert_file,
-        key_file,
-        client_ca_file: options.tls_client_ca_file.clone(),
+        .zip(options.tls_key_file.clone())
+        .map(|(cert, key)| ReloadingCertificate::load(cert, key).map(Arc::new))
+        .transpose()?;
+    let identity = match (&options.internal_cert_file, &options.internal_key_file) {
+        (Some(cert), Some(key)) => match &server {
+            Some(server) if server.is_from(cert, key) => Some(server.clone()),
+            _ => Some(Arc::new(ReloadingCertificate::load(
+                cert.clone(),
+                key.clone(),
+            )?)),
+        },
+        _ => server.clone(),
+    };
+    Ok(Tls {
+        server: server.map(|certificate| ServerTls {
+            certificate,
+            client_ca_file: options.tls_client_ca_file.clone(),
+        }),
+        client: ClientTls {
+            ca_file: options.internal_ca_file.clone(),
+            identity,
+        },
     })
 }
 

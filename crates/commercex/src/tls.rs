@@ -1,22 +1,32 @@
 //! TLS with rustls (ring): HTTPS for the gateway (HTTP/1.1 and HTTP/2 by ALPN), mutual TLS
 //! for services (only clients with a certificate from the internal CA get in), and the
 //! internal client that presents the caller's certificate and trusts only the internal CA.
+//!
+//! Certificates are short-lived where they come from cert-manager, which renews them in place:
+//! a process picks up new certificate and key files within [`RELOAD_EVERY`], for new
+//! connections in and out, without a restart.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use rustls::RootCertStore;
+use rustls::client::ResolvesClientCert;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use tokio_util::sync::CancellationToken;
+
+/// How often certificate files are looked at for a renewal.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
 
 /// Where this process's listener gets its certificate, and whom it lets in.
 #[derive(Debug, Clone)]
 pub struct ServerTls {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
+    pub certificate: Arc<ReloadingCertificate>,
     /// Clients must present a certificate signed by this CA (mutual TLS).
     pub client_ca_file: Option<PathBuf>,
 }
@@ -26,8 +36,141 @@ pub struct ServerTls {
 pub struct ClientTls {
     /// The only CA trusted for service URLs; `None` trusts the public web PKI.
     pub ca_file: Option<PathBuf>,
-    /// The certificate and key presented to services that require mutual TLS.
-    pub identity: Option<(PathBuf, PathBuf)>,
+    /// The certificate presented to services that require mutual TLS.
+    pub identity: Option<Arc<ReloadingCertificate>>,
+}
+
+/// A certificate and key from two PEM files, read again when either file changes.
+pub struct ReloadingCertificate {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    current: RwLock<Loaded>,
+}
+
+struct Loaded {
+    key: Arc<CertifiedKey>,
+    modified: (SystemTime, SystemTime),
+}
+
+impl std::fmt::Debug for ReloadingCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReloadingCertificate")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReloadingCertificate {
+    pub fn load(cert_file: PathBuf, key_file: PathBuf) -> anyhow::Result<Self> {
+        let loaded = load(&cert_file, &key_file)?;
+        Ok(Self {
+            cert_file,
+            key_file,
+            current: RwLock::new(loaded),
+        })
+    }
+
+    pub fn is_from(&self, cert_file: &Path, key_file: &Path) -> bool {
+        self.cert_file == cert_file && self.key_file == key_file
+    }
+
+    fn key(&self) -> Arc<CertifiedKey> {
+        self.current
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .key
+            .clone()
+    }
+
+    /// Takes the files' new contents if they changed; a broken pair keeps the old one.
+    fn reload_if_changed(&self) {
+        let Ok(modified) = modified(&self.cert_file, &self.key_file) else {
+            return;
+        };
+        let unchanged = self
+            .current
+            .read()
+            .is_ok_and(|current| current.modified == modified);
+        if unchanged {
+            return;
+        }
+        match load(&self.cert_file, &self.key_file) {
+            Ok(loaded) => {
+                tracing::info!(cert_file = %self.cert_file.display(), "TLS certificate reloaded");
+                *self
+                    .current
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = loaded;
+            }
+            // Mid-renewal, one file may be new and the other old: the next look settles it.
+            Err(error) => tracing::warn!(
+                cert_file = %self.cert_file.display(),
+                error = format!("{error:#}"),
+                "TLS certificate files changed but do not load; keeping the current certificate"
+            ),
+        }
+    }
+}
+
+impl ResolvesServerCert for ReloadingCertificate {
+    fn resolve(&self, _: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.key())
+    }
+}
+
+impl ResolvesClientCert for ReloadingCertificate {
+    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(self.key())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// Looks at `certificates` every [`RELOAD_EVERY`] until `cancel`.
+pub async fn keep_reloading(
+    certificates: Vec<Arc<ReloadingCertificate>>,
+    cancel: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(RELOAD_EVERY) => {}
+        }
+        for certificate in &certificates {
+            certificate.reload_if_changed();
+        }
+    }
+}
+
+fn modified(cert_file: &Path, key_file: &Path) -> std::io::Result<(SystemTime, SystemTime)> {
+    Ok((
+        std::fs::metadata(cert_file)?.modified()?,
+        std::fs::metadata(key_file)?.modified()?,
+    ))
+}
+
+fn load(cert_file: &Path, key_file: &Path) -> anyhow::Result<Loaded> {
+    let modified = modified(cert_file, key_file)
+        .with_context(|| format!("reading {}", cert_file.display()))?;
+    let key = CertifiedKey::from_der(
+        certificates(cert_file)?,
+        private_key(key_file)?,
+        &provider(),
+    )
+    .with_context(|| {
+        format!(
+            "{} and {} do not form a usable certificate and key",
+            cert_file.display(),
+            key_file.display()
+        )
+    })?;
+    Ok(Loaded {
+        key: Arc::new(key),
+        modified,
+    })
 }
 
 fn provider() -> Arc<CryptoProvider> {
@@ -59,6 +202,11 @@ fn roots(ca_file: &Path) -> anyhow::Result<RootCertStore> {
     Ok(roots)
 }
 
+/// Both HTTP versions, by ALPN.
+fn alpn() -> Vec<Vec<u8>> {
+    vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+}
+
 pub fn server_config(tls: &ServerTls) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -73,10 +221,8 @@ pub fn server_config(tls: &ServerTls) -> anyhow::Result<Arc<rustls::ServerConfig
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(certificates(&tls.cert_file)?, private_key(&tls.key_file)?)
-        .context("the TLS certificate and key do not form a usable pair")?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let mut config = builder.with_cert_resolver(tls.certificate.clone());
+    config.alpn_protocols = alpn();
     Ok(Arc::new(config))
 }
 
@@ -85,24 +231,22 @@ pub fn client(
     builder: reqwest::ClientBuilder,
     tls: &ClientTls,
 ) -> anyhow::Result<reqwest::ClientBuilder> {
-    let mut builder = builder.use_rustls_tls();
-    if let Some(ca_file) = &tls.ca_file {
-        builder = builder.tls_built_in_root_certs(false);
-        for cert in certificates(ca_file)? {
-            let cert = reqwest::Certificate::from_der(cert.as_ref())
-                .with_context(|| format!("the CA in {}", ca_file.display()))?;
-            builder = builder.add_root_certificate(cert);
+    let roots = match &tls.ca_file {
+        Some(ca_file) => roots(ca_file)?,
+        None if tls.identity.is_some() => {
+            RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
         }
-    }
-    if let Some((cert_file, key_file)) = &tls.identity {
-        let mut pem =
-            std::fs::read(cert_file).with_context(|| format!("reading {}", cert_file.display()))?;
-        pem.extend(
-            std::fs::read(key_file).with_context(|| format!("reading {}", key_file.display()))?,
-        );
-        let identity = reqwest::Identity::from_pem(&pem)
-            .context("the internal client certificate and key do not form a usable identity")?;
-        builder = builder.identity(identity);
-    }
-    Ok(builder)
+        // Neither: reqwest's own defaults.
+        None => return Ok(builder.use_rustls_tls()),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots);
+    let mut config = match &tls.identity {
+        Some(identity) => config.with_client_cert_resolver(identity.clone()),
+        None => config.with_no_client_auth(),
+    };
+    config.alpn_protocols = alpn();
+    Ok(builder.use_preconfigured_tls(config))
 }

@@ -18,6 +18,7 @@ use crate::helpers::*;
 /// A throwaway PKI: the internal CA and certificates signed by it, and a rogue one.
 struct Pki {
     dir: tempfile::TempDir,
+    internal: Issuer,
 }
 
 type Issuer = CertifiedIssuer<'static, KeyPair>;
@@ -34,13 +35,28 @@ impl Pki {
     fn new() -> Self {
         let pki = Self {
             dir: tempfile::tempdir().unwrap(),
+            internal: authority("CommerceX internal CA"),
         };
-        let internal = authority("CommerceX internal CA");
-        pki.write("ca.pem", &internal.pem());
-        pki.leaf(&internal, "service");
-        pki.leaf(&internal, "gateway");
+        pki.write("ca.pem", &pki.internal.pem());
+        pki.leaf(&pki.internal, "service");
+        pki.leaf(&pki.internal, "gateway");
         pki.leaf(&authority("Somebody else"), "rogue");
         pki
+    }
+
+    /// A new certificate and key for `name` from the internal CA, as cert-manager renews
+    /// them: in place.
+    fn renew(&self, name: &str) {
+        self.leaf(&self.internal, name);
+    }
+
+    /// The DER of `name`'s certificate.
+    fn der(&self, name: &str) -> Vec<u8> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        CertificateDer::from_pem_file(self.path(&format!("{name}.pem")))
+            .unwrap()
+            .to_vec()
     }
 
     fn leaf(&self, issuer: &Issuer, name: &str) {
@@ -197,6 +213,39 @@ async fn services_take_only_internal_clients_and_the_gateway_serves_https() {
         (answer.status().as_u16(), answer.version()),
         (200, reqwest::Version::HTTP_11)
     );
+
+    // cert-manager renews the certificate in place: new connections get the new one, and the
+    // gateway still gets through with its own.
+    let served = || async {
+        let answer = pki
+            .client(Some("gateway"))
+            .tls_info(true)
+            .build()
+            .unwrap()
+            .get(&health)
+            .send()
+            .await
+            .unwrap();
+        answer
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|info| info.peer_certificate().map(<[u8]>::to_vec))
+            .unwrap()
+    };
+    assert_eq!(served().await, pki.der("service"));
+    pki.renew("service");
+    let renewed = pki.der("service");
+    testkit::wait_for("the renewed certificate to be served", || async {
+        served().await == renewed
+    })
+    .await;
+    let after_renewal = public
+        .post(format!("https://{}/api/v1/auth/login", gateway.addr))
+        .json(&json!({"email": "tls@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after_renewal.status(), 200);
 
     for process in [&mut gateway, &mut users] {
         assert!(
