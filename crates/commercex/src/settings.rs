@@ -422,21 +422,27 @@ fn refuse_development_defaults(options: &Options, stored: &StoredSecrets) -> any
 }
 
 /// The public halves of retired signing keys, still published in the JWKS during a rotation:
-/// from their files, else from the secret store.
+/// from their files, else from the secret store. A file holds any number of PEM keys, none
+/// included: a mounted secret keeps its `previous.pem` key, empty between rotations.
 fn retired_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Vec<Jwk>> {
-    let pems = if options.jwt_retired_key_files.is_empty() {
+    let texts = if options.jwt_retired_key_files.is_empty() {
         stored
             .get(Field::JwtRetiredKeys)
-            .map(crate::secrets::pem_blocks)
-            .unwrap_or_default()
+            .cloned()
+            .into_iter()
+            .collect()
     } else {
         options
             .jwt_retired_key_files
             .iter()
             .map(|file| read_secret_file(file).map_err(anyhow::Error::from))
-            .collect::<anyhow::Result<_>>()?
+            .collect::<anyhow::Result<Vec<_>>>()?
     };
-    pems.iter()
+    texts
+        .iter()
+        .flat_map(crate::secrets::pem_blocks)
+        .collect::<Vec<_>>()
+        .iter()
         .map(|pem| {
             SigningKey::from_pkcs8_pem(pem)
                 .map(|key| key.public_jwk().clone())

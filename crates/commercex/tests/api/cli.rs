@@ -350,3 +350,50 @@ async fn probe_passes_only_for_a_healthy_answer() {
     let gone = probe(format!("http://{management}/healthz")).await;
     assert!(!gone.status.success(), "a stopped process is not healthy");
 }
+
+/// A key rotation: the new key signs, the retired one is still published so tokens it signed
+/// keep verifying, and an empty retired-key file (a mounted secret between rotations) is no
+/// key at all.
+#[tokio::test]
+async fn retired_signing_keys_stay_in_the_jwks() {
+    use secrecy::ExposeSecret;
+    let dir = tempfile::tempdir().unwrap();
+    let current = platform::auth::SigningKey::generate();
+    let previous = platform::auth::SigningKey::generate();
+    let current_file = write_file(
+        dir.path(),
+        "current.pem",
+        current.to_pkcs8_pem().expose_secret(),
+    );
+    let previous_file = write_file(
+        dir.path(),
+        "previous.pem",
+        previous.to_pkcs8_pem().expose_secret(),
+    );
+    let empty_file = write_file(dir.path(), "empty.pem", "");
+    let (mut child, addr) = start(&[
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--data-dir".into(),
+        dir.path().display().to_string(),
+        "--jwt-signing-key-file".into(),
+        current_file.display().to_string(),
+        "--jwt-retired-key-files".into(),
+        format!("{},{}", previous_file.display(), empty_file.display()),
+    ])
+    .await;
+    let jwks: Value = reqwest::get(format!("http://{addr}/.well-known/jwks.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|key| key["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(kids, [current.kid(), previous.kid()]);
+    assert!(signal_and_wait(&mut child, "-TERM").await.success());
+}
