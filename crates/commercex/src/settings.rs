@@ -24,6 +24,21 @@ use crate::secrets::vault::VaultSession;
 use crate::secrets::{Field, StoredSecrets};
 use crate::tls::{ClientTls, ReloadingCertificate, ServerTls};
 
+#[derive(Debug, Clone)]
+pub struct SigningKeys {
+    pub current: Arc<SigningKey>,
+    /// Public halves of retired keys, still in the JWKS until their tokens expire.
+    pub retired: Vec<Jwk>,
+}
+
+/// Whether the process signs access tokens (it runs the identity service), and so needs the
+/// signing keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signing {
+    Signs,
+    VerifiesOnly,
+}
+
 #[derive(Debug)]
 pub struct AdminBootstrap {
     pub email: String,
@@ -37,8 +52,9 @@ pub struct Settings {
     pub storage: Storage,
     pub pool: PoolSettings,
     pub limits: HttpLimits,
-    pub signing_key: Arc<SigningKey>,
-    pub retired_keys: Vec<Jwk>,
+    /// The keys access tokens are signed with: only a process that runs the identity service
+    /// has them.
+    pub signing: Option<SigningKeys>,
     pub audience: TokenAudience,
     pub lifetimes: TokenLifetimes,
     pub throttle: ThrottlePolicy,
@@ -141,19 +157,17 @@ pub fn pool(options: &Options) -> PoolSettings {
 impl Settings {
     /// Everything `serve` needs. In the production profile, refuses development defaults and
     /// names every setting that must change.
-    pub fn load(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Self> {
+    pub fn load(
+        options: &Options,
+        stored: &StoredSecrets,
+        signing: Signing,
+    ) -> anyhow::Result<Self> {
         if options.profile == Profile::Production {
-            refuse_development_defaults(options, stored)?;
+            refuse_development_defaults(options, stored, signing)?;
         }
-        let signing_key = match stored.resolve(
-            None,
-            options.jwt_signing_key_file.as_ref(),
-            Field::JwtSigningKey,
-        )? {
-            Some(pem) => {
-                SigningKey::from_pkcs8_pem(&pem).context("loading the access token signing key")?
-            }
-            None => development_key(&options.data_dir)?,
+        let signing = match signing {
+            Signing::Signs => Some(signing_keys(options, stored)?),
+            Signing::VerifiesOnly => None,
         };
         let admin = admin(options, stored)?;
         let tls = tls(options)?;
@@ -166,8 +180,7 @@ impl Settings {
                 max_body_bytes: options.max_body_bytes,
                 request_timeout: options.request_timeout,
             },
-            signing_key: Arc::new(signing_key),
-            retired_keys: retired_keys(options, stored)?,
+            signing,
             audience: TokenAudience {
                 issuer: options.jwt_issuer.clone(),
                 audience: options.jwt_audience.clone(),
@@ -370,9 +383,16 @@ pub fn admin(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Option
     }))
 }
 
-fn refuse_development_defaults(options: &Options, stored: &StoredSecrets) -> anyhow::Result<()> {
+fn refuse_development_defaults(
+    options: &Options,
+    stored: &StoredSecrets,
+    signing: Signing,
+) -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    if options.jwt_signing_key_file.is_none() && stored.get(Field::JwtSigningKey).is_none() {
+    if signing == Signing::Signs
+        && options.jwt_signing_key_file.is_none()
+        && stored.get(Field::JwtSigningKey).is_none()
+    {
         problems.push(
             "no signing key: set COMMERCEX_JWT_SIGNING_KEY_FILE (--jwt-signing-key-file) to an Ed25519 \
              PKCS#8 PEM key, e.g. from `openssl genpkey -algorithm ed25519`, or jwt_signing_key in Vault",
@@ -419,6 +439,25 @@ fn refuse_development_defaults(options: &Options, stored: &StoredSecrets) -> any
         "the production profile refuses to start:\n  - {}",
         problems.join("\n  - ")
     )
+}
+
+/// The signing key (from its file, the secret store, or in development one generated into the
+/// data directory) and the retired ones.
+fn signing_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<SigningKeys> {
+    let current = match stored.resolve(
+        None,
+        options.jwt_signing_key_file.as_ref(),
+        Field::JwtSigningKey,
+    )? {
+        Some(pem) => {
+            SigningKey::from_pkcs8_pem(&pem).context("loading the access token signing key")?
+        }
+        None => development_key(&options.data_dir)?,
+    };
+    Ok(SigningKeys {
+        current: Arc::new(current),
+        retired: retired_keys(options, stored)?,
+    })
 }
 
 /// The public halves of retired signing keys, still published in the JWKS during a rotation:

@@ -1,5 +1,6 @@
 //! The services a process runs, each with its database opened and migrated.
 
+use anyhow::Context;
 use std::sync::Arc;
 
 use catalog::CatalogService;
@@ -48,9 +49,13 @@ impl Services {
         for service in which {
             match service {
                 ServiceName::Users => {
+                    let signing = settings
+                        .signing
+                        .clone()
+                        .context("the identity service needs the signing keys")?;
                     let config = UsersConfig {
-                        signing_key: settings.signing_key.clone(),
-                        retired_keys: settings.retired_keys.clone(),
+                        signing_key: signing.current,
+                        retired_keys: signing.retired,
                         audience: settings.audience.clone(),
                         lifetimes: settings.lifetimes,
                         throttle: settings.throttle,

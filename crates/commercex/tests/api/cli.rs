@@ -397,3 +397,55 @@ async fn retired_signing_keys_stay_in_the_jwks() {
     assert_eq!(kids, [current.kid(), previous.kid()]);
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
 }
+
+/// Only the identity service signs tokens: in production the other services start without a
+/// signing key (they verify with the identity service's JWKS) and generate none.
+#[tokio::test]
+async fn in_production_only_the_identity_service_needs_the_signing_key() {
+    use secrecy::ExposeSecret;
+    let dir = tempfile::tempdir().unwrap();
+    let key = platform::auth::SigningKey::generate();
+    let key_file = write_file(
+        dir.path(),
+        "signing.pem",
+        key.to_pkcs8_pem().expose_secret(),
+    );
+    let production = |data: &str| -> Vec<String> {
+        [
+            "--profile",
+            "production",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data,
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let users_data = dir.path().join("users").display().to_string();
+    let mut users_args = vec!["serve".to_owned(), "users".to_owned()];
+    users_args.extend(production(&users_data));
+    users_args.extend([
+        "--jwt-signing-key-file".into(),
+        key_file.display().to_string(),
+    ]);
+    let (mut users, users_addr) = start(&users_args).await;
+
+    let catalog_data = dir.path().join("catalog");
+    let mut catalog_args = vec!["serve".to_owned(), "catalog".to_owned()];
+    catalog_args.extend(production(&catalog_data.display().to_string()));
+    catalog_args.extend(["--users-url".into(), format!("http://{users_addr}")]);
+    let (mut catalog, catalog_addr) = start(&catalog_args).await;
+    let ready = reqwest::get(format!("http://{catalog_addr}/readyz"))
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    assert!(
+        !catalog_data.join("dev-signing-key.pem").exists(),
+        "the catalog made a signing key of its own"
+    );
+    for child in [&mut catalog, &mut users] {
+        assert!(signal_and_wait(child, "-TERM").await.success());
+    }
+}

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use commercex::app::Application;
-use commercex::settings::Settings;
+use commercex::settings::{Settings, Signing};
 use platform::db::{Db, PoolSettings, Storage};
 use reqwest::{Client, Response};
 use secrecy::ExposeSecret;
@@ -103,7 +103,8 @@ pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &La
     args.extend(extra.iter().map(|s| (*s).to_owned()));
     let cli = commercex::config_file::parse_cli_from(args.into_iter().map(Into::into).collect())
         .expect("parse options");
-    let settings = Settings::load(&cli.options, &Default::default()).expect("load settings");
+    let settings =
+        Settings::load(&cli.options, &Default::default(), Signing::Signs).expect("load settings");
     let app = Application::build(settings)
         .await
         .expect("build the application");
