@@ -1,7 +1,7 @@
 //! Vault's KV v2 API (HashiCorp Vault, OpenBao). The process logs in with a token or as its
 //! Kubernetes service account, reads its secret paths once at start-up, and then keeps its
 //! token alive for as long as it runs: renewed at two thirds of its lease, and obtained again
-//! through a new Kubernetes login when it can no longer be renewed. It re-reads its paths every
+//! when it can no longer be renewed (a new Kubernetes login, or the token file read again). It re-reads its paths every
 //! `--vault-refresh`; a change is logged and shown as `commercex_vault_secrets_changed` (the
 //! new values take effect at the next rolling restart, as with mounted secret files).
 
@@ -27,8 +27,9 @@ const RETRY_AFTER: Duration = Duration::from_secs(30);
 /// How the process proves who it is to Vault.
 #[derive(Debug)]
 enum Login {
-    /// A token given to the process; it can be renewed, not replaced.
-    Token,
+    /// A token given to the process. From a file (Vault Agent's sink, a mounted secret) it is
+    /// read again when it cannot be renewed; from the environment it can only be renewed.
+    Token { file: Option<PathBuf> },
     /// The service account token, exchanged for a Vault token under `role`.
     Kubernetes {
         mount: String,
@@ -82,7 +83,9 @@ impl VaultSession {
         reqwest::Url::parse(address)
             .with_context(|| format!("COMMERCEX_VAULT_ADDR: {address:?} is not a URL"))?;
         let login = match options.vault_auth {
-            VaultAuth::Token => Login::Token,
+            VaultAuth::Token => Login::Token {
+                file: options.vault_token_file.clone(),
+            },
             VaultAuth::Kubernetes => Login::Kubernetes {
                 mount: options.vault_auth_mount.clone(),
                 role: options.vault_role.clone().context(
@@ -91,15 +94,14 @@ impl VaultSession {
                 jwt_file: options.vault_service_account_token_file.clone(),
             },
         };
-        let token = match (&login, &options.vault_token_file, &options.vault_token) {
-            (Login::Token, Some(file), _) => platform::secret::read_secret_file(file)?,
-            (Login::Token, None, Some(token)) => token.clone(),
-            (Login::Token, None, None) => bail!(
+        let token = match (&login, &options.vault_token) {
+            (Login::Token { file: None }, Some(token)) => token.clone(),
+            (Login::Token { file: None }, None) => bail!(
                 "Vault token auth needs a token: set COMMERCEX_VAULT_TOKEN_FILE \
                  (--vault-token-file), or use COMMERCEX_VAULT_AUTH=kubernetes"
             ),
-            // Replaced by the login below.
-            (Login::Kubernetes { .. }, _, _) => SecretString::from(String::new()),
+            // Set by the login below.
+            _ => SecretString::from(String::new()),
         };
         let mut settings = VaultClientSettingsBuilder::default();
         settings
@@ -145,11 +147,14 @@ impl VaultSession {
         Ok(Some(session))
     }
 
-    /// A fresh token (Kubernetes), or what the given token's lease is (token auth).
+    /// A fresh token (Kubernetes), or the given token (from its file again) and its lease.
     async fn log_in(&self) -> anyhow::Result<Lease> {
         match &self.login {
-            Login::Token => {
-                let client = self.client.read().await;
+            Login::Token { file } => {
+                let mut client = self.client.write().await;
+                if let Some(file) = file {
+                    client.set_token(platform::secret::read_secret_file(file)?.expose_secret());
+                }
                 let me = vaultrs::token::lookup_self(&*client)
                     .await
                     .map_err(said)
@@ -247,18 +252,18 @@ impl VaultSession {
                         ttl_seconds = auth.lease_duration,
                         "the Vault token is near its max TTL"
                     );
-                    if matches!(self.login, Login::Token) {
+                    if !self.can_log_in_again() {
                         return self.token_expiring(Duration::from_secs(auth.lease_duration));
                     }
                 }
                 Err(error) => {
                     tracing::warn!(error = %said(error), "could not renew the Vault token");
-                    if matches!(self.login, Login::Token) {
+                    if !self.can_log_in_again() {
                         return self.token_expiring(RETRY_AFTER * 3 / 2);
                     }
                 }
             }
-        } else if matches!(self.login, Login::Token) {
+        } else if !self.can_log_in_again() {
             return self.token_expiring(lease.ttl.max(RETRY_AFTER * 3 / 2));
         }
         match self.log_in().await {
@@ -283,13 +288,19 @@ impl VaultSession {
         }
     }
 
+    /// Whether a new token can be had without the operator: by a Kubernetes login, or from
+    /// the token file that Vault Agent (or a secret) keeps current.
+    fn can_log_in_again(&self) -> bool {
+        !matches!(self.login, Login::Token { file: None })
+    }
+
     /// A given token that cannot be extended: it will expire, and only the operator can give
     /// a new one. Said loudly; checked again later.
     fn token_expiring(&self, ttl: Duration) -> Lease {
         tracing::error!(
             ttl_seconds = ttl.as_secs(),
-            "the Vault token cannot be renewed and will expire: give the process a fresh token \
-             (or use Kubernetes auth)"
+            "the Vault token cannot be renewed and will expire: give the process a token file \
+             (COMMERCEX_VAULT_TOKEN_FILE) or use Kubernetes auth"
         );
         Lease {
             ttl,

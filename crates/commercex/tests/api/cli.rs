@@ -215,12 +215,7 @@ async fn the_production_profile_refuses_development_defaults() {
         key_file.display().to_string(),
     ])
     .await;
-    let jwks: Value = reqwest::get(format!("http://{addr}/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = published_jwks(&addr).await;
     assert_eq!(jwks["keys"][0]["kid"], key.kid());
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
 }
@@ -382,12 +377,7 @@ async fn retired_signing_keys_stay_in_the_jwks() {
         format!("{},{}", previous_file.display(), empty_file.display()),
     ])
     .await;
-    let jwks: Value = reqwest::get(format!("http://{addr}/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks = published_jwks(&addr).await;
     let kids: Vec<&str> = jwks["keys"]
         .as_array()
         .unwrap()

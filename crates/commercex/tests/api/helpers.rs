@@ -399,6 +399,16 @@ pub async fn start_and_wait_for_address(
     (child, addr)
 }
 
+/// The JWKS the process at `addr` (`host:port`, plain HTTP) publishes.
+pub async fn published_jwks(addr: &str) -> Value {
+    reqwest::get(format!("http://{addr}/.well-known/jwks.json"))
+        .await
+        .expect("GET the JWKS")
+        .json()
+        .await
+        .expect("a JWKS")
+}
+
 pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, contents).expect("write file");

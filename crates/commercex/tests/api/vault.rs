@@ -133,13 +133,7 @@ async fn start_platform(
 }
 
 async fn jwks_kid(addr: &str) -> Value {
-    let jwks: Value = reqwest::get(format!("http://{addr}/.well-known/jwks.json"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    jwks["keys"][0]["kid"].clone()
+    published_jwks(addr).await["keys"][0]["kid"].clone()
 }
 
 async fn admin_login_status(addr: &str, password: &str) -> u16 {
@@ -225,6 +219,55 @@ async fn secrets_come_from_vault_and_the_token_is_kept_alive() {
         metric(management, "commercex_vault_secrets_changed").await,
         Some(0.0)
     );
+    vault
+        .put_secret(secrets(&key, "a new admin password, rotated"))
+        .await;
+    testkit::wait_for("the change in Vault to be noticed", || async {
+        metric(management, "commercex_vault_secrets_changed").await == Some(1.0)
+    })
+    .await;
+    assert!(signal_and_wait(&mut child, "-TERM").await.success());
+}
+
+/// A token that cannot outlive 3 s, in a file that Vault Agent keeps current: when the token
+/// nears its end, the process takes the file's new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_kept_current_by_vault_agent_is_read_again() {
+    let Some(vault) = OpenBao::start().await else {
+        return;
+    };
+    let key = platform::auth::SigningKey::generate();
+    vault.put_secret(secrets(&key, PASSWORD)).await;
+    let token = |ttl: &str| {
+        let vault = &vault;
+        let ttl = ttl.to_owned();
+        async move {
+            vault
+                .call(
+                    "auth/token/create",
+                    json!({"policies": ["commercex"], "ttl": ttl, "explicit_max_ttl": ttl}),
+                )
+                .await["auth"]["client_token"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = write_file(dir.path(), "vault-token", &token("3s").await);
+    let (mut child, _, management) = start_platform(
+        dir.path(),
+        &args(&[
+            ("--vault-addr", vault.address()),
+            ("--vault-token-file", token_file.display().to_string()),
+            ("--vault-refresh", "1s".to_owned()),
+        ]),
+    )
+    .await;
+    // Vault Agent writes its next token; the first one dies within 3 s of its creation.
+    write_file(dir.path(), "vault-token", &token("1h").await);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Only a process reading Vault with the new token notices a change.
     vault
         .put_secret(secrets(&key, "a new admin password, rotated"))
         .await;
