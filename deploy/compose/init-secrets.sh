@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes what the compose stack reads from ./secrets (never committed): passwords, the access
 # token signing key, the database and Redis URLs, and a throwaway internal CA with a
-# certificate for every service (mutual TLS between them, as on Kubernetes) and PostgreSQL.
+# certificate for every service (mutual TLS between them, as on Kubernetes), PostgreSQL and
+# Valkey.
 # Run once before `docker compose up`; running it again keeps what exists.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,13 +17,13 @@ random admin-password
 [ -s signing-key.pem ] || openssl genpkey -algorithm ed25519 -out signing-key.pem 2>/dev/null
 printf 'postgres://commercex:%s@postgres:5432/commercex?sslmode=verify-full&sslrootcert=/run/secrets/ca.pem\n' \
   "$(cat postgres-password)" >database-url
-printf 'redis://:%s@redis:6379\n' "$(cat redis-password)" >redis-url
+printf 'rediss://:%s@redis:6379\n' "$(cat redis-password)" >redis-url
 
 if [ ! -s ca.pem ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
     -subj "/CN=CommerceX compose CA" -keyout ca-key.pem -out ca.pem 2>/dev/null
 fi
-for name in gateway users catalog inventory orders payments postgres; do
+for name in gateway users catalog inventory orders payments postgres redis; do
   [ -s "$name.pem" ] && continue
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
     -keyout "$name-key.pem" -out "$name.csr" 2>/dev/null

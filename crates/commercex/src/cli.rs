@@ -414,6 +414,11 @@ pub struct Options {
     )]
     pub redis_url_file: Option<PathBuf>,
 
+    /// CA certificate (PEM) a `rediss://` server's certificate is checked against (default:
+    /// the system's CAs).
+    #[arg(long, global = true, env = "COMMERCEX_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+
     /// Starts every Redis key, so several platforms can share one Redis.
     #[arg(
         long,

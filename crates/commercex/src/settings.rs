@@ -2,7 +2,7 @@
 //! storage chosen, signing keys loaded, and the production profile's refusals applied.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,6 +64,7 @@ pub struct Settings {
     pub shutdown_timeout: std::time::Duration,
     pub bus: BusSettings,
     pub redis_url: Option<SecretString>,
+    pub redis_ca_file: Option<PathBuf>,
     pub redis_key_prefix: String,
     pub product_cache_ttl: Duration,
     pub service_urls: ServiceUrls,
@@ -204,6 +205,7 @@ impl Settings {
                 options.redis_url_file.as_ref(),
                 Field::RedisUrl,
             )?,
+            redis_ca_file: options.redis_ca_file.clone(),
             redis_key_prefix: options.redis_key_prefix.clone(),
             product_cache_ttl: options.product_cache_ttl,
             service_urls: ServiceUrls {

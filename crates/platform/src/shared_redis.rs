@@ -41,11 +41,25 @@ impl std::fmt::Debug for SharedRedis {
 }
 
 impl SharedRedis {
-    /// Parses `url` (`redis://`, `rediss://`); connects on first use, so a Redis that is down
-    /// at start-up does not stop the platform starting.
-    pub fn open(url: &str, key_prefix: &str) -> Result<Self, RedisUnavailable> {
-        let client =
-            redis::Client::open(url).map_err(|e| RedisUnavailable::BadUrl(e.to_string()))?;
+    /// Parses `url` (`redis://`, or `rediss://` for TLS, checked against `root_ca` (PEM) when
+    /// given, else the system's CAs); connects on first use, so a Redis that is down at
+    /// start-up does not stop the platform starting.
+    pub fn open(
+        url: &str,
+        root_ca: Option<Vec<u8>>,
+        key_prefix: &str,
+    ) -> Result<Self, RedisUnavailable> {
+        let client = match root_ca {
+            Some(root_cert) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+            None => redis::Client::open(url),
+        }
+        .map_err(|e| RedisUnavailable::BadUrl(e.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))

@@ -15,15 +15,17 @@ use super::workers::Workers;
 use crate::settings::Settings;
 
 pub fn shared_redis(settings: &Settings) -> anyhow::Result<Option<Arc<SharedRedis>>> {
-    settings
-        .redis_url
+    let Some(url) = &settings.redis_url else {
+        return Ok(None);
+    };
+    let root_ca = settings
+        .redis_ca_file
         .as_ref()
-        .map(|url| {
-            SharedRedis::open(url.expose_secret(), &settings.redis_key_prefix)
-                .map(Arc::new)
-                .context("COMMERCEX_REDIS_URL")
-        })
-        .transpose()
+        .map(|file| std::fs::read(file).with_context(|| format!("reading {}", file.display())))
+        .transpose()?;
+    SharedRedis::open(url.expose_secret(), root_ca, &settings.redis_key_prefix)
+        .map(|redis| Some(Arc::new(redis)))
+        .context("COMMERCEX_REDIS_URL")
 }
 
 /// Quotas counted in Redis when there is one (shared by every gateway), else in memory.

@@ -15,7 +15,7 @@ fn redis_url() -> Option<String> {
 
 fn shared(url: &str) -> Arc<SharedRedis> {
     let prefix = format!("t{}:", uuid::Uuid::new_v4().simple());
-    Arc::new(SharedRedis::open(url, &prefix).unwrap())
+    Arc::new(SharedRedis::open(url, None, &prefix).unwrap())
 }
 
 const POLICY: ThrottlePolicy = ThrottlePolicy {
@@ -82,4 +82,97 @@ async fn without_redis_quotas_open_and_throttling_stays_per_instance() {
         "the instance's own memory still throttles"
     );
     assert!(gone.failures() > 0, "the failures are counted");
+}
+
+/// A Redis that speaks only TLS, with a certificate from a CA made for the test.
+struct TlsRedis {
+    _server: tokio::process::Child,
+    _dir: tempfile::TempDir,
+    url: String,
+    ca_pem: String,
+}
+
+impl TlsRedis {
+    async fn start() -> Option<Self> {
+        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+        let redis_server = testkit::required_tool("redis-server", "a Redis with TLS")?;
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, contents: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, contents).unwrap();
+            path.display().to_string()
+        };
+        let (cert_file, key_file) = (
+            file("redis.pem", &cert.pem()),
+            file("redis-key.pem", &key.serialize_pem()),
+        );
+        let ca_file = file("ca.pem", &ca.pem());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = tokio::process::Command::new(redis_server)
+            .args([
+                "--port",
+                "0",
+                "--tls-port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .args(["--tls-cert-file", &cert_file, "--tls-key-file", &key_file])
+            .args(["--tls-ca-cert-file", &ca_file, "--tls-auth-clients", "no"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        testkit::wait_for("Redis to listen", || async {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        })
+        .await;
+        Some(Self {
+            _server: server,
+            _dir: dir,
+            url: format!("rediss://127.0.0.1:{port}"),
+            ca_pem: ca.pem(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn redis_over_tls_is_checked_against_its_ca() {
+    let Some(redis) = TlsRedis::start().await else {
+        return;
+    };
+    let trusted = SharedRedis::open(&redis.url, Some(redis.ca_pem.clone().into_bytes()), "t:")
+        .expect("a rediss URL");
+    trusted.ping().await.expect("PING over TLS");
+    let limits = RateLimits {
+        store: Arc::new(RedisRateLimits {
+            redis: Arc::new(trusted),
+        }),
+        per_client: Some(1),
+        per_user: None,
+    };
+    assert!(limits.charge("client:10.0.0.3", 1).await.is_ok());
+    assert!(
+        limits.charge("client:10.0.0.3", 1).await.is_err(),
+        "the quota is counted in the TLS Redis"
+    );
+    // The system's CAs do not vouch for this server.
+    let untrusted = SharedRedis::open(&redis.url, None, "t:").expect("a rediss URL");
+    assert!(untrusted.ping().await.is_err());
 }

@@ -15,16 +15,25 @@ i=0
 while [ "$i" -lt "$REPLICAS" ] && [ -z "$primary" ]; do
   peer="${statefulset}-${i}.${SERVICE}"
   if [ "$peer" != "$self" ]; then
-    primary="$(REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 valkey-cli -h "$peer" -p 26379 \
-      SENTINEL get-master-addr-by-name commercex 2>/dev/null | head -n 1 || true)"
+    primary="$(REDISCLI_AUTH="$REDIS_PASSWORD" timeout 3 valkey-cli --tls --cacert /tls/ca.crt \
+      -h "$peer" -p 26379 SENTINEL get-master-addr-by-name commercex 2>/dev/null | head -n 1 || true)"
   fi
   i=$((i + 1))
 done
 primary="${primary:-${statefulset}-0.${SERVICE}}"
 echo "primary: ${primary}; this pod: ${self}"
 
+# TLS only, for clients, replication and Sentinel alike (certificate from the internal CA).
+tls='tls-cert-file /tls/tls.crt
+tls-key-file /tls/tls.key
+tls-ca-cert-file /tls/ca.crt
+tls-auth-clients no
+tls-replication yes'
+
 cat >/conf/valkey.conf <<CONF
-port 6379
+port 0
+tls-port 6379
+${tls}
 bind * -::*
 protected-mode no
 requirepass "${REDIS_PASSWORD}"
@@ -42,7 +51,9 @@ if [ "$primary" != "$self" ]; then
 fi
 
 cat >/conf/sentinel.conf <<CONF
-port 26379
+port 0
+tls-port 26379
+${tls}
 sentinel resolve-hostnames yes
 sentinel announce-hostnames yes
 sentinel announce-ip ${self}

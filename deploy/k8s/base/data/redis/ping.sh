@@ -4,4 +4,4 @@
 set -eu
 REDISCLI_AUTH="$(cat /run/secrets/valkey/password)"
 export REDISCLI_AUTH
-[ "$(valkey-cli -p "$1" ping)" = "PONG" ]
+[ "$(valkey-cli --tls --cacert /tls/ca.crt -p "$1" ping)" = "PONG" ]
