@@ -90,6 +90,15 @@ impl OpenBao {
         self.call("secret/data/commercex", json!({ "data": fields }))
             .await;
     }
+
+    /// A token under the commercex policy, with `options` (`ttl`, `renewable`, ...).
+    async fn token(&self, mut options: Value) -> String {
+        options["policies"] = json!(["commercex"]);
+        self.call("auth/token/create", options).await["auth"]["client_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
 }
 
 /// The fields the platform reads: a signing key and the admin's password.
@@ -161,6 +170,38 @@ async fn metric(management: SocketAddr, name: &str) -> Option<f64> {
         .and_then(|value| value.parse().ok())
 }
 
+/// The platform reading Vault with the token in `token_file`, and again every second.
+async fn start_with_token_file(
+    vault: &OpenBao,
+    dir: &std::path::Path,
+    token_file: &std::path::Path,
+) -> (tokio::process::Child, String, SocketAddr) {
+    start_platform(
+        dir,
+        &args(&[
+            ("--vault-addr", vault.address()),
+            ("--vault-token-file", token_file.display().to_string()),
+            ("--vault-refresh", "1s".to_owned()),
+        ]),
+    )
+    .await
+}
+
+/// Rotates the admin password in Vault and waits for the process to notice.
+async fn rotate_and_see_it_noticed(
+    vault: &OpenBao,
+    key: &platform::auth::SigningKey,
+    management: SocketAddr,
+) {
+    vault
+        .put_secret(secrets(key, "a new admin password, rotated"))
+        .await;
+    testkit::wait_for("the change in Vault to be noticed", || async {
+        metric(management, "commercex_vault_secrets_changed").await == Some(1.0)
+    })
+    .await;
+}
+
 fn args(pairs: &[(&str, String)]) -> Vec<String> {
     pairs
         .iter()
@@ -176,26 +217,11 @@ async fn secrets_come_from_vault_and_the_token_is_kept_alive() {
     let key = platform::auth::SigningKey::generate();
     vault.put_secret(secrets(&key, PASSWORD)).await;
     // A token that dies in 4 s unless renewed.
-    let token = vault
-        .call(
-            "auth/token/create",
-            json!({"policies": ["commercex"], "ttl": "4s", "renewable": true}),
-        )
-        .await["auth"]["client_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = vault.token(json!({"ttl": "4s", "renewable": true})).await;
     let dir = tempfile::tempdir().unwrap();
     let token_file = write_file(dir.path(), "vault-token", &format!("{token}\n"));
-    let (mut child, addr, management) = start_platform(
-        dir.path(),
-        &args(&[
-            ("--vault-addr", vault.address()),
-            ("--vault-token-file", token_file.display().to_string()),
-            ("--vault-refresh", "1s".to_owned()),
-        ]),
-    )
-    .await;
+    let (mut child, addr, management) =
+        start_with_token_file(&vault, dir.path(), &token_file).await;
     assert_eq!(
         jwks_kid(&addr).await,
         key.kid(),
@@ -219,13 +245,7 @@ async fn secrets_come_from_vault_and_the_token_is_kept_alive() {
         metric(management, "commercex_vault_secrets_changed").await,
         Some(0.0)
     );
-    vault
-        .put_secret(secrets(&key, "a new admin password, rotated"))
-        .await;
-    testkit::wait_for("the change in Vault to be noticed", || async {
-        metric(management, "commercex_vault_secrets_changed").await == Some(1.0)
-    })
-    .await;
+    rotate_and_see_it_noticed(&vault, &key, management).await;
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
 }
 
@@ -238,43 +258,18 @@ async fn a_token_file_kept_current_by_vault_agent_is_read_again() {
     };
     let key = platform::auth::SigningKey::generate();
     vault.put_secret(secrets(&key, PASSWORD)).await;
-    let token = |ttl: &str| {
-        let vault = &vault;
-        let ttl = ttl.to_owned();
-        async move {
-            vault
-                .call(
-                    "auth/token/create",
-                    json!({"policies": ["commercex"], "ttl": ttl, "explicit_max_ttl": ttl}),
-                )
-                .await["auth"]["client_token"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        }
-    };
+    let short_lived = vault
+        .token(json!({"ttl": "3s", "explicit_max_ttl": "3s"}))
+        .await;
     let dir = tempfile::tempdir().unwrap();
-    let token_file = write_file(dir.path(), "vault-token", &token("3s").await);
-    let (mut child, _, management) = start_platform(
-        dir.path(),
-        &args(&[
-            ("--vault-addr", vault.address()),
-            ("--vault-token-file", token_file.display().to_string()),
-            ("--vault-refresh", "1s".to_owned()),
-        ]),
-    )
-    .await;
+    let token_file = write_file(dir.path(), "vault-token", &short_lived);
+    let (mut child, _, management) = start_with_token_file(&vault, dir.path(), &token_file).await;
     // Vault Agent writes its next token; the first one dies within 3 s of its creation.
-    write_file(dir.path(), "vault-token", &token("1h").await);
+    let next = vault.token(json!({"ttl": "1h"})).await;
+    write_file(dir.path(), "vault-token", &next);
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Only a process reading Vault with the new token notices a change.
-    vault
-        .put_secret(secrets(&key, "a new admin password, rotated"))
-        .await;
-    testkit::wait_for("the change in Vault to be noticed", || async {
-        metric(management, "commercex_vault_secrets_changed").await == Some(1.0)
-    })
-    .await;
+    rotate_and_see_it_noticed(&vault, &key, management).await;
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
 }
 
