@@ -252,19 +252,30 @@ fn kafka(options: &Options, stored: &StoredSecrets) -> anyhow::Result<BusSetting
             })
             .collect::<anyhow::Result<Vec<_>>>()
     };
-    // Credentials from the secret store first, so the operator's own options win.
-    let stored_options: Vec<String> = stored
+    // Credentials from the secret store first, so the operator's own options win. A bad
+    // line is named by its number: it may hold a password.
+    let mut client_options = stored
         .get(Field::KafkaOptions)
         .map(|text| {
             text.expose_secret()
                 .lines()
                 .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .map(str::to_owned)
-                .collect()
+                .enumerate()
+                .filter(|(_, line)| !line.is_empty())
+                .map(|(number, line)| {
+                    line.split_once('=')
+                        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+                        .with_context(|| {
+                            format!(
+                                "kafka_options in Vault: line {} is not key=value",
+                                number + 1
+                            )
+                        })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
         })
+        .transpose()?
         .unwrap_or_default();
-    let mut client_options = pairs("kafka_options in Vault", &stored_options)?;
     client_options.extend(pairs("COMMERCEX_KAFKA_OPTIONS", &options.kafka_options)?);
     let producer_options = pairs(
         "COMMERCEX_KAFKA_PRODUCER_OPTIONS",
@@ -543,6 +554,46 @@ fn publish_private(path: &Path, contents: &str) -> anyhow::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn kafka_client_options(
+        options: &[&str],
+        stored: &StoredSecrets,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        let mut args = vec!["commercex", "--bus", "kafka", "--kafka-brokers", "k:9092"];
+        args.extend(options);
+        let cli = crate::config_file::parse_cli_from(args.into_iter().map(Into::into).collect())?;
+        match bus(&cli.options, stored)? {
+            BusSettings::Kafka(config) => Ok(config.client_options),
+            BusSettings::Db => unreachable!("--bus kafka"),
+        }
+    }
+
+    #[test]
+    fn kafka_credentials_from_vault_come_first_and_a_bad_line_is_named_not_shown() {
+        let stored = StoredSecrets::holding([(
+            Field::KafkaOptions,
+            "sasl.username=vault\n\n sasl.password = p=ss \n",
+        )]);
+        let options = kafka_client_options(&["--kafka-options", "sasl.username=operator"], &stored)
+            .expect("options");
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        assert_eq!(
+            options,
+            [
+                pair("sasl.username", "vault"),
+                pair("sasl.password", "p=ss"),
+                // librdkafka takes the last value: the operator's.
+                pair("sasl.username", "operator"),
+            ]
+        );
+        let broken = StoredSecrets::holding([(Field::KafkaOptions, "sasl.password=x\nhunter2")]);
+        let error = format!(
+            "{:#}",
+            kafka_client_options(&[], &broken).expect_err("bad line")
+        );
+        assert!(error.contains("line 2"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
 
     #[test]
     fn processes_starting_together_share_one_development_key() {

@@ -88,6 +88,18 @@ impl StoredSecrets {
         })
     }
 
+    /// Secrets as if the store held `values` (tests of what reads them).
+    #[cfg(test)]
+    pub(crate) fn holding(values: impl IntoIterator<Item = (Field, &'static str)>) -> Self {
+        Self {
+            values: values
+                .into_iter()
+                .map(|(field, value)| (field, SecretString::from(value.to_owned())))
+                .collect(),
+            session: None,
+        }
+    }
+
     pub fn get(&self, field: Field) -> Option<&SecretString> {
         self.values.get(&field)
     }
