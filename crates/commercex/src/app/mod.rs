@@ -187,22 +187,7 @@ impl Application {
         mut workers: Workers,
         service: &'static str,
     ) -> anyhow::Result<Self> {
-        if let Some(vault) = settings.vault.clone() {
-            workers.spawn(move |cancel| async move { vault.run(cancel).await });
-        }
-        let mut certificates: Vec<_> = settings
-            .tls
-            .iter()
-            .map(|tls| tls.certificate.clone())
-            .collect();
-        if let Some(identity) = &settings.internal_tls.identity
-            && !certificates.iter().any(|c| Arc::ptr_eq(c, identity))
-        {
-            certificates.push(identity.clone());
-        }
-        if !certificates.is_empty() {
-            workers.spawn(move |cancel| crate::tls::keep_reloading(certificates, cancel));
-        }
+        spawn_credential_upkeep(&settings, &mut workers);
         let metrics = telemetry::metrics::routes(telemetry::metrics::recorder(service));
         // With a listener of its own, metrics and the health endpoints are served there in
         // plain HTTP for Prometheus and the kubelet's probes, which have no client
@@ -288,6 +273,27 @@ impl Application {
             db.close().await;
         }
         Ok(())
+    }
+}
+
+/// Work that keeps the process's credentials current: its Vault token, and certificates
+/// renewed in place.
+fn spawn_credential_upkeep(settings: &Settings, workers: &mut Workers) {
+    if let Some(vault) = settings.vault.clone() {
+        workers.spawn(move |cancel| async move { vault.run(cancel).await });
+    }
+    let mut certificates: Vec<_> = settings
+        .tls
+        .iter()
+        .map(|tls| tls.certificate.clone())
+        .collect();
+    if let Some(identity) = &settings.internal_tls.identity
+        && !certificates.iter().any(|c| Arc::ptr_eq(c, identity))
+    {
+        certificates.push(identity.clone());
+    }
+    if !certificates.is_empty() {
+        workers.spawn(move |cancel| crate::tls::keep_reloading(certificates, cancel));
     }
 }
 
