@@ -134,10 +134,8 @@ async fn the_gateway_answers_503_for_a_service_that_is_down_and_504_for_one_that
             open.push(socket);
         }
     });
-    let refused = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let refusing = RefusingPort::reserve();
+    let refused = refusing.addr();
     let layout = Layout {
         gateway_env: vec![
             (

@@ -414,3 +414,22 @@ pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
     std::fs::write(&path, contents).expect("write file");
     path
 }
+
+/// A loopback port that refuses connections for as long as this lives: bound, so no other
+/// test's server can take it (a port freed and reused made a "down" service answer 404),
+/// but never listening, so every connection is refused.
+pub struct RefusingPort(tokio::net::TcpSocket);
+
+impl RefusingPort {
+    pub fn reserve() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind("127.0.0.1:0".parse().expect("loopback"))
+            .expect("bind");
+        Self(socket)
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.0.local_addr().expect("bound address")
+    }
+}
