@@ -24,7 +24,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Dead => "dead",
             Self::ReplayRequested => "replay_requested",
@@ -123,10 +123,16 @@ impl DeadLetters {
 
     /// Entries waiting for an operator or a replay, oldest first.
     pub async fn list_open(&self) -> Result<Vec<DeadLetter>, DlqError> {
+        self.oldest_open(i64::MAX).await
+    }
+
+    /// The `limit` oldest entries waiting for an operator or a replay.
+    pub async fn oldest_open(&self, limit: i64) -> Result<Vec<DeadLetter>, DlqError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM dead_letters WHERE status IN ('dead', 'replay_requested') ORDER BY created_at, id"
+            "SELECT {COLUMNS} FROM dead_letters WHERE status IN ('dead', 'replay_requested') ORDER BY created_at, id LIMIT $1"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
             .fetch_all(self.db.pool())
             .await?;
         rows.iter().map(read).collect()

@@ -5,6 +5,7 @@
 //! production does.
 
 mod bus;
+mod dead_letters;
 mod edge;
 mod jwks;
 mod sampler;

@@ -7,6 +7,7 @@ use catalog::CatalogService;
 use catalog::cache::{NoCache, ProductCache, RedisProductCache};
 use events::bus::EventBus;
 use events::consumer::Consumer;
+use events::dlq::DeadLetters;
 use events::service_db::ServiceDb;
 use inventory::InventoryService;
 use orders::OrdersService;
@@ -16,6 +17,7 @@ use platform::shared_redis::SharedRedis;
 use users::{UsersConfig, UsersService};
 use utoipa_axum::router::OpenApiRouter;
 
+use super::dead_letters::{self, Queues};
 use crate::cli::ServiceName;
 use crate::settings::Settings;
 
@@ -92,15 +94,43 @@ impl Services {
 
     /// Each open service's database with the outbox its relay drains.
     pub fn stores(&self) -> Vec<&ServiceDb> {
+        self.named_stores()
+            .into_iter()
+            .map(|(_, store)| store)
+            .collect()
+    }
+
+    fn named_stores(&self) -> Vec<(&'static str, &ServiceDb)> {
         let mut stores = Vec::new();
-        stores.extend(self.users.as_ref().map(UsersService::store));
-        stores.extend(self.catalog.as_ref().map(CatalogService::store));
-        stores.extend(self.inventory.as_ref().map(InventoryService::store));
-        stores.extend(self.orders.as_ref().map(OrdersService::store));
-        stores.extend(self.payments.as_ref().map(PaymentsService::store));
+        stores.extend(
+            self.users
+                .as_ref()
+                .map(|s| (users::service::SCHEMA, s.store())),
+        );
+        stores.extend(
+            self.catalog
+                .as_ref()
+                .map(|s| (catalog::service::SCHEMA, s.store())),
+        );
+        stores.extend(
+            self.inventory
+                .as_ref()
+                .map(|s| (inventory::service::SCHEMA, s.store())),
+        );
+        stores.extend(
+            self.orders
+                .as_ref()
+                .map(|s| (orders::service::SCHEMA, s.store())),
+        );
+        stores.extend(
+            self.payments
+                .as_ref()
+                .map(|s| (payments::service::SCHEMA, s.store())),
+        );
         stores
     }
 
+    /// Each open service's API, and the admin API over their dead-letter queues.
     pub fn routers(&self) -> Vec<OpenApiRouter> {
         let mut routers = Vec::new();
         routers.extend(self.users.as_ref().map(UsersService::router));
@@ -108,6 +138,11 @@ impl Services {
         routers.extend(self.inventory.as_ref().map(InventoryService::router));
         routers.extend(self.orders.as_ref().map(OrdersService::router));
         routers.extend(self.payments.as_ref().map(PaymentsService::router));
+        let queues = self
+            .named_stores()
+            .into_iter()
+            .map(|(name, store)| (name, DeadLetters::new(store.db.clone())));
+        routers.push(dead_letters::router(Queues::new(queues)));
         routers
     }
 

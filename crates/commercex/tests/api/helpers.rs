@@ -259,6 +259,47 @@ impl TestApp {
         }
     }
 
+    /// Publishes `envelope` on `topic` of the app's bus, as a faulty or hostile producer
+    /// would.
+    pub async fn inject(&self, topic: &str, envelope: events::Envelope) {
+        use events::bus::{EventBus, Outgoing};
+        let outgoing = [Outgoing {
+            topic: topic.to_owned(),
+            envelope,
+        }];
+        match &self.deployment {
+            Some(deployment) => kafka_bus(deployment).publish(&outgoing).await,
+            None => {
+                let db = self.database("bus").await;
+                let published = events::bus::dblog::DbLogBus::new(db.clone())
+                    .publish(&outgoing)
+                    .await;
+                db.close().await;
+                published
+            }
+        }
+        .expect("publish");
+    }
+
+    /// The app's metrics in the Prometheus text format, from `base` (its own address in the
+    /// embedded runtime, a management address otherwise).
+    pub async fn metrics_of(&self, base: &str) -> String {
+        let response = self
+            .client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        response.text().await.unwrap()
+    }
+
     pub fn signing_key_path(&self) -> PathBuf {
         self.data_dir.join("dev-signing-key.pem")
     }
@@ -291,11 +332,10 @@ impl Drop for TestApp {
     }
 }
 
-/// Reads every event topic from the start with a throwaway consumer group.
-async fn published_on_kafka(deployment: &Deployment, key: &str) -> Vec<Value> {
-    use events::bus::EventBus;
+/// A client of the deployment's Kafka, with its topic prefix.
+fn kafka_bus(deployment: &Deployment) -> events::bus::kafka::KafkaBus {
     use events::bus::kafka::{KafkaBus, KafkaConfig, TopicSettings};
-    let bus = KafkaBus::connect(KafkaConfig {
+    KafkaBus::connect(KafkaConfig {
         brokers: deployment.kafka_brokers.clone(),
         topic_prefix: deployment.kafka_prefix.clone(),
         client_options: Vec::new(),
@@ -307,7 +347,13 @@ async fn published_on_kafka(deployment: &Deployment, key: &str) -> Vec<Value> {
             min_insync_replicas: 1,
         },
     })
-    .expect("kafka client");
+    .expect("kafka client")
+}
+
+/// Reads every event topic from the start with a throwaway consumer group.
+async fn published_on_kafka(deployment: &Deployment, key: &str) -> Vec<Value> {
+    use events::bus::EventBus;
+    let bus = kafka_bus(deployment);
     let topics: Vec<String> = events::contract::TOPICS
         .iter()
         .map(|t| (*t).to_owned())
@@ -432,4 +478,17 @@ impl RefusingPort {
     pub fn addr(&self) -> std::net::SocketAddr {
         self.0.local_addr().expect("bound address")
     }
+}
+
+/// The value of the first series of `name` whose labels include every one of `labels`.
+pub fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|line| labels.iter().all(|label| line.contains(label)))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
 }

@@ -7,6 +7,7 @@ mod auth;
 mod catalog;
 mod checkout;
 mod cli;
+mod dead_letters;
 mod deployment;
 mod distributed;
 mod helpers;

@@ -299,36 +299,6 @@ async fn promtool_accepts(text: &str) {
     );
 }
 
-async fn metrics_of(app: &TestApp, base: &str) -> String {
-    let response = app
-        .client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
-    );
-    response.text().await.unwrap()
-}
-
-/// The value of the first series of `name` whose labels include every one of `labels`.
-fn sample(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter(|line| {
-            line.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .find(|line| labels.iter().all(|label| line.contains(label)))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_process_serves_metrics_that_promtool_accepts() {
     let Some(storage) = TestStorage::distributed().await else {
@@ -369,7 +339,7 @@ async fn every_process_serves_metrics_that_promtool_accepts() {
     let deployment = app.deployment.as_ref().unwrap();
     let mut texts = HashMap::new();
     for process in &deployment.processes {
-        let text = metrics_of(&app, &process.url()).await;
+        let text = app.metrics_of(&process.url()).await;
         promtool_accepts(&text).await;
         let service = process.name.split('-').next().unwrap().to_owned();
         assert!(
@@ -404,12 +374,12 @@ async fn every_process_serves_metrics_that_promtool_accepts() {
         "pending orders to be sampled as 0",
         Duration::from_secs(30),
         || async {
-            let text = metrics_of(&app, &deployment.named("orders")[0].url()).await;
+            let text = app.metrics_of(&deployment.named("orders")[0].url()).await;
             sample(&text, "commercex_orders_pending", &[]) == Some(0.0)
         },
     )
     .await;
-    let orders = metrics_of(&app, &deployment.named("orders")[0].url()).await;
+    let orders = app.metrics_of(&deployment.named("orders")[0].url()).await;
     assert_eq!(
         sample(&orders, "commercex_orders_placed_total", &[]),
         Some(2.0),
@@ -494,7 +464,9 @@ async fn every_process_serves_metrics_that_promtool_accepts() {
         "consumer lag to be reported",
         Duration::from_secs(30),
         || async {
-            let text = metrics_of(&app, &deployment.named("inventory")[0].url()).await;
+            let text = app
+                .metrics_of(&deployment.named("inventory")[0].url())
+                .await;
             sample(
                 &text,
                 "commercex_consumer_lag",
@@ -511,7 +483,7 @@ app_tests! {
     async fn the_embedded_runtime_serves_its_metrics_on_its_own_port(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         app.get("/healthz", None).await;
-        let text = metrics_of(&app, &app.url("")).await;
+        let text = app.metrics_of(&app.url("")).await;
         promtool_accepts(&text).await;
         assert!(text.contains("# TYPE http_server_request_duration_seconds histogram"), "{text}");
         assert!(text.contains("http_route=\"/healthz\""), "{text}");

@@ -44,7 +44,7 @@ impl fmt::Display for Service {
 }
 
 /// Path prefixes, each with the service that owns everything below it.
-const OWNERS: [(&str, Service); 7] = [
+const OWNERS: [(&str, Service); 12] = [
     ("/api/v1/auth", Service::Users),
     ("/api/v1/users", Service::Users),
     ("/.well-known/jwks.json", Service::Users),
@@ -52,6 +52,12 @@ const OWNERS: [(&str, Service); 7] = [
     ("/api/v1/inventory", Service::Inventory),
     ("/api/v1/orders", Service::Orders),
     ("/api/v1/payments", Service::Payments),
+    // Each service keeps the dead letters of its consumers.
+    ("/api/v1/admin/dlq/users", Service::Users),
+    ("/api/v1/admin/dlq/catalog", Service::Catalog),
+    ("/api/v1/admin/dlq/inventory", Service::Inventory),
+    ("/api/v1/admin/dlq/orders", Service::Orders),
+    ("/api/v1/admin/dlq/payments", Service::Payments),
 ];
 
 /// The prefixes services own, for the proxy's routes.
@@ -78,6 +84,11 @@ mod tests {
         assert_eq!(owner("/api/v1/ordersx"), None);
         assert_eq!(owner("/api/v1/auth/login"), Some(Service::Users));
         assert_eq!(owner("/.well-known/jwks.json"), Some(Service::Users));
+        assert_eq!(
+            owner("/api/v1/admin/dlq/payments/1/replay"),
+            Some(Service::Payments)
+        );
+        assert_eq!(owner("/api/v1/admin/dlq"), None);
         assert_eq!(owner("/api/v2/orders"), None);
         assert_eq!(owner("/"), None);
     }
