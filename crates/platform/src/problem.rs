@@ -142,11 +142,48 @@ impl ApiError {
     }
 }
 
+/// Whether `error` comes from a backing service that could not be reached (a connection
+/// dropped by a restarting database, a pool with no connection to give): the request may
+/// succeed if tried again, so it is a 503, not a 500.
+fn unreachable_backend(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some()
+            || matches!(
+                cause.downcast_ref::<sqlx::Error>(),
+                Some(
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::Tls(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                )
+            )
+    })
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Self::Internal(error) = &self {
-            tracing::error!(error = format!("{error:#}"), "request failed");
-        }
+        let this = match self {
+            Self::Internal(error) if unreachable_backend(&error) => {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "request failed: a backing service is unreachable"
+                );
+                Self::Unavailable(
+                    "a service this request needs did not answer; try again shortly".into(),
+                )
+            }
+            Self::Internal(error) => {
+                tracing::error!(error = format!("{error:#}"), "request failed");
+                Self::Internal(error)
+            }
+            other => other,
+        };
+        this.respond()
+    }
+}
+
+impl ApiError {
+    fn respond(self) -> Response {
         let problem = self.to_problem();
         let mut response = (self.status(), problem_body(&problem)).into_response();
         let headers = response.headers_mut();
@@ -155,6 +192,9 @@ impl IntoResponse for ApiError {
             // Round up: a client that waits the advertised time must not be refused again.
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let Self::Unavailable(_) = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(1));
         }
         response
     }
@@ -167,6 +207,27 @@ fn problem_body(problem: &Problem) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_a_503_to_retry_and_a_bug_a_500() {
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let dropped = ApiError::Internal(
+            anyhow::Error::new(sqlx::Error::Io(reset)).context("saving the order"),
+        );
+        let response = dropped.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let exhausted = ApiError::Internal(anyhow::Error::new(sqlx::Error::PoolTimedOut));
+        assert_eq!(
+            exhausted.into_response().status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let bug = ApiError::Internal(anyhow::Error::new(sqlx::Error::RowNotFound));
+        assert_eq!(
+            bug.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 
     #[test]
     fn internal_errors_hide_their_cause() {
