@@ -1,7 +1,8 @@
 //! A consumer-group member. Offsets are committed by hand, one event at a time, after the
 //! handler's transaction: a crash between the two redelivers the event, and the inbox drops it.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rdkafka::ClientContext;
@@ -16,11 +17,29 @@ use crate::bus::{BusError, Delivery, Subscription};
 /// After the first record, how long to wait for more before handing back a batch.
 const BATCH_LINGER: Duration = Duration::from_millis(2);
 
+/// How often a member looks for partitions of its topics that the group has stopped
+/// consuming (see `KafkaSubscription::poll`).
+const STALL_CHECK_EVERY: Duration = Duration::from_secs(15);
+/// Records waiting this long behind a committed offset that does not move mean the group
+/// has stopped consuming that partition. Longer than a handler's transient retries take.
+const STALLED_AFTER: Duration = Duration::from_secs(60);
+/// How long the stall check waits for the broker's answers.
+const STALL_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 pub struct KafkaSubscription {
     consumer: StreamConsumer<LagReporter>,
     config: KafkaConfig,
     group: String,
     bus_dlq: DlqSink,
+    topics: Vec<String>,
+    stalls: StallWatch,
+}
+
+/// Per partition of the member's topics: the group's committed offset when records were
+/// last seen waiting behind it, and since when.
+struct StallWatch {
+    checked: Instant,
+    waiting_since: HashMap<(String, i32), (i64, Instant)>,
 }
 
 /// Turns librdkafka's periodic statistics into `commercex_consumer_lag{consumer_group, topic,
@@ -101,6 +120,11 @@ impl KafkaSubscription {
             consumer,
             config,
             group: group.to_owned(),
+            topics: names.iter().map(|name| (*name).to_owned()).collect(),
+            stalls: StallWatch {
+                checked: Instant::now(),
+                waiting_since: HashMap::new(),
+            },
         })
     }
 
@@ -123,6 +147,66 @@ impl KafkaSubscription {
                 Ok(None)
             }
         }
+    }
+
+    /// The partitions of this member's topics (whichever member owns them) where records
+    /// have waited behind the same committed offset for `STALLED_AFTER`. A broker that does
+    /// not answer shows no stall: joining again would not help.
+    fn stalled_partitions(&mut self) -> Vec<String> {
+        let mut partitions = TopicPartitionList::new();
+        for topic in &self.topics {
+            let Ok(metadata) = self
+                .consumer
+                .fetch_metadata(Some(topic), STALL_CHECK_TIMEOUT)
+            else {
+                return Vec::new();
+            };
+            for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                partitions.add_partition(topic, partition.id());
+            }
+        }
+        let Ok(committed) = self
+            .consumer
+            .committed_offsets(partitions, STALL_CHECK_TIMEOUT)
+        else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut stalled = Vec::new();
+        for entry in committed.elements() {
+            let Ok((low, high)) = self.consumer.fetch_watermarks(
+                entry.topic(),
+                entry.partition(),
+                STALL_CHECK_TIMEOUT,
+            ) else {
+                return Vec::new();
+            };
+            let offset = match entry.offset() {
+                Offset::Offset(offset) => offset,
+                _ => low,
+            };
+            let key = (entry.topic().to_owned(), entry.partition());
+            if high <= offset {
+                self.stalls.waiting_since.remove(&key);
+                continue;
+            }
+            let since = self
+                .stalls
+                .waiting_since
+                .entry(key)
+                .or_insert((offset, now));
+            if since.0 != offset {
+                *since = (offset, now);
+            } else if now.duration_since(since.1) >= STALLED_AFTER {
+                stalled.push(format!(
+                    "{}/{}@{offset} ({} waiting)",
+                    entry.topic(),
+                    entry.partition(),
+                    high - offset
+                ));
+            }
+        }
+        stalled
     }
 
     fn commit_position(&self, topic: &str, partition: i32, offset: i64) -> Result<(), BusError> {
@@ -192,7 +276,31 @@ fn record_of(message: &BorrowedMessage<'_>) -> Record {
 
 #[async_trait]
 impl Subscription for KafkaSubscription {
+    /// An error when the group has stopped consuming a partition of this member's topics,
+    /// which makes the consumer runner join again with a fresh member (a rebalance for the
+    /// whole group, each member starting from the committed offsets). Seen against tansu
+    /// after the broker stopped answering for longer than the session timeout: once the
+    /// group was joined again, some partitions were consumed by no member for minutes,
+    /// while a new member read them at once.
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError> {
+        if self.stalls.checked.elapsed() >= STALL_CHECK_EVERY {
+            self.stalls.checked = Instant::now();
+            // The check makes blocking calls to the broker; keep other tasks running.
+            let stalled = match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(|| self.stalled_partitions())
+                }
+                _ => self.stalled_partitions(),
+            };
+            if !stalled.is_empty() {
+                self.stalls.waiting_since.clear();
+                return Err(BusError::Unavailable(format!(
+                    "the group has not consumed {} for {}s; joining again",
+                    stalled.join(", "),
+                    STALLED_AFTER.as_secs()
+                )));
+            }
+        }
         let mut deliveries = Vec::new();
         let mut linger = wait;
         while deliveries.len() < max {
