@@ -11,7 +11,7 @@ fn address() -> Value {
     json!({"name": "Ada Lovelace", "line1": "12 Analytical Way", "city": "London", "postal_code": "N1 9GU", "country": "GB"})
 }
 
-fn order_body(lines: &[(&str, i64)], token: &str) -> Value {
+pub fn order_body(lines: &[(&str, i64)], token: &str) -> Value {
     let items: Vec<Value> = lines
         .iter()
         .map(|(id, q)| json!({"product_id": id, "quantity": q}))

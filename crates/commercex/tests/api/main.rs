@@ -5,6 +5,7 @@
 
 mod auth;
 mod catalog;
+mod chaos;
 mod checkout;
 mod cli;
 mod dead_letters;

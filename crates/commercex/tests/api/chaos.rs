@@ -1,0 +1,631 @@
+//! The fault run behind `scripts/chaos`: the distributed runtime under continuous checkout
+//! load while each service is killed with SIGKILL and restarted, the Kafka broker stops
+//! answering, PostgreSQL restarts and Redis goes away; then, once the load stops and the
+//! system drains, the invariants that must hold whatever happened, read from the services'
+//! databases. It prints a summary and `violations: N`.
+//!
+//! It needs servers of its own to break, so the normal suite skips it: scripts/chaos starts
+//! throwaway PostgreSQL, Redis and tansu and says, in `CHAOS_*` variables, how to fault them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use testkit::TestStorage;
+use tokio::task::JoinSet;
+
+use crate::checkout::order_body;
+use crate::deployment::Layout;
+use crate::helpers::*;
+
+const PAYMENT_TOKENS: [&str; 5] = [
+    "tok_visa",
+    "tok_visa",
+    "tok_visa",
+    "tok_processingError",
+    "tok_chargeDeclined",
+];
+
+struct Params {
+    duration: Duration,
+    customers: usize,
+    products: usize,
+    stock: i64,
+    kafka_pause: Duration,
+    redis_down: Duration,
+    poison: usize,
+    drain: Duration,
+}
+
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={value} is not valid")),
+        Err(_) => default,
+    }
+}
+
+fn seconds(name: &str, default: u64) -> Duration {
+    Duration::from_secs(setting(name, default))
+}
+
+impl Params {
+    fn from_env() -> Self {
+        Self {
+            duration: seconds("CHAOS_DURATION_SECS", 90),
+            customers: setting("CHAOS_CUSTOMERS", 8),
+            products: setting("CHAOS_PRODUCTS", 4),
+            stock: setting("CHAOS_STOCK", 400),
+            kafka_pause: seconds("CHAOS_KAFKA_PAUSE_SECS", 30),
+            redis_down: seconds("CHAOS_REDIS_DOWN_SECS", 10),
+            poison: setting("CHAOS_POISON", 2),
+            drain: seconds("CHAOS_DRAIN_SECS", 240),
+        }
+    }
+}
+
+/// A shell command from scripts/chaos that breaks or mends one of the servers.
+fn run_control(variable: &str) -> Result<(), String> {
+    let command = std::env::var(variable).map_err(|_| format!("{variable} is not set"))?;
+    let status = std::process::Command::new("sh")
+        .args(["-c", &command])
+        .status()
+        .map_err(|e| format!("{variable}: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("{variable} exited with {status}"))
+}
+
+enum Fault {
+    Kill(String),
+    KafkaDown,
+    PostgresRestart,
+    RedisDown,
+}
+
+impl Fault {
+    fn kind(&self) -> &'static str {
+        match self {
+            Fault::Kill(_) => "kill",
+            Fault::KafkaDown => "kafka",
+            Fault::PostgresRestart => "postgres",
+            Fault::RedisDown => "redis",
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Fault::Kill(process) => format!("SIGKILL {process}, restart"),
+            Fault::KafkaDown => "Kafka broker stopped".into(),
+            Fault::PostgresRestart => "PostgreSQL restarted".into(),
+            Fault::RedisDown => "Redis stopped".into(),
+        }
+    }
+}
+
+struct Injected {
+    fault: String,
+    at: Duration,
+    took: Duration,
+    outcome: Result<(), String>,
+}
+
+/// What one customer saw.
+#[derive(Default)]
+struct Tally {
+    accepted: Vec<String>,
+    refused: BTreeMap<u16, usize>,
+    retried: usize,
+    unanswered: usize,
+    /// Accepted orders the customer stopped waiting for (still pending after `SETTLE_WAIT`).
+    unsettled: usize,
+}
+
+/// How long a customer keeps trying to place one order, and then waits for it to settle.
+const PLACE_WAIT: Duration = Duration::from_secs(120);
+const SETTLE_WAIT: Duration = Duration::from_secs(120);
+
+/// A customer checking out one order after another until `stop`: each order is retried with
+/// its idempotency key through faults until it is accepted (202) or refused (a 4xx other
+/// than 408/429), then followed until it leaves `pending`, as a shop's front end would. An
+/// order whose every try failed may still have been taken: the invariants look at every
+/// order stored, not only at the accepted ones.
+async fn customer(
+    base: String,
+    token: String,
+    products: Arc<Vec<String>>,
+    n: usize,
+    stop: Arc<AtomicBool>,
+) -> Tally {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap();
+    let mut tally = Tally::default();
+    let mut i = 0;
+    while !stop.load(Ordering::Relaxed) {
+        i += 1;
+        let product = &products[(n + i) % products.len()];
+        let quantity = 1 + (i % 3) as i64;
+        let body = order_body(
+            &[(product, quantity)],
+            PAYMENT_TOKENS[(n + i) % PAYMENT_TOKENS.len()],
+        );
+        let key = format!("chaos-{n}-{i}");
+        let give_up = Instant::now() + PLACE_WAIT;
+        let accepted = loop {
+            let answer = client
+                .post(format!("{base}/api/v1/orders"))
+                .bearer_auth(&token)
+                .header("idempotency-key", &key)
+                .json(&body)
+                .send()
+                .await;
+            match answer {
+                Ok(response) if response.status() == 202 => {
+                    let order: Value = response.json().await.unwrap();
+                    break order["id"].as_str().map(str::to_owned);
+                }
+                Ok(response)
+                    if response.status().is_client_error()
+                        && ![408, 429].contains(&response.status().as_u16()) =>
+                {
+                    *tally.refused.entry(response.status().as_u16()).or_default() += 1;
+                    break None;
+                }
+                _ if Instant::now() > give_up => {
+                    tally.unanswered += 1;
+                    break None;
+                }
+                _ => {
+                    tally.retried += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        };
+        let Some(id) = accepted else { continue };
+        let give_up = Instant::now() + SETTLE_WAIT;
+        loop {
+            let order = client
+                .get(format!("{base}/api/v1/orders/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await;
+            let status = match order {
+                Ok(response) if response.status() == 200 => response
+                    .json::<Value>()
+                    .await
+                    .ok()
+                    .map(|o| o["status"].clone()),
+                _ => None,
+            };
+            if status.as_ref().is_some_and(|s| s != "pending") {
+                break;
+            }
+            if Instant::now() > give_up {
+                tally.unsettled += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tally.accepted.push(id);
+    }
+    tally
+}
+
+async fn inject(app: &mut TestApp, fault: &Fault, params: &Params) -> Result<(), String> {
+    match fault {
+        Fault::Kill(process) => {
+            app.deployment
+                .as_mut()
+                .unwrap()
+                .kill_and_restart(process)
+                .await;
+            Ok(())
+        }
+        Fault::KafkaDown => {
+            run_control("CHAOS_KAFKA_STOP")?;
+            tokio::time::sleep(params.kafka_pause).await;
+            run_control("CHAOS_KAFKA_START")
+        }
+        Fault::PostgresRestart => run_control("CHAOS_POSTGRES_RESTART"),
+        Fault::RedisDown => {
+            run_control("CHAOS_REDIS_STOP")?;
+            tokio::time::sleep(params.redis_down).await;
+            run_control("CHAOS_REDIS_START")
+        }
+    }
+}
+
+/// One invariant: what was checked and every way it was broken.
+struct Check {
+    name: &'static str,
+    checked: usize,
+    violations: Vec<String>,
+}
+
+impl Check {
+    fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            checked: 0,
+            violations: Vec::new(),
+        }
+    }
+
+    fn expect(&mut self, holds: bool, violation: impl FnOnce() -> String) {
+        self.checked += 1;
+        if !holds {
+            self.violations.push(violation());
+        }
+    }
+}
+
+async fn rows<T>(app: &TestApp, schema: &str, sql: &'static str) -> Vec<T>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow> + Send + Unpin,
+{
+    let db = app.database(schema).await;
+    let found = sqlx::query_as(sql).fetch_all(db.pool()).await.unwrap();
+    db.close().await;
+    found
+}
+
+async fn pending_orders(app: &TestApp) -> i64 {
+    let db = app.database("orders").await;
+    let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'pending'")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    pending
+}
+
+async fn outbox_backlogs(app: &TestApp) -> BTreeMap<&'static str, i64> {
+    let mut backlogs = BTreeMap::new();
+    for schema in SERVICE_SCHEMAS {
+        let db = app.database(schema).await;
+        backlogs.insert(schema, events::relay::backlog(&db).await.unwrap());
+        db.close().await;
+    }
+    backlogs
+}
+
+/// Nothing left to do: no order waiting, no event unpublished, no stock held for an order.
+async fn drained(app: &TestApp) -> bool {
+    let db = app.database("inventory").await;
+    let held: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stock WHERE reserved > 0")
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    held == 0
+        && pending_orders(app).await == 0
+        && outbox_backlogs(app).await.values().all(|b| *b == 0)
+}
+
+async fn invariants(
+    app: &TestApp,
+    accepted: &[String],
+    initial: &HashMap<String, i64>,
+    poison: &[String],
+) -> Vec<Check> {
+    let orders: HashMap<String, String> =
+        rows::<(String, String)>(app, "orders", "SELECT id, status FROM orders")
+            .await
+            .into_iter()
+            .collect();
+    let mut timelines: HashMap<String, Vec<String>> = HashMap::new();
+    for (order, step) in rows::<(String, String)>(
+        app,
+        "orders",
+        "SELECT order_id, step FROM order_timeline ORDER BY id",
+    )
+    .await
+    {
+        timelines.entry(order).or_default().push(step);
+    }
+    let mut final_state = Check::new("every accepted order is in a final state");
+    for id in accepted {
+        let status = orders.get(id).map(String::as_str);
+        final_state.expect(matches!(status, Some("confirmed" | "cancelled")), || {
+            format!("order {id} is {status:?}, steps {:?}", timelines.get(id))
+        });
+    }
+    for (id, status) in &orders {
+        final_state.expect(status != "pending", || {
+            format!(
+                "stored order {id} is still pending, steps {:?}",
+                timelines.get(id)
+            )
+        });
+    }
+
+    let payments: HashMap<String, String> =
+        rows::<(String, String)>(app, "payments", "SELECT order_id, status FROM payments")
+            .await
+            .into_iter()
+            .collect();
+    let charges: HashMap<String, i64> = rows::<(String, i64)>(
+        app,
+        "payments",
+        "SELECT p.order_id, COUNT(*) FROM payment_attempts a JOIN payments p ON p.id = a.payment_id \
+         WHERE a.operation = 'charge' AND a.outcome = 'captured' GROUP BY p.order_id",
+    )
+    .await
+    .into_iter()
+    .collect();
+    let refunds: HashMap<String, i64> = rows::<(String, i64)>(
+        app,
+        "payments",
+        "SELECT p.order_id, COUNT(*) FROM payment_attempts a JOIN payments p ON p.id = a.payment_id \
+         WHERE a.operation = 'refund' AND a.outcome = 'refunded' GROUP BY p.order_id",
+    )
+    .await
+    .into_iter()
+    .collect();
+    let mut money = Check::new("one capture per confirmed order, none kept for cancelled ones");
+    for (id, status) in &orders {
+        let payment = payments.get(id).map(String::as_str);
+        let captured = charges.get(id).copied().unwrap_or(0);
+        let refunded = refunds.get(id).copied().unwrap_or(0);
+        match status.as_str() {
+            "confirmed" => money.expect(payment == Some("captured") && captured == 1 && refunded == 0, || {
+                format!("confirmed order {id}: payment {payment:?}, {captured} capture(s), {refunded} refund(s)")
+            }),
+            _ => money.expect(payment != Some("captured") && captured == refunded && refunded <= 1, || {
+                format!("{status} order {id}: payment {payment:?}, {captured} capture(s), {refunded} refund(s)")
+            }),
+        }
+    }
+
+    let sold: HashMap<String, i64> = rows::<(String, i64)>(
+        app,
+        "orders",
+        "SELECT l.product_id, CAST(SUM(l.quantity) AS BIGINT) FROM order_lines l JOIN orders o ON o.id = l.order_id \
+         WHERE o.status = 'confirmed' GROUP BY l.product_id",
+    )
+    .await
+    .into_iter()
+    .collect();
+    let stock: HashMap<String, (i64, i64)> = rows::<(String, i64, i64)>(
+        app,
+        "inventory",
+        "SELECT product_id, on_hand, reserved FROM stock",
+    )
+    .await
+    .into_iter()
+    .map(|(id, on_hand, reserved)| (id, (on_hand, reserved)))
+    .collect();
+    let mut shelves = Check::new("on_hand = initial - confirmed, reserved = 0");
+    for (product, units) in initial {
+        let (on_hand, reserved) = stock.get(product).copied().unwrap_or((-1, -1));
+        let expected = units - sold.get(product).copied().unwrap_or(0);
+        shelves.expect(on_hand == expected && reserved == 0, || {
+            format!(
+                "product {product}: on_hand {on_hand} (expected {expected}), reserved {reserved}"
+            )
+        });
+    }
+
+    let mut outboxes = Check::new("every outbox drained");
+    for (schema, backlog) in outbox_backlogs(app).await {
+        outboxes.expect(backlog == 0, || {
+            format!("{backlog} event(s) left in the {schema} outbox")
+        });
+    }
+
+    let mut dead = Check::new("dead letters: the injected poison, nothing else");
+    let mut poisoned = 0;
+    for schema in SERVICE_SCHEMAS {
+        let letters: Vec<(String, String)> = rows(
+            app,
+            schema,
+            "SELECT event_id, error FROM dead_letters WHERE status = 'dead'",
+        )
+        .await;
+        for (event_id, error) in letters {
+            let expected = poison.contains(&event_id);
+            poisoned += usize::from(expected);
+            dead.expect(expected, || {
+                format!("{schema} dead-lettered {event_id}: {error}")
+            });
+        }
+    }
+    // Payments and inventory both consume order.placed, so each poison event dies twice.
+    dead.expect(poisoned == 2 * poison.len(), || {
+        format!(
+            "{poisoned} poison dead letter(s), expected {}",
+            2 * poison.len()
+        )
+    });
+
+    vec![final_state, money, shelves, outboxes, dead]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "minutes of fault injection on servers of its own: scripts/chaos runs it"]
+async fn chaos() {
+    let params = Params::from_env();
+    let storage = TestStorage::distributed()
+        .await
+        .expect("scripts/chaos provides PostgreSQL, Redis and Kafka");
+    let layout = Layout {
+        env: std::env::var("CHAOS_KAFKA_OPTIONS")
+            .map(|options| vec![("COMMERCEX_KAFKA_OPTIONS".to_owned(), options)])
+            .unwrap_or_default(),
+        ..Layout::default()
+    };
+    let mut app = spawn_app_layout(&storage, &[], &layout).await;
+    let admin = app.admin_token().await;
+    let mut initial = HashMap::new();
+    for n in 0..params.products {
+        let id = app
+            .orderable_product(&admin, &format!("CHAOS-{n}"), params.stock)
+            .await;
+        initial.insert(id, params.stock);
+    }
+    let products = Arc::new(initial.keys().cloned().collect::<Vec<_>>());
+    let mut poison = Vec::new();
+    for _ in 0..params.poison {
+        let envelope = events::Envelope::new(
+            "commercex/chaos",
+            "commercex.order.placed.v1",
+            uuid::Uuid::now_v7().to_string(),
+            &json!({"poisoned": true}),
+        );
+        poison.push(envelope.id.to_string());
+        app.inject("commercex.orders", envelope).await;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut load = JoinSet::new();
+    for n in 0..params.customers {
+        let (token, _) = app.signed_up(&format!("chaos-{n}@example.com")).await;
+        load.spawn(customer(
+            app.url(""),
+            token,
+            products.clone(),
+            n,
+            stop.clone(),
+        ));
+    }
+
+    let started = Instant::now();
+    let mut faults: Vec<Fault> = app
+        .deployment
+        .as_ref()
+        .unwrap()
+        .processes
+        .iter()
+        .map(|p| Fault::Kill(p.name.clone()))
+        .collect();
+    faults.extend([Fault::KafkaDown, Fault::PostgresRestart, Fault::RedisDown]);
+    // CHAOS_FAULTS=kill,kafka,postgres,redis (the default: all of them) picks the kinds.
+    let kinds =
+        std::env::var("CHAOS_FAULTS").unwrap_or_else(|_| "kill,kafka,postgres,redis".into());
+    faults.retain(|fault| kinds.split(',').any(|kind| kind.trim() == fault.kind()));
+    let gap = params.duration / (faults.len() as u32 + 1);
+    let mut injected = Vec::new();
+    for (k, fault) in faults.iter().enumerate() {
+        let due = started + gap * (k as u32 + 1);
+        tokio::time::sleep_until(due.into()).await;
+        let at = started.elapsed();
+        let outcome = inject(&mut app, fault, &params).await;
+        injected.push(Injected {
+            fault: fault.name(),
+            at,
+            took: started.elapsed() - at,
+            outcome,
+        });
+    }
+    tokio::time::sleep_until((started + params.duration).into()).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut tally = Tally::default();
+    while let Some(customer) = load.join_next().await {
+        let seen = customer.unwrap();
+        tally.accepted.extend(seen.accepted);
+        tally.retried += seen.retried;
+        tally.unanswered += seen.unanswered;
+        tally.unsettled += seen.unsettled;
+        for (status, count) in seen.refused {
+            *tally.refused.entry(status).or_default() += count;
+        }
+    }
+    let load_ended = started.elapsed();
+
+    let drain_started = Instant::now();
+    while !drained(&app).await && drain_started.elapsed() < params.drain {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let drain_took = drain_started.elapsed();
+    let mut checks = invariants(&app, &tally.accepted, &initial, &poison).await;
+    let mut survivors = Check::new("every process still running (but for the kills)");
+    for process in &mut app.deployment.as_mut().unwrap().processes {
+        let exited = process.child.try_wait().unwrap();
+        survivors.expect(exited.is_none(), || {
+            format!("{} exited by itself: {exited:?}", process.name)
+        });
+    }
+    checks.push(survivors);
+    let mut faults_check = Check::new("every fault injected");
+    for fault in &injected {
+        faults_check.expect(fault.outcome.is_ok(), || {
+            format!("{}: {:?}", fault.fault, fault.outcome)
+        });
+    }
+    checks.push(faults_check);
+
+    if let Ok(dir) = std::env::var("CHAOS_LOG_DIR") {
+        for process in &app.deployment.as_ref().unwrap().processes {
+            let copy = std::path::Path::new(&dir).join(format!("{}.log", process.name));
+            std::fs::copy(&process.log, copy).unwrap();
+        }
+    }
+    let statuses: Vec<(String,)> = rows(&app, "orders", "SELECT status FROM orders").await;
+    let count = |status: &str| statuses.iter().filter(|(s,)| s == status).count();
+    println!("\n== chaos summary ==");
+    println!(
+        "load: {} customers for {:.0?} (faults while it ran), drained in {:.1?}",
+        params.customers, load_ended, drain_took
+    );
+    println!(
+        "{:<44} {:>8}",
+        "orders accepted (202)",
+        tally.accepted.len()
+    );
+    println!("{:<44} {:>8}", "orders stored", statuses.len());
+    println!("{:<44} {:>8}", "  confirmed", count("confirmed"));
+    println!("{:<44} {:>8}", "  cancelled", count("cancelled"));
+    println!("{:<44} {:>8}", "  pending", count("pending"));
+    println!(
+        "{:<44} {:>8}",
+        "requests retried through faults", tally.retried
+    );
+    println!(
+        "{:<44} {:>8}",
+        "orders never answered (gave up after 120 s)", tally.unanswered
+    );
+    println!(
+        "{:<44} {:>8?}",
+        "orders refused (4xx, by status)", tally.refused
+    );
+    println!("{:<44} {:>8}", "poison events injected", poison.len());
+    println!("\n{:<36} {:>8} {:>8}  outcome", "fault", "at", "took");
+    for fault in &injected {
+        let outcome = match &fault.outcome {
+            Ok(()) => "done".to_owned(),
+            Err(e) => format!("FAILED: {e}"),
+        };
+        println!(
+            "{:<36} {:>7.1?} {:>7.1?}  {outcome}",
+            fault.fault, fault.at, fault.took
+        );
+    }
+    println!(
+        "\n{:<64} {:>8} {:>10}",
+        "invariant", "checked", "violations"
+    );
+    let mut violations = 0;
+    for check in &checks {
+        println!(
+            "{:<64} {:>8} {:>10}",
+            check.name,
+            check.checked,
+            check.violations.len()
+        );
+        violations += check.violations.len();
+    }
+    for check in &checks {
+        for violation in check.violations.iter().take(20) {
+            println!("  VIOLATION ({}): {violation}", check.name);
+        }
+    }
+    println!("violations: {violations}");
+    assert_eq!(violations, 0, "invariants broken under faults");
+    app.stop().await;
+}
