@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on the first surprise.
 
+mod abuse;
 mod auth;
 mod catalog;
 mod chaos;
