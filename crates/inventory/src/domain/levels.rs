@@ -27,7 +27,8 @@ impl Adjustment {
         if delta == 0 {
             return Err(("/delta", "delta must not be zero"));
         }
-        if delta.abs() > Self::MAX_DELTA {
+        // unsigned_abs: i64::MIN has no positive counterpart (abs overflows).
+        if delta.unsigned_abs() > Self::MAX_DELTA.unsigned_abs() {
             return Err(("/delta", "delta must be within ±1,000,000,000"));
         }
         let reason = reason.trim();
@@ -58,6 +59,9 @@ mod tests {
     fn adjustments_need_a_delta_and_a_reason() {
         assert!(Adjustment::parse(0, "count").is_err());
         assert!(Adjustment::parse(5, " ").is_err());
+        assert!(Adjustment::parse(i64::MIN, "count").is_err());
+        assert!(Adjustment::parse(i64::MAX, "count").is_err());
+        assert!(Adjustment::parse(-1_000_000_000, "count").is_ok());
         assert!(Adjustment::parse(Adjustment::MAX_DELTA + 1, "x").is_err());
         assert_eq!(
             Adjustment::parse(-3, " damaged ").unwrap().reason(),
