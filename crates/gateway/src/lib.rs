@@ -4,6 +4,7 @@
 //! services running as their own processes. A service process serves its own router through
 //! [`router`] too, without the edge checks.
 
+mod common_responses;
 pub mod edge;
 pub mod proxy;
 pub mod ratelimit;
@@ -98,5 +99,6 @@ fn describe(mut openapi: OpenApi) -> OpenApi {
                 .build(),
         ),
     );
+    common_responses::add(&mut openapi);
     openapi
 }
