@@ -1,6 +1,6 @@
 //! HTTP API of the inventory service.
 
-mod dto;
+pub mod dto;
 mod error;
 mod routes;
 

@@ -1,6 +1,6 @@
 //! HTTP API of the orders service.
 
-mod dto;
+pub mod dto;
 mod error;
 mod routes;
 

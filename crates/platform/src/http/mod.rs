@@ -10,7 +10,7 @@ mod query;
 pub use client::{ClientAddr, TrustForwardedFor};
 pub use conventions::{HttpLimits, apply_conventions, describe_metrics, method_label};
 pub use health::{ReadinessCheck, health_routes};
-pub use json::Json;
+pub use json::{Json, parse as parse_json_body};
 pub use query::Query;
 
 mod client;
