@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use events::dlq::{DeadLetter, DeadLetters, DlqError};
 use platform::ApiError;
-use platform::auth::Admin;
+use platform::auth::{Admin, AuthUser};
 use platform::http::{Json, Query};
 use platform::problem::Problem;
 use serde::{Deserialize, Serialize};
@@ -206,17 +206,8 @@ async fn replay_dead_letter(
     Admin(admin): Admin,
     Path((service, id)): Path<Params>,
 ) -> Result<(StatusCode, Json<DeadLetterResponse>), ApiError> {
-    let queue = queues.of(&service)?;
-    let id = letter_id(&id)?;
-    queue
-        .request_replay(&id.to_string())
-        .await
-        .map_err(dlq_error)?;
-    tracing::info!(dead_letter_id = %id, %service, admin_id = %admin.id, "dead letter replay requested");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(current(queue, &service, id).await?),
-    ))
+    let letter = decide(&queues, &admin, &service, &id, Decision::Replay).await?;
+    Ok((StatusCode::ACCEPTED, Json(letter)))
 }
 
 /// Give up on a dead event for good (admin); the entry stays as a record.
@@ -233,9 +224,37 @@ async fn discard_dead_letter(
     Admin(admin): Admin,
     Path((service, id)): Path<Params>,
 ) -> Result<Json<DeadLetterResponse>, ApiError> {
-    let queue = queues.of(&service)?;
-    let id = letter_id(&id)?;
-    queue.discard(&id.to_string()).await.map_err(dlq_error)?;
-    tracing::info!(dead_letter_id = %id, %service, admin_id = %admin.id, "dead letter discarded");
-    Ok(Json(current(queue, &service, id).await?))
+    let letter = decide(&queues, &admin, &service, &id, Decision::Discard).await?;
+    Ok(Json(letter))
+}
+
+#[derive(Clone, Copy)]
+enum Decision {
+    Replay,
+    Discard,
+}
+
+/// An admin's decision on a dead letter, logged; the entry as it now stands.
+async fn decide(
+    queues: &Queues,
+    admin: &AuthUser,
+    service: &str,
+    raw_id: &str,
+    decision: Decision,
+) -> Result<DeadLetterResponse, ApiError> {
+    let queue = queues.of(service)?;
+    let id = letter_id(raw_id)?;
+    let (done, what) = match decision {
+        Decision::Replay => (
+            queue.request_replay(&id.to_string()).await,
+            "dead letter replay requested",
+        ),
+        Decision::Discard => (
+            queue.discard(&id.to_string()).await,
+            "dead letter discarded",
+        ),
+    };
+    done.map_err(dlq_error)?;
+    tracing::info!(dead_letter_id = %id, %service, admin_id = %admin.id, "{what}");
+    current(queue, service, id).await
 }

@@ -350,29 +350,23 @@ async fn invariants(
             .await
             .into_iter()
             .collect();
-    let charges: HashMap<String, i64> = rows::<(String, i64)>(
+    // Per order: provider captures and refunds, as the payment attempts record them.
+    let attempts: HashMap<String, (i64, i64)> = rows::<(String, i64, i64)>(
         app,
         "payments",
-        "SELECT p.order_id, COUNT(*) FROM payment_attempts a JOIN payments p ON p.id = a.payment_id \
-         WHERE a.operation = 'charge' AND a.outcome = 'captured' GROUP BY p.order_id",
+        "SELECT p.order_id, \
+         CAST(SUM(CASE WHEN a.operation = 'charge' AND a.outcome = 'captured' THEN 1 ELSE 0 END) AS BIGINT), \
+         CAST(SUM(CASE WHEN a.operation = 'refund' AND a.outcome = 'refunded' THEN 1 ELSE 0 END) AS BIGINT) \
+         FROM payment_attempts a JOIN payments p ON p.id = a.payment_id GROUP BY p.order_id",
     )
     .await
     .into_iter()
-    .collect();
-    let refunds: HashMap<String, i64> = rows::<(String, i64)>(
-        app,
-        "payments",
-        "SELECT p.order_id, COUNT(*) FROM payment_attempts a JOIN payments p ON p.id = a.payment_id \
-         WHERE a.operation = 'refund' AND a.outcome = 'refunded' GROUP BY p.order_id",
-    )
-    .await
-    .into_iter()
+    .map(|(order, captured, refunded)| (order, (captured, refunded)))
     .collect();
     let mut money = Check::new("one capture per confirmed order, none kept for cancelled ones");
     for (id, status) in &orders {
         let payment = payments.get(id).map(String::as_str);
-        let captured = charges.get(id).copied().unwrap_or(0);
-        let refunded = refunds.get(id).copied().unwrap_or(0);
+        let (captured, refunded) = attempts.get(id).copied().unwrap_or((0, 0));
         match status.as_str() {
             "confirmed" => money.expect(payment == Some("captured") && captured == 1 && refunded == 0, || {
                 format!("confirmed order {id}: payment {payment:?}, {captured} capture(s), {refunded} refund(s)")
