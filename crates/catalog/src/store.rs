@@ -1,7 +1,7 @@
 //! SQL for products. One query set for SQLite and PostgreSQL; listings are built from the
 //! query's filters with bound parameters only.
 
-use platform::db::{Db, is_unique_violation};
+use platform::db::{Db, is_unique_violation, literal_limit};
 use platform::time::to_millis;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -202,11 +202,12 @@ impl ProductStore {
             let beyond = if descending { "<" } else { ">" };
             keyset = format!("(t.{key} {beyond} {k} OR (t.{key} = {k} AND t.id > {i}))");
         }
-        let limit = sql.bind_int(i64::from(query.limit) + 1);
+        // A literal, not a parameter: see `platform::db::literal_limit`.
+        let limit = literal_limit(i64::from(query.limit) + 1);
         let direction = if descending { "DESC" } else { "ASC" };
         let text = format!(
             "SELECT * FROM (SELECT {COLUMNS}, search_name, CAST({score} AS BIGINT) AS score FROM products WHERE {}) t \
-             WHERE {keyset} ORDER BY t.{key} {direction}, t.id ASC LIMIT {limit}",
+             WHERE {keyset} ORDER BY t.{key} {direction}, t.id ASC {limit}",
             filters.join(" AND ")
         );
         let mut statement = sqlx::query(sqlx::AssertSqlSafe(text));

@@ -3,7 +3,7 @@
 //! Operators list, inspect, replay and discard entries; a replay is picked up by the running
 //! consumer of that group.
 
-use platform::db::Db;
+use platform::db::{Db, literal_limit};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -129,10 +129,10 @@ impl DeadLetters {
     /// The `limit` oldest entries waiting for an operator or a replay.
     pub async fn oldest_open(&self, limit: i64) -> Result<Vec<DeadLetter>, DlqError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM dead_letters WHERE status IN ('dead', 'replay_requested') ORDER BY created_at, id LIMIT $1"
+            "SELECT {COLUMNS} FROM dead_letters WHERE status IN ('dead', 'replay_requested') ORDER BY created_at, id {}",
+            literal_limit(limit)
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(limit)
             .fetch_all(self.db.pool())
             .await?;
         rows.iter().map(read).collect()

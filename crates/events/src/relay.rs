@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use platform::db::{Backend, Db};
+use platform::db::{Backend, Db, literal_limit};
 use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -113,9 +113,10 @@ impl<B: EventBus + ?Sized> Relay<B> {
             Backend::Sqlite => (None, ""),
         };
         let sql = format!(
-            "SELECT seq, topic, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1{lock}"
+            "SELECT seq, topic, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq {}{lock}",
+            literal_limit(self.settings.batch_size)
         );
-        let select = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(self.settings.batch_size);
+        let select = sqlx::query(sqlx::AssertSqlSafe(sql));
         let rows = match tx.as_mut() {
             Some(tx) => select.fetch_all(&mut ***tx).await?,
             None => select.fetch_all(self.db.pool()).await?,

@@ -2,7 +2,7 @@
 //! UPDATE, so the invariant 0 <= reserved <= on_hand holds under any concurrency on both
 //! backends (row locks on PostgreSQL, the write lock on SQLite); the table's CHECKs back it up.
 
-use platform::db::{Backend, Db};
+use platform::db::{Backend, Db, literal_limit};
 use platform::time::{from_millis, to_millis};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
@@ -284,13 +284,14 @@ impl StockStore {
         now: chrono::DateTime<chrono::Utc>,
         limit: i64,
     ) -> Result<Vec<Uuid>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT order_id FROM reservations WHERE status = 'active' AND expires_at <= $1 ORDER BY expires_at LIMIT $2",
-        )
-        .bind(to_millis(now))
-        .bind(limit)
-        .fetch_all(self.db.pool())
-        .await?;
+        let sql = format!(
+            "SELECT order_id FROM reservations WHERE status = 'active' AND expires_at <= $1 ORDER BY expires_at {}",
+            literal_limit(limit)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(to_millis(now))
+            .fetch_all(self.db.pool())
+            .await?;
         rows.iter().map(|row| uuid(row, "order_id")).collect()
     }
 }

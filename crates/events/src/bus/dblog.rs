@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use platform::db::{Backend, Db};
+use platform::db::{Backend, Db, literal_limit};
 use sqlx::Row;
 use tokio::sync::Notify;
 
@@ -148,15 +148,15 @@ impl DbLogSubscription {
     async fn fetch(&mut self, max: usize) -> Result<Vec<Delivery>, BusError> {
         let from = self.scanned;
         let topics: Vec<String> = self.cursors.keys().cloned().collect();
-        let placeholders: Vec<String> = (0..topics.len()).map(|i| format!("${}", i + 3)).collect();
+        let placeholders: Vec<String> = (0..topics.len()).map(|i| format!("${}", i + 2)).collect();
+        // The LIMIT is a literal: see `platform::db::literal_limit`.
         let sql = format!(
             "SELECT position, topic, envelope FROM event_log WHERE position > $1 AND topic IN ({}) \
-             ORDER BY position LIMIT $2",
-            placeholders.join(", ")
+             ORDER BY position {}",
+            placeholders.join(", "),
+            literal_limit(i64::try_from(max).unwrap_or(i64::MAX)),
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(from)
-            .bind(i64::try_from(max).unwrap_or(i64::MAX));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from);
         for topic in &topics {
             query = query.bind(topic);
         }
