@@ -3,6 +3,8 @@ use std::sync::RwLock;
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use quick_cache::sync::Cache;
+use sha2::{Digest, Sha256};
 
 use super::{AccessClaims, TokenAudience};
 
@@ -22,10 +24,20 @@ pub enum TokenError {
 /// algorithm (`none`, `HS256` with the public key as secret) never reaches a signature check.
 /// The key set can be replaced while in use ([`TokenVerifier::replace_keys`]), so a service
 /// that reads the identity service's JWKS over the network picks up rotated keys.
+///
+/// A client sends the same access token with every request until it expires, so tokens
+/// already verified are remembered (by SHA-256 of the whole token, signature included) with
+/// their claims: checking the Ed25519 signature again was a fifth of the embedded runtime's
+/// instructions per order (docs/BENCHMARKS.md). Only tokens that passed are remembered,
+/// expiry is checked again on every use, and a new key set forgets them all.
 pub struct TokenVerifier {
     keys: RwLock<HashMap<String, DecodingKey>>,
     validation: Validation,
+    verified: Cache<[u8; 32], AccessClaims>,
 }
+
+/// Tokens remembered as verified; the least used are forgotten first beyond this.
+const VERIFIED_TOKENS: usize = 10_000;
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,10 +55,39 @@ impl TokenVerifier {
         validation.set_audience(&[&audience.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = 30;
-        Ok(Self { keys, validation })
+        Ok(Self {
+            keys,
+            validation,
+            verified: Cache::new(VERIFIED_TOKENS),
+        })
     }
 
     pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.verified.get(&digest) {
+            let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
+            if claims.exp.saturating_add_unsigned(self.validation.leeway) < now {
+                self.verified.remove(&digest);
+                return Err(TokenError::Invalid("ExpiredSignature".into()));
+            }
+            return Ok(claims);
+        }
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let claims = self.verify_signed(&keys, token)?;
+        // Remembered under the read lock: a key set swapped in meanwhile clears after this.
+        self.verified.insert(digest, claims.clone());
+        Ok(claims)
+    }
+
+    /// The full check: algorithm, key, signature and claims.
+    fn verify_signed(
+        &self,
+        keys: &HashMap<String, DecodingKey>,
+        token: &str,
+    ) -> Result<AccessClaims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid(format!(
@@ -55,10 +96,6 @@ impl TokenVerifier {
             )));
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
-        let keys = self
-            .keys
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = keys.get(&kid).ok_or(TokenError::UnknownKey)?;
         jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map(|data| data.claims)
@@ -68,10 +105,13 @@ impl TokenVerifier {
     /// Swaps in a freshly fetched key set; a set with an unusable key changes nothing.
     pub fn replace_keys(&self, jwks: &JwkSet) -> Result<(), TokenError> {
         let fresh = decoding_keys(jwks)?;
-        *self
+        let mut keys = self
             .keys
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = fresh;
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *keys = fresh;
+        // A token signed with a key that is no longer published must fail from now on.
+        self.verified.clear();
         Ok(())
     }
 
@@ -95,4 +135,75 @@ fn decoding_keys(jwks: &JwkSet) -> Result<HashMap<String, DecodingKey>, TokenErr
         keys.insert(kid, key);
     }
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{Role, SigningKey, TokenAudience};
+
+    fn jwks(key: &SigningKey) -> JwkSet {
+        JwkSet {
+            keys: vec![key.public_jwk().clone()],
+        }
+    }
+
+    fn token(key: &SigningKey, exp_from_now: i64) -> String {
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).expect("now");
+        let audience = TokenAudience::default();
+        key.sign(&AccessClaims {
+            sub: uuid::Uuid::now_v7().to_string(),
+            roles: vec![Role::Customer],
+            iss: audience.issuer,
+            aud: audience.audience,
+            exp: now + exp_from_now,
+            iat: now,
+            jti: uuid::Uuid::now_v7().to_string(),
+        })
+        .expect("sign")
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let key = SigningKey::generate();
+        let verifier =
+            TokenVerifier::from_jwks(&jwks(&key), &TokenAudience::default()).expect("verifier");
+        // Within the 30 s leeway for about one more second.
+        let token = token(&key, -29);
+        verifier.verify(&token).expect("valid now");
+        verifier.verify(&token).expect("valid now, remembered");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(TokenError::Invalid(reason)) if reason == "ExpiredSignature"
+        ));
+    }
+
+    #[test]
+    fn a_remembered_token_fails_once_its_key_is_no_longer_published() {
+        let old = SigningKey::generate();
+        let verifier =
+            TokenVerifier::from_jwks(&jwks(&old), &TokenAudience::default()).expect("verifier");
+        let token = token(&old, 600);
+        verifier.verify(&token).expect("valid");
+        let new = SigningKey::generate();
+        verifier.replace_keys(&jwks(&new)).expect("rotate");
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(TokenError::UnknownKey)
+        ));
+    }
+
+    #[test]
+    fn a_changed_signature_is_checked_even_after_the_token_was_accepted() {
+        let key = SigningKey::generate();
+        let verifier =
+            TokenVerifier::from_jwks(&jwks(&key), &TokenAudience::default()).expect("verifier");
+        let token = token(&key, 600);
+        verifier.verify(&token).expect("valid");
+        let (signed, signature) = token.rsplit_once('.').expect("three parts");
+        let flipped = if signature.starts_with('A') { "B" } else { "A" };
+        let forged = format!("{signed}.{flipped}{}", &signature[1..]);
+        assert!(verifier.verify(&forged).is_err());
+    }
 }
