@@ -84,6 +84,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         tokens.push(login(&client, &base, &email, "benchmark password").await?);
     }
     let products = Arc::new(products);
+    println!("{} customers signed in; measuring", options.customers);
     let started = Instant::now();
     let runs = tokens.into_iter().enumerate().map(|(n, token)| {
         let (client, base, products) = (client.clone(), base.clone(), products.clone());
