@@ -98,27 +98,49 @@ find_tansu() {
   command -v tansu 2>/dev/null || { [ -x "$HOME/.cargo/bin/tansu" ] && echo "$HOME/.cargo/bin/tansu"; } || true
 }
 
+# The storage engines the broker is built with: memory for the test suite, SQLite (libsql)
+# for the fault run, whose broker must keep its log across a stop and a start.
+TANSU_FEATURES=dynostore,postgres,libsql
+
+# Starts tansu on a free port. TANSU_STORAGE=sqlite keeps its log in a file, and exports
+# KAFKA_STOP and KAFKA_START (shell commands) that stop the broker and start it again on the
+# same port and file; the default, memory, loses the log when the process ends.
 start_throwaway_tansu() {
-  local tansu port
+  local tansu port storage
   tansu=$(find_tansu)
   if [ -z "$tansu" ] && [ "${CI:-}" = "true" ]; then
-    # The default build has no storage engine; about 11 minutes on 2 cores, once per machine.
+    # The default build has no storage engine; about 13 minutes on 2 cores, once per machine.
     log "building the tansu broker (cargo install, cached in ~/.cargo/bin)"
-    CARGO_TARGET_DIR="$HOME/.cache/tansu-build" cargo install tansu --locked --features dynostore,postgres >&2
+    CARGO_TARGET_DIR="$HOME/.cache/tansu-build" cargo install tansu --locked --features "$TANSU_FEATURES" >&2
     tansu=$(find_tansu)
   fi
   [ -n "$tansu" ] || return 1
   port=$(free_port)
   KAFKA_TMP=$(mktemp -d /tmp/commercex-tansu.XXXXXX)
-  "$tansu" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
-    --storage-engine memory://tansu/ >"$KAFKA_TMP/tansu.log" 2>&1 &
-  KAFKA_PID=$!
+  case "${TANSU_STORAGE:-memory}" in
+    memory) storage=memory://tansu/ ;;
+    sqlite) storage=sqlite://tansu.db ;;
+    *) log "TANSU_STORAGE is memory or sqlite"; return 1 ;;
+  esac
+  KAFKA_START="cd $KAFKA_TMP && { $tansu broker --listener-url tcp://127.0.0.1:$port \
+--advertised-listener-url tcp://127.0.0.1:$port --storage-engine $storage >>tansu.log 2>&1 & \
+echo \$! >tansu.pid; }"
+  # TERM, and KILL if it has not exited within 10 s; then the port is closed.
+  KAFKA_STOP="pid=\$(cat $KAFKA_TMP/tansu.pid); kill \$pid; \
+for _ in \$(seq 100); do kill -0 \$pid 2>/dev/null || exit 0; sleep 0.1; done; kill -9 \$pid"
+  export KAFKA_START KAFKA_STOP
+  sh -c "$KAFKA_START"
   for _ in $(seq 100); do
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
   done
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    tail -n 5 "$KAFKA_TMP/tansu.log" >&2
+    log "tansu did not start with $storage (built without it? cargo install tansu --locked --features $TANSU_FEATURES)"
+    return 1
+  fi
   export KAFKA_BROKERS="127.0.0.1:$port" TANSU="$tansu"
-  log "started a throwaway tansu broker ($("$tansu" --version 2>/dev/null | head -n 1)) on port $port"
+  log "started a throwaway tansu broker ($("$tansu" --version 2>/dev/null | head -n 1), $storage) on port $port"
 }
 
 cleanup() {
@@ -128,6 +150,8 @@ cleanup() {
     kill "$(cat "$REDIS_TMP/redis.pid" 2>/dev/null)" 2>/dev/null || true
     rm -rf "$REDIS_TMP"
   fi
-  if [ -n "${KAFKA_PID:-}" ]; then kill "$KAFKA_PID" 2>/dev/null || true; fi
-  if [ -n "${KAFKA_TMP:-}" ]; then rm -rf "$KAFKA_TMP"; fi
+  if [ -n "${KAFKA_TMP:-}" ]; then
+    kill "$(cat "$KAFKA_TMP/tansu.pid" 2>/dev/null)" 2>/dev/null || true
+    rm -rf "$KAFKA_TMP"
+  fi
 }
