@@ -68,6 +68,17 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         products: usize,
     },
+    /// Measure the Kafka event bus alone (`--bus kafka`): for each partition count, a fresh
+    /// topic, events published, then consumed by a group with a member per partition.
+    #[cfg(feature = "kafka")]
+    BenchEvents {
+        /// Events per partition count.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Partition counts, one run each.
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        partitions: Vec<i32>,
+    },
     /// Manage administrators.
     #[command(subcommand)]
     Admin(AdminCommand),

@@ -60,6 +60,15 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
             })
             .await
         }
+        #[cfg(feature = "kafka")]
+        Command::BenchEvents { events, partitions } => match settings::bus(options, &stored)? {
+            settings::BusSettings::Kafka(config) => {
+                commands::bench_events::run(config, events, &partitions).await
+            }
+            settings::BusSettings::Db => {
+                anyhow::bail!("bench-events measures Kafka: run with --bus kafka")
+            }
+        },
         Command::Seed { products, rng_seed } => {
             commands::seed::run(options, &stored, products, rng_seed).await
         }

@@ -196,7 +196,7 @@ impl Deployment {
 /// tansu 0.6 loses the rest of a multi-record batch when a consumer resumes from a committed
 /// offset inside it, so against tansu the producer sends one record per batch. Production
 /// keeps librdkafka's batching. Set `KAFKA_BROKER_IS_TANSU=false` for a real Kafka.
-fn tansu_workaround() -> Option<(String, String)> {
+pub fn tansu_workaround() -> Option<(String, String)> {
     (std::env::var("KAFKA_BROKER_IS_TANSU").as_deref() != Ok("false")).then(|| {
         (
             "COMMERCEX_KAFKA_PRODUCER_OPTIONS".to_owned(),

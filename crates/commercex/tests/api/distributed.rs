@@ -466,6 +466,39 @@ async fn with_topic_creation_off_the_platform_creates_no_topic() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_events_consumes_every_event_it_published_for_each_partition_count() {
+    let Some(storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let brokers = storage.distributed.as_ref().unwrap().kafka_brokers.clone();
+    let prefix = format!("t{}.", uuid::Uuid::new_v4().simple());
+    let data = tempfile::tempdir().unwrap();
+    let mut command = commercex_command();
+    command
+        .args(["bench-events", "--events", "300", "--partitions", "1,3"])
+        .args(["--bus", "kafka", "--kafka-brokers", &brokers])
+        .args([
+            "--kafka-topic-prefix",
+            &prefix,
+            "--kafka-replication-factor",
+            "1",
+        ])
+        .args(["--data-dir", &data.path().display().to_string()]);
+    command.envs(crate::deployment::tansu_workaround());
+    let output = command.output().await.unwrap();
+    let table = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // It fails by itself unless every event came back; here, one row per partition count.
+    for partitions in ["| 1 | 1 | 300 |", "| 3 | 3 | 300 |"] {
+        assert!(table.contains(partitions), "{table}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn product_reads_are_cached_in_redis_and_catalog_events_drop_stale_entries() {
     let Some((app, storage)) = deploy(&[], Layout::default()).await else {
         return;
