@@ -1,7 +1,8 @@
 //! `commercex bench`: a load generator. N concurrent customers register, log in, browse,
 //! search and check out against a running CommerceX; it reports orders per second and the
-//! place -> confirmed latency percentiles, with error counts.
+//! place -> confirmed latency percentiles, with error counts and what caused them.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,9 +23,21 @@ pub struct BenchOptions {
 struct Tally {
     confirmed: Vec<Duration>,
     cancelled: usize,
-    errors: usize,
+    /// Failed requests by cause (the step, then the status and problem detail or the
+    /// transport error), so a run with errors says what went wrong.
+    errors: BTreeMap<String, usize>,
     browse: Vec<Duration>,
     search: Vec<Duration>,
+}
+
+impl Tally {
+    fn error(&mut self, step: &str, cause: &str) {
+        *self.errors.entry(format!("{step}: {cause}")).or_default() += 1;
+    }
+
+    fn error_count(&self) -> usize {
+        self.errors.values().sum()
+    }
 }
 
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
@@ -69,20 +82,15 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     );
     let mut tokens = Vec::new();
     for n in 0..options.customers {
-        let email = format!("bench-{run_id}-{n}@example.com");
-        let body =
-            json!({"email": email, "password": "benchmark password", "name": format!("Bench {n}")});
-        expect(
-            client
-                .post(format!("{base}/api/v1/auth/register"))
-                .json(&body)
-                .send()
-                .await?,
-            StatusCode::CREATED,
-        )
-        .await?;
-        tokens.push(login(&client, &base, &email, "benchmark password").await?);
+        tokens.push(sign_up(&client, &base, &format!("bench-{run_id}-{n}")).await?);
     }
+    let warm_up_token = sign_up(&client, &base, &format!("bench-{run_id}-warm-up")).await?;
+    let (waited, refused) = warm_up(&client, &base, &warm_up_token, &products).await?;
+    println!(
+        "warm-up: an order for each product placed and settled in {:.1}s ({refused} refused \
+         while the order service did not know the product yet)",
+        waited.as_secs_f64()
+    );
     let products = Arc::new(products);
     println!("{} customers signed in; measuring", options.customers);
     let started = Instant::now();
@@ -96,7 +104,9 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         let one = outcome?;
         tally.confirmed.extend(one.confirmed);
         tally.cancelled += one.cancelled;
-        tally.errors += one.errors;
+        for (cause, count) in one.errors {
+            *tally.errors.entry(cause).or_default() += count;
+        }
         tally.browse.extend(one.browse);
         tally.search.extend(one.search);
     }
@@ -115,71 +125,113 @@ async fn customer(
     let mut tally = Tally::default();
     for k in 0..orders {
         let t = Instant::now();
-        match client
+        let browsed = client
             .get(format!("{base}/api/v1/products?limit=20&sort=price"))
             .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => tally.browse.push(t.elapsed()),
-            _ => tally.errors += 1,
+            .await;
+        match check(browsed, StatusCode::OK).await {
+            Ok(_) => tally.browse.push(t.elapsed()),
+            Err(cause) => tally.error("browse", &cause),
         }
         let t = Instant::now();
-        match client
+        let searched = client
             .get(format!("{base}/api/v1/products?q=headphones&limit=20"))
             .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => tally.search.push(t.elapsed()),
-            _ => tally.errors += 1,
+            .await;
+        match check(searched, StatusCode::OK).await {
+            Ok(_) => tally.search.push(t.elapsed()),
+            Err(cause) => tally.error("search", &cause),
         }
         let product = &products[(n + k) % products.len()];
-        let body = json!({"items": [{"product_id": product, "quantity": 1}], "payment_token": "tok_visa",
-            "shipping_address": {"name": "Bench", "line1": "1 Load St", "city": "Berlin", "postal_code": "10115", "country": "DE"}});
         let placed_at = Instant::now();
-        let placed = client
-            .post(format!("{base}/api/v1/orders"))
-            .bearer_auth(token)
-            .header("idempotency-key", format!("bench-{n}-{k}"))
-            .json(&body)
-            .send()
-            .await;
-        let Ok(placed) = placed else {
-            tally.errors += 1;
-            continue;
-        };
-        let Ok(order) = expect(placed, StatusCode::ACCEPTED).await else {
-            tally.errors += 1;
-            continue;
+        let placed = place_order(client, base, token, product, &format!("bench-{n}-{k}")).await;
+        let order = match check(placed, StatusCode::ACCEPTED).await {
+            Ok(order) => order,
+            Err(cause) => {
+                tally.error("place order", &cause);
+                continue;
+            }
         };
         let id = order["id"].as_str().unwrap_or_default().to_owned();
         match settle(client, base, token, &id).await {
-            Some(status) if status == "confirmed" => tally.confirmed.push(placed_at.elapsed()),
-            Some(_) => tally.cancelled += 1,
-            None => tally.errors += 1,
+            Ok(status) if status == "confirmed" => tally.confirmed.push(placed_at.elapsed()),
+            Ok(_) => tally.cancelled += 1,
+            Err(cause) => tally.error("order status", &cause),
         }
     }
     tally
 }
 
-/// Polls the order until it leaves `pending` (60 s at most).
-async fn settle(client: &Client, base: &str, token: &str, id: &str) -> Option<String> {
+async fn place_order(
+    client: &Client,
+    base: &str,
+    token: &str,
+    product: &str,
+    idempotency_key: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let body = json!({"items": [{"product_id": product, "quantity": 1}], "payment_token": "tok_visa",
+        "shipping_address": {"name": "Bench", "line1": "1 Load St", "city": "Berlin", "postal_code": "10115", "country": "DE"}});
+    client
+        .post(format!("{base}/api/v1/orders"))
+        .bearer_auth(token)
+        .header("idempotency-key", idempotency_key)
+        .json(&body)
+        .send()
+        .await
+}
+
+/// One order per product, placed and settled before measuring; how long it took and how many
+/// tries were refused. The order service prices orders from its own copy of the catalog, fed
+/// by events, so a product just created is refused (422) until that copy has it: a freshly
+/// started distributed runtime can take seconds to get there. Without this wait, a run could
+/// measure nothing but refusals, and its first orders would wait for consumer groups to form.
+async fn warm_up(
+    client: &Client,
+    base: &str,
+    token: &str,
+    products: &[String],
+) -> anyhow::Result<(Duration, usize)> {
+    let started = Instant::now();
+    let mut refused = 0;
+    let deadline = started + Duration::from_secs(60);
+    for (n, product) in products.iter().enumerate() {
+        let order = loop {
+            let placed = place_order(client, base, token, product, &format!("warm-up-{n}")).await;
+            match check(placed, StatusCode::ACCEPTED).await {
+                Ok(order) => break order,
+                Err(cause) if cause.starts_with("422") && Instant::now() < deadline => {
+                    refused += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(cause) => bail!("warm-up order for product {product}: {cause}"),
+            }
+        };
+        let id = order["id"].as_str().context("order id")?;
+        settle(client, base, token, id)
+            .await
+            .map_err(|cause| anyhow::anyhow!("warm-up order {id}: {cause}"))?;
+    }
+    Ok((started.elapsed(), refused))
+}
+
+/// Polls the order until it leaves `pending` (60 s at most); its final status, or why it
+/// could not be read.
+async fn settle(client: &Client, base: &str, token: &str, id: &str) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
-        let order: Value = client
+        let read = client
             .get(format!("{base}/api/v1/orders/{id}"))
             .bearer_auth(token)
             .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+            .await;
+        let order = check(read, StatusCode::OK).await?;
         match order["status"].as_str() {
             Some("pending") => tokio::time::sleep(Duration::from_millis(10)).await,
-            other => return other.map(str::to_owned),
+            Some(status) => return Ok(status.to_owned()),
+            None => return Err(format!("no status in {order}")),
         }
     }
-    None
+    Err("still pending after 60 s".to_owned())
 }
 
 async fn wait_until_stockable(
@@ -210,6 +262,19 @@ async fn wait_until_stockable(
     }
 }
 
+/// Registers a customer named after `handle`; their access token.
+async fn sign_up(client: &Client, base: &str, handle: &str) -> anyhow::Result<String> {
+    let email = format!("{handle}@example.com");
+    let body = json!({"email": email, "password": "benchmark password", "name": handle});
+    let registered = client
+        .post(format!("{base}/api/v1/auth/register"))
+        .json(&body)
+        .send()
+        .await?;
+    expect(registered, StatusCode::CREATED).await?;
+    login(client, base, &email, "benchmark password").await
+}
+
 async fn login(client: &Client, base: &str, email: &str, password: &str) -> anyhow::Result<String> {
     let response = client
         .post(format!("{base}/api/v1/auth/login"))
@@ -224,10 +289,25 @@ async fn login(client: &Client, base: &str, email: &str, password: &str) -> anyh
 }
 
 async fn expect(response: reqwest::Response, status: StatusCode) -> anyhow::Result<Value> {
+    check(Ok(response), status)
+        .await
+        .map_err(|cause| anyhow::anyhow!("expected {status}, got {cause}"))
+}
+
+/// The JSON body of a response with the expected status; otherwise what came back instead
+/// (the status and the problem's detail) or why nothing did.
+async fn check(
+    sent: reqwest::Result<reqwest::Response>,
+    status: StatusCode,
+) -> Result<Value, String> {
+    let response = sent.map_err(|error| format!("no response ({error})"))?;
     let got = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if got != status {
-        bail!("expected {status}, got {got}: {body}");
+        let detail = body["detail"]
+            .as_str()
+            .map_or_else(|| body.to_string(), str::to_owned);
+        return Err(format!("{got} {detail}"));
     }
     Ok(body)
 }
@@ -256,7 +336,7 @@ fn report(options: &BenchOptions, tally: &Tally, elapsed: Duration) {
     println!("|---|---|");
     println!("| orders confirmed | {} |", confirmed.len());
     println!("| orders cancelled | {} |", tally.cancelled);
-    println!("| errors | {} |", tally.errors);
+    println!("| errors | {} |", tally.error_count());
     println!(
         "| confirmed orders/s | {:.1} |",
         confirmed.len() as f64 / seconds
@@ -272,5 +352,20 @@ fn report(options: &BenchOptions, tally: &Tally, elapsed: Duration) {
             percentile(values, 95.0),
             percentile(values, 99.0)
         );
+    }
+    report_errors(&tally.errors);
+}
+
+/// The most frequent causes on stderr, so a run with errors explains itself without
+/// disturbing the table on stdout.
+fn report_errors(errors: &BTreeMap<String, usize>) {
+    const SHOWN: usize = 5;
+    let mut causes: Vec<_> = errors.iter().collect();
+    causes.sort_by(|a, b| b.1.cmp(a.1));
+    for (cause, count) in causes.iter().take(SHOWN) {
+        eprintln!("error x{count}: {cause}");
+    }
+    if causes.len() > SHOWN {
+        eprintln!("... and {} other causes", causes.len() - SHOWN);
     }
 }

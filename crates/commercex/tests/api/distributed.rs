@@ -498,6 +498,36 @@ async fn bench_events_consumes_every_event_it_published_for_each_partition_count
     }
 }
 
+/// `commercex bench` right after the processes start, as `scripts/bench` runs it: the order
+/// service learns of the bench's new products through events, and until it has, orders for
+/// them are refused. The bench's warm-up waits for that, so every measured order is confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_on_a_fresh_deployment_measures_confirmed_orders_not_refusals() {
+    let Some((app, _storage)) = deploy(&[], Layout::default()).await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let password = write_file(dir.path(), "admin-password", PASSWORD);
+    let output = commercex_command()
+        .args(["bench", "--url", &app.url(""), "--customers", "2"])
+        .args(["--orders-per-customer", "3", "--products", "2"])
+        .args(["--admin-email", ADMIN_EMAIL, "--admin-password-file"])
+        .arg(&password)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .await
+        .unwrap();
+    let (table, causes) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{table}{causes}");
+    for row in ["| orders confirmed | 6 |", "| errors | 0 |"] {
+        assert!(table.contains(row), "{table}{causes}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn product_reads_are_cached_in_redis_and_catalog_events_drop_stale_entries() {
     let Some((app, storage)) = deploy(&[], Layout::default()).await else {
