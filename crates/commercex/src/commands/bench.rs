@@ -35,6 +35,17 @@ impl Tally {
         *self.errors.entry(format!("{step}: {cause}")).or_default() += 1;
     }
 
+    /// Adds another customer's results to these.
+    fn absorb(&mut self, other: Tally) {
+        self.confirmed.extend(other.confirmed);
+        self.cancelled += other.cancelled;
+        for (cause, count) in other.errors {
+            *self.errors.entry(cause).or_default() += count;
+        }
+        self.browse.extend(other.browse);
+        self.search.extend(other.search);
+    }
+
     fn error_count(&self) -> usize {
         self.errors.values().sum()
     }
@@ -101,14 +112,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     });
     let mut tally = Tally::default();
     for outcome in futures::future::join_all(runs).await {
-        let one = outcome?;
-        tally.confirmed.extend(one.confirmed);
-        tally.cancelled += one.cancelled;
-        for (cause, count) in one.errors {
-            *tally.errors.entry(cause).or_default() += count;
-        }
-        tally.browse.extend(one.browse);
-        tally.search.extend(one.search);
+        tally.absorb(outcome?);
     }
     report(&options, &tally, started.elapsed());
     Ok(())
