@@ -94,7 +94,7 @@ impl Catalog {
         self.outbox
             .enqueue(&mut tx, ProductCreatedV1::TOPIC, &envelope)
             .await?;
-        self.outbox.commit(tx).await?;
+        tx.commit().await?;
         Ok(product)
     }
 
@@ -143,7 +143,7 @@ impl Catalog {
         self.outbox
             .enqueue(&mut tx, ProductUpdatedV1::TOPIC, &envelope)
             .await?;
-        self.outbox.commit(tx).await?;
+        tx.commit().await?;
         self.cache.forget(id).await;
         Ok(product)
     }
@@ -161,7 +161,7 @@ impl Catalog {
         self.outbox
             .enqueue(&mut tx, ProductArchivedV1::TOPIC, &envelope)
             .await?;
-        self.outbox.commit(tx).await?;
+        tx.commit().await?;
         self.cache.forget(id).await;
         Ok(())
     }

@@ -10,7 +10,7 @@ use events::consumer::{EventHandler, HandlerError};
 use events::contract::EventKind;
 use events::contract::catalog::{ProductArchivedV1, ProductUpdatedV1};
 use events::contract::inventory::StockAdjustedV1;
-use sqlx::{Any, Transaction};
+use platform::db::Tx;
 use uuid::Uuid;
 
 use crate::cache::ProductCache;
@@ -45,14 +45,12 @@ fn changed_product(event: &Envelope) -> Result<Option<Uuid>, HandlerError> {
 
 #[async_trait]
 impl EventHandler for AvailabilityProjection {
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> Result<(), HandlerError> {
-        if event.event_type != StockAdjustedV1::TYPE {
-            return Ok(());
-        }
+    /// Only stock changes touch the read model; product changes only drop a cached copy,
+    /// which needs no transaction (`after_commit`).
+    fn handles(&self, event_type: &str) -> bool {
+        event_type == StockAdjustedV1::TYPE
+    }
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         let stock: StockAdjustedV1 = event.decode()?;
         self.products
             .set_available(tx, stock.product_id, stock.available)

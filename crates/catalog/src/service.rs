@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use events::bus::EventBus;
 use events::consumer::{Consumer, ConsumerSettings};
-use events::service_db::ServiceDb;
-use platform::db::{DbError, Migrations, PoolSettings, Storage};
+use events::service_db::{ServiceDb, StoreSettings};
+use platform::db::{DbError, Migrations, Storage};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::cache::ProductCache;
@@ -14,11 +14,12 @@ use crate::handlers::{AvailabilityProjection, GROUP, TOPICS};
 
 pub const SCHEMA: &str = "catalog";
 
-/// The catalog tables use only SQL both backends share, so one folder serves both.
+/// The products table is shared SQL; its search index is each backend's own (FTS5 on
+/// SQLite, pg_trgm on PostgreSQL).
 pub fn migrations() -> Migrations {
     Migrations {
-        sqlite: sqlx::migrate!(),
-        postgres: sqlx::migrate!(),
+        sqlite: sqlx::migrate!("migrations/sqlite"),
+        postgres: sqlx::migrate!("migrations/postgres"),
     }
 }
 
@@ -29,17 +30,17 @@ pub struct CatalogService {
 
 impl CatalogService {
     /// The service's database, migrated.
-    pub async fn open_db(storage: &Storage, pool: PoolSettings) -> Result<ServiceDb, DbError> {
-        ServiceDb::open(storage, pool, SCHEMA, &migrations()).await
+    pub async fn open_db(storage: &Storage, store: StoreSettings) -> Result<ServiceDb, DbError> {
+        ServiceDb::open(storage, store, SCHEMA, &migrations()).await
     }
 
     /// Opens (and migrates) the service's database; products are read through `cache`.
     pub async fn open(
         storage: &Storage,
-        pool: PoolSettings,
+        store: StoreSettings,
         cache: Arc<dyn ProductCache>,
     ) -> Result<Self, DbError> {
-        let store = Self::open_db(storage, pool).await?;
+        let store = Self::open_db(storage, store).await?;
         let catalog = Arc::new(Catalog::new(store.db.clone(), store.outbox.clone(), cache));
         Ok(Self { store, catalog })
     }

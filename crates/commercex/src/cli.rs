@@ -67,6 +67,16 @@ pub enum Command {
         /// Products created (and stocked) for the run.
         #[arg(long, default_value_t = 20)]
         products: usize,
+        /// The platform's processes (PostgreSQL's and the broker's too, if they count): the
+        /// CPU time they and their children spend while measuring is reported per confirmed
+        /// order. Without it, CPU is not measured.
+        #[arg(long, value_delimiter = ',')]
+        server_pids: Vec<i32>,
+        /// Every `/metrics` URL of the platform (one per process); their
+        /// `commercex_db_transactions_total` gives write transactions per order. Default:
+        /// URL/metrics.
+        #[arg(long, value_delimiter = ',')]
+        metrics_url: Vec<String>,
     },
     /// Measure the Kafka event bus alone (`--bus kafka`): for each partition count, a fresh
     /// topic, events published, then consumed by a group with a member per partition.
@@ -154,6 +164,12 @@ pub enum AdminCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSynchronous {
+    Normal,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Profile {
     Development,
     Production,
@@ -217,6 +233,12 @@ pub struct Options {
         conflicts_with = "database_url"
     )]
     pub database_url_file: Option<PathBuf>,
+
+    /// How SQLite keeps commits: `full` syncs the log at every commit (an acknowledged order
+    /// survives power loss), `normal` only at checkpoints (it survives a crash of the
+    /// process). Default: `full` in the production profile, `normal` in development.
+    #[arg(long, global = true, env = "COMMERCEX_SQLITE_SYNCHRONOUS", value_enum)]
+    pub sqlite_synchronous: Option<SqliteSynchronous>,
 
     /// Connections per service pool.
     #[arg(

@@ -46,11 +46,20 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
             customers,
             orders_per_customer,
             products,
+            server_pids,
+            mut metrics_url,
         } => {
             let admin = settings::admin(options, &stored)?.context(
                 "bench needs an admin: set COMMERCEX_ADMIN_EMAIL and COMMERCEX_ADMIN_PASSWORD_FILE",
             )?;
+            if metrics_url.is_empty() {
+                metrics_url.push(format!("{}/metrics", url.trim_end_matches('/')));
+            }
             commands::bench::run(commands::bench::BenchOptions {
+                cost: commands::bench::CostProbe {
+                    pids: server_pids,
+                    metrics: metrics_url,
+                },
                 url,
                 admin_email: admin.email,
                 admin_password: secrecy::ExposeSecret::expose_secret(&admin.password).to_owned(),

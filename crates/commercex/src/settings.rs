@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use events::relay::RelaySettings;
+use events::service_db::StoreSettings;
 use jsonwebtoken::jwk::Jwk;
 use platform::auth::{SigningKey, TokenAudience};
-use platform::db::{PoolSettings, Storage};
+use platform::db::{PoolSettings, Storage, Synchronous};
 use platform::http::HttpLimits;
 use platform::secret::read_secret_file;
 use secrecy::{ExposeSecret, SecretString};
@@ -19,7 +20,7 @@ use users::tokens::TokenLifetimes;
 
 use gateway::proxy::routes::Service;
 
-use crate::cli::{BusKind, LogFormat, Options, Profile};
+use crate::cli::{BusKind, LogFormat, Options, Profile, SqliteSynchronous};
 use crate::secrets::vault::VaultSession;
 use crate::secrets::{Field, StoredSecrets};
 use crate::tls::{ClientTls, ReloadingCertificate, ServerTls};
@@ -50,7 +51,7 @@ pub struct Settings {
     pub profile: Profile,
     pub listen: std::net::SocketAddr,
     pub storage: Storage,
-    pub pool: PoolSettings,
+    pub store: StoreSettings,
     pub limits: HttpLimits,
     /// The keys access tokens are signed with: only a process that runs the identity service
     /// has them.
@@ -143,15 +144,30 @@ pub fn storage(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Stor
         }
         None => Ok(Storage::Sqlite {
             dir: options.data_dir.clone(),
+            synchronous: sqlite_synchronous(options),
         }),
     }
 }
 
-pub fn pool(options: &Options) -> PoolSettings {
-    PoolSettings {
-        max_connections: options.db_max_connections,
-        statement_timeout: options.db_statement_timeout,
-        ..PoolSettings::default()
+/// `--sqlite-synchronous`, or what the profile implies: production keeps every acknowledged
+/// commit through a power loss.
+fn sqlite_synchronous(options: &Options) -> Synchronous {
+    match (options.sqlite_synchronous, options.profile) {
+        (Some(SqliteSynchronous::Full), _) | (None, Profile::Production) => Synchronous::Full,
+        (Some(SqliteSynchronous::Normal), _) | (None, Profile::Development) => Synchronous::Normal,
+    }
+}
+
+/// How each service opens its store: its pool, and whether a relay takes its events to
+/// Kafka or its outbox is the in-database bus's log.
+pub fn store(options: &Options) -> StoreSettings {
+    StoreSettings {
+        pool: PoolSettings {
+            max_connections: options.db_max_connections,
+            statement_timeout: options.db_statement_timeout,
+            ..PoolSettings::default()
+        },
+        relayed: options.bus == BusKind::Kafka,
     }
 }
 
@@ -176,7 +192,7 @@ impl Settings {
             profile: options.profile,
             listen: options.listen,
             storage: storage(options, stored)?,
-            pool: pool(options),
+            store: store(options),
             limits: HttpLimits {
                 max_body_bytes: options.max_body_bytes,
                 request_timeout: options.request_timeout,
@@ -433,6 +449,15 @@ fn refuse_development_defaults(
         problems.push(
             "the database URL is given in the clear: put it in a file and set \
              COMMERCEX_DATABASE_URL_FILE instead of COMMERCEX_DATABASE_URL",
+        );
+    }
+    if options.sqlite_synchronous == Some(SqliteSynchronous::Normal)
+        && options.database_url.is_none()
+        && options.database_url_file.is_none()
+    {
+        problems.push(
+            "SQLite with COMMERCEX_SQLITE_SYNCHRONOUS=normal (--sqlite-synchronous) can lose \
+             acknowledged orders in a power loss: leave it unset or set it to full",
         );
     }
     if !options.listen.ip().is_loopback()

@@ -3,7 +3,7 @@
 //! Operators list, inspect, replay and discard entries; a replay is picked up by the running
 //! consumer of that group.
 
-use platform::db::{Db, literal_limit};
+use platform::db::{Db, Tx, literal_limit};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -96,7 +96,12 @@ impl DeadLetters {
         Self { db }
     }
 
-    pub(crate) async fn insert(&self, letter: &NewDeadLetter<'_>) -> Result<(), sqlx::Error> {
+    /// Stores `letter` inside `tx`, which also moves the group past the event.
+    pub(crate) async fn insert(
+        &self,
+        tx: &mut Tx,
+        letter: &NewDeadLetter<'_>,
+    ) -> Result<(), sqlx::Error> {
         let now = platform::time::to_millis(platform::time::now());
         let envelope = &letter.delivery.envelope;
         sqlx::query(
@@ -116,7 +121,7 @@ impl DeadLetters {
         .bind(i64::from(letter.attempts))
         .bind(Status::Dead.as_str())
         .bind(now)
-        .execute(self.db.pool())
+        .execute(&mut ***tx)
         .await?;
         Ok(())
     }
@@ -160,12 +165,11 @@ impl DeadLetters {
     }
 
     async fn transition(&self, id: &str, to: Status, action: &'static str) -> Result<(), DlqError> {
-        let updated = sqlx::query("UPDATE dead_letters SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'dead'")
+        let update = sqlx::query("UPDATE dead_letters SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'dead'")
             .bind(to.as_str())
             .bind(platform::time::to_millis(platform::time::now()))
-            .bind(id)
-            .execute(self.db.pool())
-            .await?;
+            .bind(id);
+        let updated = self.write(update).await?;
         if updated.rows_affected() == 1 {
             return Ok(());
         }
@@ -189,11 +193,12 @@ impl DeadLetters {
     }
 
     pub(crate) async fn mark_replayed(&self, id: &str) -> Result<(), DlqError> {
-        sqlx::query("UPDATE dead_letters SET status = 'replayed', updated_at = $1 WHERE id = $2")
-            .bind(platform::time::to_millis(platform::time::now()))
-            .bind(id)
-            .execute(self.db.pool())
-            .await?;
+        let update = sqlx::query(
+            "UPDATE dead_letters SET status = 'replayed', updated_at = $1 WHERE id = $2",
+        )
+        .bind(platform::time::to_millis(platform::time::now()))
+        .bind(id);
+        self.write(update).await?;
         Ok(())
     }
 
@@ -203,16 +208,26 @@ impl DeadLetters {
         attempts: u32,
         error: &str,
     ) -> Result<(), DlqError> {
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE dead_letters SET status = 'dead', attempts = attempts + $1, error = $2, updated_at = $3 WHERE id = $4",
         )
         .bind(i64::from(attempts))
         .bind(error)
         .bind(platform::time::to_millis(platform::time::now()))
-        .bind(id)
-        .execute(self.db.pool())
-        .await?;
+        .bind(id);
+        self.write(update).await?;
         Ok(())
+    }
+
+    /// One statement in a write transaction of its own, queued like every other write.
+    async fn write(
+        &self,
+        statement: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+        let mut tx = self.db.begin_as("update dead letter").await?;
+        let done = statement.execute(&mut **tx).await?;
+        tx.commit().await?;
+        Ok(done)
     }
 }
 

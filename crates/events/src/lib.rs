@@ -1,9 +1,10 @@
 //! Events: the contract services meet in, and the machinery that moves events reliably.
 //!
 //! - [`envelope`]: CloudEvents-shaped envelope; [`contract`]: every event type and topic.
-//! - [`outbox`]: write events in the same transaction as the state change;
-//!   [`relay`]: publish committed outbox rows to the bus, in order.
-//! - [`bus`]: the `EventBus` boundary and its in-database log backend.
+//! - [`outbox`]: write events in the same transaction as the state change; with the
+//!   in-database bus the outbox is the log ([`sequencer`] numbers it on PostgreSQL), with
+//!   Kafka the [`relay`] publishes committed rows, in order.
+//! - [`bus`]: the `EventBus` boundary and its backends.
 //! - [`consumer`]: at-least-once delivery made effectively-once by an inbox, with bounded
 //!   retries and a dead-letter queue ([`dlq`]).
 
@@ -15,24 +16,18 @@ pub mod envelope;
 pub mod observe;
 pub mod outbox;
 pub mod relay;
+pub mod sequencer;
 pub mod service_db;
 
 pub use envelope::Envelope;
 
 use platform::db::Migrations;
 
-/// Tables every service database holds: outbox, inbox and dead letters.
+/// Tables every service database holds: outbox, inbox, consumer positions, parked events and
+/// dead letters.
 pub fn service_migrations() -> Migrations {
     Migrations {
         sqlite: sqlx::migrate!("migrations/service/sqlite"),
         postgres: sqlx::migrate!("migrations/service/postgres"),
-    }
-}
-
-/// Tables of the in-database bus: the event log and consumer offsets.
-pub fn bus_migrations() -> Migrations {
-    Migrations {
-        sqlite: sqlx::migrate!("migrations/bus/sqlite"),
-        postgres: sqlx::migrate!("migrations/bus/postgres"),
     }
 }

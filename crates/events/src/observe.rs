@@ -94,6 +94,10 @@ pub enum Consumed {
     Handled,
     Duplicate,
     DeadLettered,
+    /// Waiting for an event it needs; handled later.
+    Parked,
+    /// Not an event the group handles.
+    Skipped,
 }
 
 impl Consumed {
@@ -102,12 +106,15 @@ impl Consumed {
             Consumed::Handled => "handled",
             Consumed::Duplicate => "duplicate",
             Consumed::DeadLettered => "dead_lettered",
+            Consumed::Parked => "parked",
+            Consumed::Skipped => "skipped",
         }
     }
 }
 
 /// `commercex_events_consumed_total` and `commercex_event_handler_duration_seconds`, by group,
-/// event type and outcome. The duration covers every attempt, retries included.
+/// event type and outcome. The duration covers every attempt, retries included (zero for
+/// events the group skips or handles after parking).
 pub fn count_consumed(group: &str, event_type: &str, outcome: Consumed, took: Duration) {
     let labels = [
         ("consumer_group", group.to_owned()),
@@ -170,7 +177,7 @@ pub fn describe() {
     );
     describe_counter!(
         "commercex_events_consumed_total",
-        "Events a consumer group finished with, by outcome: handled, duplicate (already in the inbox) or dead_lettered."
+        "Events a consumer group finished with, by outcome: handled, duplicate (already in the inbox), dead_lettered, parked (waiting for an event it needs) or skipped (not handled by the group)."
     );
     describe_histogram!(
         "commercex_event_handler_duration_seconds",

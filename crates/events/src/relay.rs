@@ -1,6 +1,7 @@
-//! The relay: moves committed outbox rows to the bus, oldest first. A row is marked published
-//! only after the bus has accepted it, so a crash between the two republishes (consumers dedup
-//! by event id) and never loses an event.
+//! The relay: moves committed outbox rows to a bus outside the database (Kafka), oldest
+//! first. A row is marked published only after the bus has accepted it, so a crash between
+//! the two republishes (consumers dedup by event id) and never loses an event. (With the
+//! in-database bus there is nothing to move: see [`crate::outbox::Handoff`].)
 
 use std::time::Duration;
 
@@ -61,7 +62,7 @@ impl<B: EventBus + ?Sized> Relay<B> {
 
     /// Runs until `cancel` fires, then publishes what is already committed and returns.
     pub async fn run(self, cancel: CancellationToken) {
-        let wake = self.outbox.signal();
+        let mut wake = self.outbox.committed();
         while !cancel.is_cancelled() {
             let pause = match self.publish_batch().await {
                 // A full batch means there may be more: go again at once.
@@ -74,7 +75,7 @@ impl<B: EventBus + ?Sized> Relay<B> {
             };
             tokio::select! {
                 () = cancel.cancelled() => {}
-                () = wake.notified() => {}
+                _ = wake.changed() => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }
@@ -107,7 +108,8 @@ impl<B: EventBus + ?Sized> Relay<B> {
         // UPDATE) make a second one wait instead of publishing the same rows out of order.
         // An SQLite file has exactly one relay, in the process that owns it, so it reads
         // without a transaction and does not hold the database's single write lock while it
-        // publishes (requests would queue behind it).
+        // publishes (requests would queue behind it); it marks in a write transaction of its
+        // own, queued like every other.
         let (mut tx, lock) = match self.db.backend() {
             Backend::Postgres => (Some(self.db.begin_as("relay outbox").await?), " FOR UPDATE"),
             Backend::Sqlite => (None, ""),
@@ -162,15 +164,12 @@ impl<B: EventBus + ?Sized> Relay<B> {
         for seq in &seqs {
             update = update.bind(*seq);
         }
-        match tx {
-            Some(mut tx) => {
-                update.execute(&mut **tx).await?;
-                tx.commit().await?;
-            }
-            None => {
-                update.execute(self.db.pool()).await?;
-            }
-        }
+        let mut tx = match tx {
+            Some(tx) => tx,
+            None => self.db.begin_as("mark outbox published").await?,
+        };
+        update.execute(&mut **tx).await?;
+        tx.commit().await?;
         tracing::debug!(
             schema = self.db.schema(),
             count = seqs.len(),

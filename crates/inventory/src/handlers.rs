@@ -12,7 +12,7 @@ use events::contract::catalog::ProductCreatedV1;
 use events::contract::inventory::{InventoryRejectedV1, InventoryReservedV1};
 use events::contract::orders::{OrderCancelledV1, OrderConfirmedV1, OrderPlacedV1};
 use events::outbox::Outbox;
-use sqlx::{Any, Transaction};
+use platform::db::Tx;
 
 use crate::domain::{Quantity, ReservationLine, ReservationRequest};
 use crate::inventory::{Inventory, InventoryError, ReserveOutcome, SOURCE};
@@ -39,11 +39,7 @@ impl InventoryHandler {
         })
     }
 
-    async fn reserve(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> Result<(), HandlerError> {
+    async fn reserve(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         let order: OrderPlacedV1 = event.decode()?;
         let lines = order
             .lines
@@ -102,13 +98,20 @@ fn transient(error: InventoryError) -> HandlerError {
     HandlerError::transient(error)
 }
 
+/// The events inventory acts on; it skips the rest of its topics.
+const HANDLED: &[&str] = &[
+    ProductCreatedV1::TYPE,
+    OrderPlacedV1::TYPE,
+    OrderConfirmedV1::TYPE,
+    OrderCancelledV1::TYPE,
+];
+
 #[async_trait]
 impl EventHandler for InventoryHandler {
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> Result<(), HandlerError> {
+    fn handles(&self, event_type: &str) -> bool {
+        HANDLED.contains(&event_type)
+    }
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         match event.event_type.as_str() {
             ProductCreatedV1::TYPE => {
                 let product: ProductCreatedV1 = event.decode()?;

@@ -5,8 +5,7 @@ use events::Envelope;
 use events::contract::EventKind;
 use events::contract::inventory::{ReservationExpiredV1, ReservedLine, StockAdjustedV1};
 use events::outbox::Outbox;
-use platform::db::Db;
-use sqlx::{Any, Transaction};
+use platform::db::{Db, Tx};
 use uuid::Uuid;
 
 use crate::domain::{Adjustment, ReservationRequest, ReservationStatus, StockLevels};
@@ -68,11 +67,7 @@ impl Inventory {
         Ok(())
     }
 
-    pub async fn track_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        product_id: Uuid,
-    ) -> Result<(), InventoryError> {
+    pub async fn track_in(&self, tx: &mut Tx, product_id: Uuid) -> Result<(), InventoryError> {
         Ok(self.stock.ensure(tx, product_id).await?)
     }
 
@@ -105,7 +100,7 @@ impl Inventory {
             });
         };
         self.announce(&mut tx, &levels, &change).await?;
-        self.outbox.commit(tx).await?;
+        tx.commit().await?;
         Ok(levels)
     }
 
@@ -127,14 +122,14 @@ impl Inventory {
     ) -> Result<ReserveOutcome, InventoryError> {
         let mut tx = self.db.begin_as("reserve stock").await?;
         let outcome = self.reserve_in(&mut tx, request).await?;
-        self.outbox.commit(tx).await?;
+        tx.commit().await?;
         Ok(outcome)
     }
 
     /// [`Self::reserve`] inside the caller's transaction (an event handler's).
     pub async fn reserve_in(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         request: &ReservationRequest,
     ) -> Result<ReserveOutcome, InventoryError> {
         if let Some(status) = self.stock.reservation_status(tx, request.order_id).await? {
@@ -178,15 +173,11 @@ impl Inventory {
     pub async fn commit(&self, order_id: Uuid) -> Result<bool, InventoryError> {
         let mut tx = self.db.begin_as("commit reservation").await?;
         let done = self.commit_in(&mut tx, order_id).await?;
-        self.outbox.commit(tx).await?;
+        tx.commit().await?;
         Ok(done)
     }
 
-    pub async fn commit_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        order_id: Uuid,
-    ) -> Result<bool, InventoryError> {
+    pub async fn commit_in(&self, tx: &mut Tx, order_id: Uuid) -> Result<bool, InventoryError> {
         self.close(
             tx,
             order_id,
@@ -200,15 +191,11 @@ impl Inventory {
     pub async fn release(&self, order_id: Uuid) -> Result<bool, InventoryError> {
         let mut tx = self.db.begin_as("release reservation").await?;
         let done = self.release_in(&mut tx, order_id).await?;
-        self.outbox.commit(tx).await?;
+        tx.commit().await?;
         Ok(done)
     }
 
-    pub async fn release_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        order_id: Uuid,
-    ) -> Result<bool, InventoryError> {
+    pub async fn release_in(&self, tx: &mut Tx, order_id: Uuid) -> Result<bool, InventoryError> {
         self.close(
             tx,
             order_id,
@@ -219,11 +206,7 @@ impl Inventory {
     }
 
     /// A confirmed order was cancelled and refunded: its units go back on the shelf.
-    pub async fn restock_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        order_id: Uuid,
-    ) -> Result<bool, InventoryError> {
+    pub async fn restock_in(&self, tx: &mut Tx, order_id: Uuid) -> Result<bool, InventoryError> {
         self.close(
             tx,
             order_id,
@@ -249,7 +232,7 @@ impl Inventory {
                     ReservationStatus::Expired,
                 )
                 .await?;
-            self.outbox.commit(tx).await?;
+            tx.commit().await?;
             if done {
                 expired.push(order_id);
             }
@@ -260,7 +243,7 @@ impl Inventory {
     /// Moves the order's reservation from `from` to `to` and changes the stock to match.
     async fn close(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         order_id: Uuid,
         from: ReservationStatus,
         to: ReservationStatus,
@@ -320,7 +303,7 @@ impl Inventory {
 
     async fn announce(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut Tx,
         levels: &StockLevels,
         change: &Change<'_>,
     ) -> Result<(), InventoryError> {

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use events::bus::EventBus;
 use events::consumer::{Consumer, ConsumerSettings};
-use events::service_db::ServiceDb;
-use platform::db::{DbError, Migrations, PoolSettings, Storage};
+use events::service_db::{ServiceDb, StoreSettings};
+use platform::db::{DbError, Migrations, Storage};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::handlers::{GROUP, InventoryHandler, TOPICS};
@@ -28,12 +28,12 @@ pub struct InventoryService {
 
 impl InventoryService {
     /// The service's database, migrated.
-    pub async fn open_db(storage: &Storage, pool: PoolSettings) -> Result<ServiceDb, DbError> {
-        ServiceDb::open(storage, pool, SCHEMA, &migrations()).await
+    pub async fn open_db(storage: &Storage, store: StoreSettings) -> Result<ServiceDb, DbError> {
+        ServiceDb::open(storage, store, SCHEMA, &migrations()).await
     }
 
-    pub async fn open(storage: &Storage, pool: PoolSettings) -> Result<Self, DbError> {
-        let store = Self::open_db(storage, pool).await?;
+    pub async fn open(storage: &Storage, store: StoreSettings) -> Result<Self, DbError> {
+        let store = Self::open_db(storage, store).await?;
         let inventory = Arc::new(Inventory::new(store.db.clone(), store.outbox.clone()));
         Ok(Self { store, inventory })
     }
@@ -60,7 +60,6 @@ impl InventoryService {
             handler,
             ConsumerSettings::new(GROUP, TOPICS),
         )
-        .waking(self.store.outbox.clone())
     }
 
     /// The task that releases expired reservations, checking every `interval`.

@@ -9,7 +9,7 @@ use events::contract::EventKind;
 use events::contract::catalog::{ProductArchivedV1, ProductCreatedV1, ProductUpdatedV1};
 use events::contract::inventory::{InventoryRejectedV1, InventoryReservedV1, ReservationExpiredV1};
 use events::contract::payments::{PaymentCapturedV1, PaymentFailedV1, PaymentRefundedV1};
-use sqlx::{Any, Transaction};
+use platform::db::Tx;
 
 use crate::domain::CancelReason;
 use crate::orders::Orders;
@@ -32,15 +32,27 @@ impl OrdersHandler {
     }
 }
 
+/// The events orders acts on; it skips the rest of its topics.
+const HANDLED: &[&str] = &[
+    ProductCreatedV1::TYPE,
+    ProductUpdatedV1::TYPE,
+    ProductArchivedV1::TYPE,
+    InventoryReservedV1::TYPE,
+    InventoryRejectedV1::TYPE,
+    ReservationExpiredV1::TYPE,
+    PaymentCapturedV1::TYPE,
+    PaymentFailedV1::TYPE,
+    PaymentRefundedV1::TYPE,
+];
+
 #[async_trait]
 impl EventHandler for OrdersHandler {
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> Result<(), HandlerError> {
+    fn handles(&self, event_type: &str) -> bool {
+        HANDLED.contains(&event_type)
+    }
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         let orders = &self.orders;
-        orders.settled().forget(event.id);
+        orders.retrying(event.id);
         let store = orders.store();
         match event.event_type.as_str() {
             ProductCreatedV1::TYPE => {
@@ -120,6 +132,6 @@ impl EventHandler for OrdersHandler {
     }
 
     async fn after_commit(&self, event: &Envelope) {
-        self.orders.settled().record(event.id);
+        self.orders.settled_by(event.id);
     }
 }

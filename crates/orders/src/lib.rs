@@ -8,5 +8,6 @@ pub mod observe;
 pub mod orders;
 pub mod service;
 pub mod store;
+mod watchers;
 
 pub use service::OrdersService;

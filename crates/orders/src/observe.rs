@@ -17,6 +17,7 @@ use crate::domain::CancelReason;
 /// How the checkout of one order ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Finished {
+    pub order_id: Uuid,
     pub cancelled: Option<CancelReason>,
     pub placed_at: DateTime<Utc>,
 }
@@ -55,11 +56,11 @@ impl Settled {
         self.lock().remove(&cause);
     }
 
-    /// Counts what `cause`'s committed transaction settled.
-    pub fn record(&self, cause: Uuid) {
-        if let Some(finished) = self.lock().remove(&cause) {
-            finished.record();
-        }
+    /// Counts what `cause`'s committed transaction settled; the order it settled, if any.
+    pub fn record(&self, cause: Uuid) -> Option<Uuid> {
+        let finished = self.lock().remove(&cause)?;
+        finished.record();
+        Some(finished.order_id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Finished>> {

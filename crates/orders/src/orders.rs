@@ -9,17 +9,16 @@ use events::contract::orders::{
 use events::contract::{EventKind, Price};
 use events::outbox::Outbox;
 use platform::auth::AuthUser;
-use platform::db::Db;
-use sqlx::{Any, Transaction};
+use platform::db::{Db, Tx};
+use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::domain::{CancelReason, Order, OrderLine, OrderStatus, PlaceOrder, Transition};
 use crate::observe::{self, Finished, Settled};
-use crate::store::{OrderStore, StoreError, TimelineEntry};
+use crate::store::{OrderStore, SagaState, StoreError, TimelineEntry};
+use crate::watchers::{RECHECK_EVERY, Watchers};
 
 pub const SOURCE: &str = "commercex/orders";
-
-type Tx = Transaction<'static, Any>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrdersError {
@@ -67,6 +66,7 @@ pub struct Orders {
     outbox: Outbox,
     store: OrderStore,
     settled: Settled,
+    watchers: Watchers,
 }
 
 impl Orders {
@@ -76,6 +76,7 @@ impl Orders {
             db,
             outbox,
             settled: Settled::default(),
+            watchers: Watchers::default(),
         }
     }
 
@@ -194,7 +195,7 @@ impl Orders {
         self.outbox
             .enqueue(&mut tx, OrderPlacedV1::TOPIC, &envelope)
             .await?;
-        self.outbox.commit(tx).await?;
+        tx.commit().await?;
         tracing::info!(order_id = %order.id, "order placed");
         observe::count_placed();
         Ok(Placed {
@@ -230,6 +231,38 @@ impl Orders {
         }
     }
 
+    /// As [`Self::get`], but a pending order is answered once it settles, or when `wait`
+    /// has passed, whichever comes first.
+    pub async fn get_settled(
+        &self,
+        id: Uuid,
+        caller: &AuthUser,
+        wait: Duration,
+    ) -> Result<Order, OrdersError> {
+        let deadline = Instant::now() + wait;
+        let watch = self.watchers.watch(id);
+        loop {
+            let notified = watch.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let order = self.get(id, caller).await?;
+            let now = Instant::now();
+            if order.status != OrderStatus::Pending || now >= deadline {
+                return Ok(order);
+            }
+            let nap = (deadline - now).min(RECHECK_EVERY);
+            let _ = tokio::time::timeout(nap, notified).await;
+        }
+    }
+
+    /// The outcome `cause` settled, once its transaction has committed: counted, and the
+    /// order's waiters woken.
+    pub fn settled_by(&self, cause: Uuid) {
+        if let Some(order) = self.settled.record(cause) {
+            self.watchers.settled(order);
+        }
+    }
+
     pub async fn list(
         &self,
         caller: &AuthUser,
@@ -252,7 +285,7 @@ impl Orders {
     /// restocked (by payments and inventory, on order.cancelled).
     pub async fn cancel(&self, id: Uuid, caller: &AuthUser) -> Result<Order, OrdersError> {
         let order = self.get(id, caller).await?;
-        let Transition::Move(from, to) = order.cancel() else {
+        let Transition::Move(from, to) = order.status.cancel() else {
             return Err(OrdersError::AlreadyCancelled);
         };
         let reason = CancelReason::CancelledByCustomer;
@@ -275,13 +308,15 @@ impl Orders {
             None,
         )
         .await?;
-        self.outbox.commit(tx).await?;
+        tx.commit().await?;
         if from == OrderStatus::Pending {
             Finished {
+                order_id: id,
                 cancelled: Some(reason),
                 placed_at: order.created_at,
             }
             .record();
+            self.watchers.settled(id);
         }
         self.store.find(id).await?.ok_or(OrdersError::NotFound)
     }
@@ -308,9 +343,9 @@ impl Orders {
             .await
     }
 
-    async fn order_for(&self, order_id: Uuid) -> Result<Order, HandlerError> {
+    async fn order_for(&self, tx: &mut Tx, order_id: Uuid) -> Result<SagaState, HandlerError> {
         self.store
-            .find(order_id)
+            .saga_state(tx, order_id)
             .await?
             .ok_or_else(|| HandlerError::permanent(format!("event for unknown order {order_id}")))
     }
@@ -322,8 +357,8 @@ impl Orders {
         order_id: Uuid,
         cause: &Envelope,
     ) -> Result<(), HandlerError> {
-        let order = self.order_for(order_id).await?;
-        match order.confirm() {
+        let order = self.order_for(tx, order_id).await?;
+        match order.status.confirm() {
             Transition::Move(from, to) => {
                 if !self.store.set_status(tx, order_id, from, to, None).await? {
                     return Err(HandlerError::transient("order changed while confirming"));
@@ -346,6 +381,7 @@ impl Orders {
                 self.settled.park(
                     cause.id,
                     Finished {
+                        order_id,
                         cancelled: None,
                         placed_at: order.created_at,
                     },
@@ -378,8 +414,8 @@ impl Orders {
         reason: CancelReason,
         cause: &Envelope,
     ) -> Result<(), HandlerError> {
-        let order = self.order_for(order_id).await?;
-        let Transition::Move(from, to) = order.cancel() else {
+        let order = self.order_for(tx, order_id).await?;
+        let Transition::Move(from, to) = order.status.cancel() else {
             return self
                 .note_in(
                     tx,
@@ -412,6 +448,7 @@ impl Orders {
             self.settled.park(
                 cause.id,
                 Finished {
+                    order_id,
                     cancelled: Some(reason),
                     placed_at: order.created_at,
                 },
@@ -420,9 +457,9 @@ impl Orders {
         Ok(())
     }
 
-    /// What the saga settled while handling `cause`, parked until its transaction commits.
-    pub fn settled(&self) -> &Settled {
-        &self.settled
+    /// Forgets what an earlier, rolled-back attempt at handling `cause` settled.
+    pub fn retrying(&self, cause: Uuid) {
+        self.settled.forget(cause);
     }
 
     pub async fn note_in(

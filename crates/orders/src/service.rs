@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use events::bus::EventBus;
 use events::consumer::{Consumer, ConsumerSettings};
-use events::service_db::ServiceDb;
-use platform::db::{DbError, Migrations, PoolSettings, Storage};
+use events::service_db::{ServiceDb, StoreSettings};
+use platform::db::{DbError, Migrations, Storage};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::handlers::{GROUP, OrdersHandler, TOPICS};
@@ -27,12 +27,12 @@ pub struct OrdersService {
 }
 
 impl OrdersService {
-    pub async fn open_db(storage: &Storage, pool: PoolSettings) -> Result<ServiceDb, DbError> {
-        ServiceDb::open(storage, pool, SCHEMA, &migrations()).await
+    pub async fn open_db(storage: &Storage, store: StoreSettings) -> Result<ServiceDb, DbError> {
+        ServiceDb::open(storage, store, SCHEMA, &migrations()).await
     }
 
-    pub async fn open(storage: &Storage, pool: PoolSettings) -> Result<Self, DbError> {
-        let store = Self::open_db(storage, pool).await?;
+    pub async fn open(storage: &Storage, store: StoreSettings) -> Result<Self, DbError> {
+        let store = Self::open_db(storage, store).await?;
         let orders = Arc::new(Orders::new(store.db.clone(), store.outbox.clone()));
         Ok(Self { store, orders })
     }
@@ -49,7 +49,6 @@ impl OrdersService {
             OrdersHandler::new(self.orders.clone()),
             ConsumerSettings::new(GROUP, TOPICS),
         )
-        .waking(self.store.outbox.clone())
     }
 
     pub fn store(&self) -> &ServiceDb {

@@ -39,6 +39,14 @@ pub struct TimelineEntry {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+/// What a saga step needs of an order: where it stands.
+#[derive(Debug, Clone)]
+pub struct SagaState {
+    pub status: OrderStatus,
+    pub cancel_reason: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
 #[derive(Debug, Clone)]
 pub struct OrderStore {
     db: Db,
@@ -206,6 +214,24 @@ impl OrderStore {
             orders.push(self.read(row).await?);
         }
         Ok(orders)
+    }
+
+    /// Where the order stands, read inside `tx` (it sees what the transaction changed).
+    pub async fn saga_state(&self, tx: &mut Tx, id: Uuid) -> Result<Option<SagaState>, StoreError> {
+        let row = sqlx::query("SELECT status, cancel_reason, created_at FROM orders WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.map(|row| {
+            let status: String = row.try_get("status")?;
+            Ok(SagaState {
+                status: OrderStatus::parse(&status)
+                    .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+                cancel_reason: row.try_get("cancel_reason")?,
+                created_at: from_millis(row.try_get("created_at")?),
+            })
+        })
+        .transpose()
     }
 
     /// Moves the order from `from` to `to`; `false` if it was not in `from` any more.

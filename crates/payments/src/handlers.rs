@@ -8,7 +8,7 @@ use events::consumer::{EventHandler, HandlerError};
 use events::contract::EventKind;
 use events::contract::inventory::{InventoryRejectedV1, InventoryReservedV1, ReservationExpiredV1};
 use events::contract::orders::{OrderCancelledV1, OrderPlacedV1};
-use sqlx::{Any, Transaction};
+use platform::db::Tx;
 
 use crate::payments::Payments;
 
@@ -28,13 +28,21 @@ impl PaymentsHandler {
     }
 }
 
+/// The events payments acts on; it skips the rest of its topics.
+const HANDLED: &[&str] = &[
+    OrderPlacedV1::TYPE,
+    InventoryReservedV1::TYPE,
+    InventoryRejectedV1::TYPE,
+    ReservationExpiredV1::TYPE,
+    OrderCancelledV1::TYPE,
+];
+
 #[async_trait]
 impl EventHandler for PaymentsHandler {
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> Result<(), HandlerError> {
+    fn handles(&self, event_type: &str) -> bool {
+        HANDLED.contains(&event_type)
+    }
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         let payments = &self.payments;
         match event.event_type.as_str() {
             OrderPlacedV1::TYPE => {

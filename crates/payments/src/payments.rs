@@ -8,16 +8,14 @@ use events::consumer::HandlerError;
 use events::contract::payments::{PaymentCapturedV1, PaymentFailedV1, PaymentRefundedV1};
 use events::contract::{EventKind, Price};
 use events::outbox::Outbox;
+use platform::db::Tx;
 use platform::money::{Currency, Money};
-use sqlx::{Any, Transaction};
 use uuid::Uuid;
 
 use crate::provider::{ChargeOutcome, PaymentProvider, ProviderError};
 use crate::store::{Payment, PaymentStore, StoreError};
 
 pub const SOURCE: &str = "commercex/payments";
-
-type Tx = Transaction<'static, Any>;
 
 impl From<StoreError> for HandlerError {
     fn from(error: StoreError) -> Self {

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use events::bus::EventBus;
 use events::consumer::{Consumer, ConsumerSettings};
-use events::service_db::ServiceDb;
-use platform::db::{DbError, Migrations, PoolSettings, Storage};
+use events::service_db::{ServiceDb, StoreSettings};
+use platform::db::{DbError, Migrations, Storage};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::handlers::{GROUP, PaymentsHandler, TOPICS};
@@ -29,16 +29,16 @@ pub struct PaymentsService {
 }
 
 impl PaymentsService {
-    pub async fn open_db(storage: &Storage, pool: PoolSettings) -> Result<ServiceDb, DbError> {
-        ServiceDb::open(storage, pool, SCHEMA, &migrations()).await
+    pub async fn open_db(storage: &Storage, store: StoreSettings) -> Result<ServiceDb, DbError> {
+        ServiceDb::open(storage, store, SCHEMA, &migrations()).await
     }
 
     pub async fn open(
         storage: &Storage,
-        pool: PoolSettings,
+        store: StoreSettings,
         provider: Arc<dyn PaymentProvider>,
     ) -> Result<Self, DbError> {
-        let store = Self::open_db(storage, pool).await?;
+        let store = Self::open_db(storage, store).await?;
         let payments = Arc::new(Payments::new(
             PaymentStore::new(store.db.clone()),
             provider,
@@ -59,7 +59,6 @@ impl PaymentsService {
             PaymentsHandler::new(self.payments.clone()),
             ConsumerSettings::new(GROUP, TOPICS),
         )
-        .waking(self.store.outbox.clone())
     }
 
     pub fn store(&self) -> &ServiceDb {

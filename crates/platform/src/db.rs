@@ -5,6 +5,8 @@
 //! times are i64 milliseconds (see `crate::time`) and money is i64 minor units.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -18,9 +20,33 @@ use sqlx::{Any, AnyPool, AssertSqlSafe, Connection as _, Executor, Transaction};
 #[derive(Debug, Clone)]
 pub enum Storage {
     /// Embedded: one SQLite file per service in this directory.
-    Sqlite { dir: PathBuf },
+    Sqlite {
+        dir: PathBuf,
+        synchronous: Synchronous,
+    },
     /// PostgreSQL: one schema per service in this database.
     Postgres { url: SecretString },
+}
+
+/// How hard SQLite works to keep a commit (its `synchronous` setting, in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// The write-ahead log is synced at checkpoints: a commit survives a crash of the
+    /// process, but the last ones before a power loss may be lost.
+    #[default]
+    Normal,
+    /// The log is synced at every commit: an acknowledged order survives power loss, as
+    /// PostgreSQL's defaults promise.
+    Full,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,19 +95,32 @@ pub struct Migrations {
 }
 
 /// A transaction with its trace span. It is a `Transaction` for everything but committing,
-/// which ends the span too.
+/// which ends the span too and runs what waits for the commit (`on_commit`).
+///
+/// Every write transaction begun is counted (`commercex_db_transactions_total{db_namespace}`):
+/// transactions per order is a design figure of the event path, read by `commercex bench`.
 pub struct Tx {
     inner: Transaction<'static, Any>,
     span: tracing::Span,
+    on_commit: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 impl Tx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         let committed = self.inner.commit().instrument(self.span.clone()).await;
-        if committed.is_err() {
-            self.span.record("otel.status_code", "ERROR");
+        match committed {
+            Ok(()) => self.on_commit.into_iter().for_each(|run| run()),
+            Err(_) => {
+                self.span.record("otel.status_code", "ERROR");
+            }
         }
         committed
+    }
+
+    /// Runs `run` once this transaction has committed (never if it rolls back): how what it
+    /// wrote is announced, e.g. the outbox waking its readers.
+    pub fn on_commit(&mut self, run: impl FnOnce() + Send + 'static) {
+        self.on_commit.push(Box::new(run));
     }
 
     /// The transaction's span: work done inside the transaction runs in it, so the events it
@@ -118,6 +157,20 @@ pub struct Db {
     writer: Option<AnyPool>,
     backend: Backend,
     schema: String,
+    /// SQLite only: stops the checkpoints when the last handle on the database goes.
+    _checkpointer: Option<Arc<Checkpointer>>,
+    /// Write transactions begun through this pool (what `commercex_db_transactions_total`
+    /// counts for the whole process).
+    transactions: Arc<AtomicU64>,
+}
+
+#[derive(Debug)]
+struct Checkpointer(tokio::task::AbortHandle);
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl Storage {
@@ -142,8 +195,9 @@ impl Storage {
         let options = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout);
+        let mut checkpointer = None;
         let (pool, writer) = match self {
-            Self::Sqlite { dir } => {
+            Self::Sqlite { dir, synchronous } => {
                 std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
                     dir: dir.display().to_string(),
                     source,
@@ -153,8 +207,12 @@ impl Storage {
                     dir.join(format!("{schema}.db")).display()
                 );
                 let connect: AnyConnectOptions = url.parse().map_err(connect_error)?;
+                let setup = sqlite_setup(*synchronous);
+                // A file does not drop connections: pinging one before every use would be
+                // a round trip to its thread for nothing.
                 let pool = options
-                    .after_connect(sqlite_setup)
+                    .test_before_acquire(false)
+                    .after_connect(setup.clone())
                     .connect_with(connect.clone())
                     .await
                     .map_err(connect_error)?;
@@ -165,10 +223,13 @@ impl Storage {
                 let writer = AnyPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(settings.acquire_timeout.max(Duration::from_secs(30)))
-                    .after_connect(sqlite_setup)
+                    .test_before_acquire(false)
+                    .after_connect(setup)
                     .connect_with(connect)
                     .await
                     .map_err(connect_error)?;
+                let checkpoints = tokio::spawn(checkpoint_regularly(pool.clone()));
+                checkpointer = Some(Arc::new(Checkpointer(checkpoints.abort_handle())));
                 (pool, Some(writer))
             }
             Self::Postgres { url } => {
@@ -215,6 +276,8 @@ impl Storage {
             writer,
             backend: self.backend(),
             schema: schema.to_owned(),
+            _checkpointer: checkpointer,
+            transactions: Arc::default(),
         })
     }
 }
@@ -230,6 +293,11 @@ impl Db {
 
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    /// Write transactions begun through this handle and its clones so far.
+    pub fn write_transactions(&self) -> u64 {
+        self.transactions.load(Ordering::Relaxed)
     }
 
     /// `db_client_connections_usage{db_namespace, state}` (idle, used) and
@@ -281,8 +349,15 @@ impl Db {
             }
             None => self.pool.begin().instrument(span.clone()).await,
         };
+        metrics::counter!("commercex_db_transactions_total", "db_namespace" => self.schema.clone())
+            .increment(1);
+        self.transactions.fetch_add(1, Ordering::Relaxed);
         match begun {
-            Ok(inner) => Ok(Tx { inner, span }),
+            Ok(inner) => Ok(Tx {
+                inner,
+                span,
+                on_commit: Vec::new(),
+            }),
             Err(error) => {
                 span.record("otel.status_code", "ERROR");
                 Err(error)
@@ -366,18 +441,106 @@ pub fn is_unique_violation(error: &sqlx::Error) -> bool {
 type SetupFuture<'c> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>>;
 
+/// How often the write-ahead log is folded into the database file (see
+/// `checkpoint_regularly`).
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
 /// Every SQLite connection: WAL lets readers run beside the writer; the busy timeout makes a
-/// writer from another process wait for the lock instead of failing at once.
+/// writer from another process wait for the lock instead of failing at once. Checkpoints
+/// are not left to whichever commit crosses the threshold (it would copy pages and sync the
+/// file while requests queue behind it): `checkpoint_regularly` does them.
 fn sqlite_setup(
-    conn: &mut sqlx::AnyConnection,
-    _: sqlx::pool::PoolConnectionMetadata,
-) -> SetupFuture<'_> {
-    Box::pin(async move {
-        conn.execute(
-            "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
-        .await?;
-        Ok(())
-    })
+    synchronous: Synchronous,
+) -> impl Fn(&mut sqlx::AnyConnection, sqlx::pool::PoolConnectionMetadata) -> SetupFuture<'_>
++ Clone
++ Send
++ Sync
++ 'static {
+    move |conn, _| {
+        Box::pin(async move {
+            conn.execute(AssertSqlSafe(format!(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+                 PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
+                 PRAGMA wal_autocheckpoint = 0;",
+                synchronous.pragma()
+            )))
+            .await?;
+            Ok(())
+        })
+    }
+}
+
+/// Checkpoints the write-ahead log every `CHECKPOINT_EVERY` from a reading connection, until
+/// the pool closes. A passive checkpoint waits for nobody: the writer goes on appending
+/// meanwhile, and the log restarts from its beginning once a checkpoint has caught up.
+async fn checkpoint_regularly(pool: AnyPool) {
+    let mut every = tokio::time::interval(CHECKPOINT_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(error) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await
+            && !pool.is_closed()
+        {
+            tracing::warn!(%error, "checkpointing the SQLite write-ahead log failed");
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    async fn synchronous_of(synchronous: Synchronous) -> (i64, i64, i64) {
+        let dir = std::env::temp_dir().join(format!("cx-db-{}", uuid::Uuid::now_v7()));
+        let storage = Storage::Sqlite {
+            dir: dir.clone(),
+            synchronous,
+        };
+        let db = storage.open("test", PoolSettings::default()).await.unwrap();
+        let read: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        let mut tx = db.begin_as("test").await.unwrap();
+        let written: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap();
+        let checkpoints: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&mut **tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        db.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+        (read, written, checkpoints)
+    }
+
+    #[tokio::test]
+    async fn sqlite_syncs_as_configured_and_leaves_checkpoints_to_the_checkpointer() {
+        // SQLite's numbers: NORMAL is 1, FULL is 2.
+        assert_eq!(synchronous_of(Synchronous::Normal).await, (1, 1, 0));
+        assert_eq!(synchronous_of(Synchronous::Full).await, (2, 2, 0));
+    }
+
+    #[tokio::test]
+    async fn write_transactions_are_counted() {
+        let dir = std::env::temp_dir().join(format!("cx-db-{}", uuid::Uuid::now_v7()));
+        let storage = Storage::Sqlite {
+            dir: dir.clone(),
+            synchronous: Synchronous::Normal,
+        };
+        let db = storage.open("test", PoolSettings::default()).await.unwrap();
+        let clone = db.clone();
+        for _ in 0..3 {
+            clone.begin_as("test").await.unwrap().commit().await.unwrap();
+        }
+        assert_eq!(db.write_transactions(), 3);
+        db.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -37,6 +37,7 @@ impl TestStorage {
         Some(Self {
             storage: Storage::Sqlite {
                 dir: dir.path().to_owned(),
+                synchronous: platform::db::Synchronous::Normal,
             },
             distributed: None,
             _guard: Guard::Dir(dir),

@@ -128,7 +128,7 @@ impl Identity {
         self.outbox
             .enqueue(&mut tx, UserRegisteredV1::TOPIC, &envelope)
             .await?;
-        self.outbox.commit(tx).await?;
+        tx.commit().await?;
         tracing::info!(user_id = %user.id, "user registered");
         Ok(user)
     }

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use events::service_db::ServiceDb;
+use events::service_db::{ServiceDb, StoreSettings};
 use jsonwebtoken::jwk::Jwk;
 use platform::auth::{SigningKey, TokenAudience};
-use platform::db::{DbError, Migrations, PoolSettings, Storage};
+use platform::db::{DbError, Migrations, Storage};
 use platform::shared_redis::SharedRedis;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -43,17 +43,17 @@ pub struct UsersService {
 
 impl UsersService {
     /// The service's database, migrated.
-    pub async fn open_db(storage: &Storage, pool: PoolSettings) -> Result<ServiceDb, DbError> {
-        ServiceDb::open(storage, pool, SCHEMA, &migrations()).await
+    pub async fn open_db(storage: &Storage, store: StoreSettings) -> Result<ServiceDb, DbError> {
+        ServiceDb::open(storage, store, SCHEMA, &migrations()).await
     }
 
     /// Opens (and migrates) the service's database and builds its state.
     pub async fn open(
         storage: &Storage,
-        pool: PoolSettings,
+        store: StoreSettings,
         config: UsersConfig,
     ) -> Result<Self, DbError> {
-        let store = Self::open_db(storage, pool).await?;
+        let store = Self::open_db(storage, store).await?;
         let issuer = TokenIssuer::new(
             config.signing_key,
             config.retired_keys,

@@ -65,15 +65,21 @@ impl SearchTerms {
 /// Returns the trigrams and how many must be present, or `None` for short words, which must
 /// match exactly.
 pub fn fuzzy_trigrams(term: &str) -> Option<(Vec<String>, usize)> {
-    let chars: Vec<char> = term.chars().collect();
-    if chars.len() < 5 {
+    if term.chars().count() < 5 {
         return None;
     }
+    let trigrams = trigrams(term);
+    let needed = (trigrams.len() * 2).div_ceil(3);
+    Some((trigrams, needed))
+}
+
+/// A word's distinct trigrams (three consecutive characters), sorted.
+pub fn trigrams(term: &str) -> Vec<String> {
+    let chars: Vec<char> = term.chars().collect();
     let mut trigrams: Vec<String> = chars.windows(3).map(|w| w.iter().collect()).collect();
     trigrams.sort();
     trigrams.dedup();
-    let needed = (trigrams.len() * 2).div_ceil(3);
-    Some((trigrams, needed))
+    trigrams
 }
 
 /// The sort key of the last item of a page.

@@ -1,62 +1,106 @@
-//! The event bus backend, chosen here and nowhere else: the in-database log or Kafka.
+//! The event bus backend, chosen here and nowhere else: the services' outboxes read as a log
+//! (the in-database bus) or Kafka.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use events::bus::EventBus;
-use events::bus::dblog::DbLogBus;
-use platform::db::{Db, PoolSettings, Storage};
+use events::bus::outbox_log::{OutboxLog, Source};
+use events::contract;
+use events::service_db::ServiceDb;
+use platform::db::Db;
 use platform::http::ReadinessCheck;
 
+use super::services::Services;
 use crate::settings::{BusSettings, Settings};
 
-/// The SQLite file / PostgreSQL schema of the in-database event bus.
-const BUS_SCHEMA: &str = "bus";
-
-/// Opens the event bus database and applies its migrations.
-pub async fn open_bus_db(storage: &Storage, pool: PoolSettings) -> anyhow::Result<Db> {
-    let bus = storage.open(BUS_SCHEMA, pool).await?;
-    bus.migrate(&events::bus_migrations()).await?;
-    Ok(bus)
-}
-
-/// The bus, and the database it lives in when it is the in-database log (closed at shutdown).
+/// The bus, and the databases of other processes' services it reads (closed at shutdown).
 pub struct OpenBus {
     pub bus: Arc<dyn EventBus>,
-    pub db: Option<Db>,
+    pub databases: Vec<Db>,
 }
 
-pub async fn open_bus(settings: &Settings) -> anyhow::Result<OpenBus> {
+pub async fn open_bus(settings: &Settings, services: &Services) -> anyhow::Result<OpenBus> {
     match &settings.bus {
-        BusSettings::Db => {
-            let db = open_bus_db(&settings.storage, settings.pool).await?;
-            Ok(OpenBus {
-                bus: Arc::new(DbLogBus::new(db.clone())),
-                db: Some(db),
-            })
-        }
+        BusSettings::Db => outbox_log(settings, services).await,
         #[cfg(feature = "kafka")]
         BusSettings::Kafka(config) => {
             if config.create_topics {
                 provision_topics(config).await;
             }
-            let bus = events::bus::kafka::KafkaBus::connect(config.clone())?;
             Ok(OpenBus {
-                bus: Arc::new(bus),
-                db: None,
+                bus: Arc::new(events::bus::kafka::KafkaBus::connect(config.clone())?),
+                databases: Vec::new(),
             })
         }
     }
+}
+
+/// Each topic is read from its producer's outbox: the open service's own, or, for a
+/// service running in another process, its database opened here to read (it wakes nobody
+/// here, so those topics are read every poll wait).
+async fn outbox_log(settings: &Settings, services: &Services) -> anyhow::Result<OpenBus> {
+    let (storage, store) = (&settings.storage, settings.store);
+    let mut log = OutboxLog::new();
+    let mut databases = Vec::new();
+    for topic in contract::TOPICS {
+        let producer = match topic {
+            contract::users::TOPIC => match &services.users {
+                Some(users) => users.store().clone(),
+                None => opened(
+                    &mut databases,
+                    users::UsersService::open_db(storage, store).await?,
+                ),
+            },
+            contract::catalog::TOPIC => match &services.catalog {
+                Some(catalog) => catalog.store().clone(),
+                None => opened(
+                    &mut databases,
+                    catalog::CatalogService::open_db(storage, store).await?,
+                ),
+            },
+            contract::inventory::TOPIC => match &services.inventory {
+                Some(inventory) => inventory.store().clone(),
+                None => opened(
+                    &mut databases,
+                    inventory::InventoryService::open_db(storage, store).await?,
+                ),
+            },
+            contract::orders::TOPIC => match &services.orders {
+                Some(orders) => orders.store().clone(),
+                None => opened(
+                    &mut databases,
+                    orders::OrdersService::open_db(storage, store).await?,
+                ),
+            },
+            contract::payments::TOPIC => match &services.payments {
+                Some(payments) => payments.store().clone(),
+                None => opened(
+                    &mut databases,
+                    payments::PaymentsService::open_db(storage, store).await?,
+                ),
+            },
+            other => anyhow::bail!("no service produces {other}"),
+        };
+        let ServiceDb { db, outbox } = producer;
+        log = log.with_source(topic, Source { db, outbox });
+    }
+    Ok(OpenBus {
+        bus: Arc::new(log),
+        databases,
+    })
+}
+
+fn opened(databases: &mut Vec<Db>, store: ServiceDb) -> ServiceDb {
+    databases.push(store.db.clone());
+    store
 }
 
 /// Makes sure the event topics exist. A broker that is down does not stop start-up: the
 /// service still takes requests, events wait in the outbox, and consumers join once it is up.
 #[cfg(feature = "kafka")]
 async fn provision_topics(config: &events::bus::kafka::KafkaConfig) {
-    let topics: Vec<String> = events::contract::TOPICS
-        .iter()
-        .map(|t| (*t).to_owned())
-        .collect();
+    let topics: Vec<String> = contract::TOPICS.iter().map(|t| (*t).to_owned()).collect();
     match events::bus::kafka::ensure_topics(config, &topics).await {
         Ok(report) => {
             for line in report.lines() {

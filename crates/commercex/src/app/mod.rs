@@ -18,6 +18,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use axum::Extension;
+use events::outbox::Handoff;
+use events::sequencer::{Sequencer, SequencerSettings};
 use platform::auth::TokenVerifier;
 use platform::db::Db;
 use platform::http::{ReadinessCheck, TrustForwardedFor};
@@ -27,7 +29,6 @@ use tokio_util::sync::CancellationToken;
 use users::UsersService;
 use users::domain::{DisplayName, Email, Password, User};
 
-pub use bus::open_bus_db;
 use bus::{BusReady, open_bus};
 use services::{DOMAIN_SERVICES, Services};
 use workers::Workers;
@@ -114,7 +115,7 @@ impl Application {
         services: Services,
         verifier: Arc<TokenVerifier>,
     ) -> anyhow::Result<DomainParts> {
-        let bus = open_bus(settings).await?;
+        let bus = open_bus(settings, &services).await?;
         let mut readiness: Vec<Arc<dyn ReadinessCheck>> = services
             .stores()
             .iter()
@@ -123,13 +124,26 @@ impl Application {
         readiness.push(Arc::new(BusReady(bus.bus.clone())));
         let mut workers = Workers::default();
         for store in services.stores() {
-            let relay = events::relay::Relay::new(
-                store.db.clone(),
-                store.outbox.clone(),
-                bus.bus.clone(),
-                settings.relay,
-            );
-            workers.spawn_publisher(move |cancel| relay.run(cancel));
+            match store.outbox.handoff() {
+                Handoff::InPlace => {}
+                Handoff::Sequenced => {
+                    let sequencer = Sequencer::new(
+                        store.db.clone(),
+                        store.outbox.clone(),
+                        SequencerSettings::default(),
+                    );
+                    workers.spawn_publisher(move |cancel| sequencer.run(cancel));
+                }
+                Handoff::Relayed => {
+                    let relay = events::relay::Relay::new(
+                        store.db.clone(),
+                        store.outbox.clone(),
+                        bus.bus.clone(),
+                        settings.relay,
+                    );
+                    workers.spawn_publisher(move |cancel| relay.run(cancel));
+                }
+            }
         }
         let consumers = services.consumers(&bus.bus, settings);
         let groups = consumers
@@ -151,7 +165,7 @@ impl Application {
         };
         workers.spawn(move |cancel| sampler.run(cancel));
         let mut databases: Vec<Db> = services.stores().iter().map(|s| s.db.clone()).collect();
-        databases.extend(bus.db);
+        databases.extend(bus.databases);
         Ok(DomainParts {
             routers: services.routers(),
             readiness,

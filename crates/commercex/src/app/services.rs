@@ -46,7 +46,7 @@ impl Services {
         which: &[ServiceName],
         redis: Option<Arc<SharedRedis>>,
     ) -> anyhow::Result<Self> {
-        let (storage, pool) = (&settings.storage, settings.pool);
+        let (storage, store) = (&settings.storage, settings.store);
         let mut services = Self::default();
         for service in which {
             match service {
@@ -63,7 +63,7 @@ impl Services {
                         throttle: settings.throttle,
                         redis: redis.clone(),
                     };
-                    services.users = Some(UsersService::open(storage, pool, config).await?);
+                    services.users = Some(UsersService::open(storage, store, config).await?);
                 }
                 ServiceName::Catalog => {
                     let cache: Arc<dyn ProductCache> = match &redis {
@@ -73,18 +73,19 @@ impl Services {
                         )),
                         None => Arc::new(NoCache),
                     };
-                    services.catalog = Some(CatalogService::open(storage, pool, cache).await?);
+                    services.catalog = Some(CatalogService::open(storage, store, cache).await?);
                 }
                 ServiceName::Inventory => {
-                    services.inventory = Some(InventoryService::open(storage, pool).await?);
+                    services.inventory = Some(InventoryService::open(storage, store).await?);
                 }
                 ServiceName::Orders => {
-                    services.orders = Some(OrdersService::open(storage, pool).await?);
+                    services.orders = Some(OrdersService::open(storage, store).await?);
                 }
                 ServiceName::Payments => {
                     // Real providers plug in here, chosen by configuration, behind one trait.
                     let provider = Arc::new(SandboxProvider::new());
-                    services.payments = Some(PaymentsService::open(storage, pool, provider).await?);
+                    services.payments =
+                        Some(PaymentsService::open(storage, store, provider).await?);
                 }
                 ServiceName::Gateway => {}
             }

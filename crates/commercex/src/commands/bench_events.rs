@@ -87,7 +87,9 @@ async fn consume(
         .map(|_| {
             let (bus, group, seen) = (bus.clone(), group.clone(), seen.clone());
             tokio::spawn(async move {
-                let mut subscription = bus.subscribe(&group, &[TOPIC.to_owned()]).await?;
+                let mut subscription = bus
+                    .subscribe(&group, &[TOPIC.to_owned()], &Default::default())
+                    .await?;
                 let mut last_seen = Instant::now();
                 while count(&seen) < events {
                     let deliveries = subscription.poll(BATCH, Duration::from_millis(200)).await?;

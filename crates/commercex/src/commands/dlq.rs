@@ -11,30 +11,32 @@ pub async fn run(
     command: DlqCommand,
 ) -> anyhow::Result<()> {
     let storage = settings::storage(options, stored)?;
-    let pool = settings::pool(options);
+    let store = settings::store(options);
     // Every service database has a dead-letter table; look in all of them.
     let queues = [
         (
             users::service::SCHEMA,
-            users::UsersService::open_db(&storage, pool).await?.db,
+            users::UsersService::open_db(&storage, store).await?.db,
         ),
         (
             catalog::service::SCHEMA,
-            catalog::CatalogService::open_db(&storage, pool).await?.db,
+            catalog::CatalogService::open_db(&storage, store).await?.db,
         ),
         (
             inventory::service::SCHEMA,
-            inventory::InventoryService::open_db(&storage, pool)
+            inventory::InventoryService::open_db(&storage, store)
                 .await?
                 .db,
         ),
         (
             orders::service::SCHEMA,
-            orders::OrdersService::open_db(&storage, pool).await?.db,
+            orders::OrdersService::open_db(&storage, store).await?.db,
         ),
         (
             payments::service::SCHEMA,
-            payments::PaymentsService::open_db(&storage, pool).await?.db,
+            payments::PaymentsService::open_db(&storage, store)
+                .await?
+                .db,
         ),
     ]
     .map(|(schema, db)| (schema, DeadLetters::new(db)));

@@ -127,11 +127,11 @@ pub async fn run(
     rng_seed: u64,
 ) -> anyhow::Result<()> {
     let storage = settings::storage(options, stored)?;
-    let pool = settings::pool(options);
+    let store = settings::store(options);
     // Seeding only writes: no read cache to keep.
     let catalog =
-        catalog::CatalogService::open(&storage, pool, Arc::new(catalog::cache::NoCache)).await?;
-    let inventory = inventory::InventoryService::open(&storage, pool).await?;
+        catalog::CatalogService::open(&storage, store, Arc::new(catalog::cache::NoCache)).await?;
+    let inventory = inventory::InventoryService::open(&storage, store).await?;
     let eur = Currency::parse("EUR").map_err(anyhow::Error::msg)?;
     let mut rng = StdRng::seed_from_u64(rng_seed);
     let started = Instant::now();

@@ -63,6 +63,10 @@ fn describe() {
         "commercex_redis_failures_total",
         "Redis commands that failed or were skipped while its circuit breaker was open."
     );
+    metrics::describe_counter!(
+        "commercex_db_transactions_total",
+        "Write transactions begun, per service database: the cost of the event path per order."
+    );
     metrics::describe_gauge!(
         "db_client_connections_usage",
         "Database connections by state (idle, used), per service database."

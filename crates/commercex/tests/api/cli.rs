@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use events::Envelope;
-use events::bus::dblog::DbLogBus;
+use events::bus::outbox_log::{OutboxLog, Source};
 use events::bus::{EventBus, Outgoing};
 use events::consumer::{Consumer, ConsumerSettings, EventHandler, HandlerError};
 use events::dlq::{DeadLetters, Status};
+use platform::db::Tx;
 use serde_json::Value;
-use sqlx::{Any, Transaction};
 use testkit::{TestStorage, backend_tests};
 use tokio::process::Child;
 use tokio_util::sync::CancellationToken;
@@ -75,21 +75,25 @@ backend_tests! {
         let output = run_cli(&args).await;
         assert!(output.status.success(), "{}", text(&output.stderr));
         let stdout = text(&output.stdout);
-        assert!(stdout.contains("users: migrated") && stdout.contains("bus: migrated"), "{stdout}");
+        for schema in SERVICE_SCHEMAS {
+            assert!(stdout.contains(&format!("{schema}: migrated")), "{stdout}");
+        }
         // Twice is fine: migrations are applied once.
         assert!(run_cli(&args).await.status.success());
     }
 
     async fn dead_letters_are_listed_shown_and_replayed_from_the_command_line(storage: TestStorage) {
-        let users = users::UsersService::open_db(&storage.storage, Default::default()).await.unwrap().db;
-        let bus_db = commercex::app::open_bus_db(&storage.storage, Default::default()).await.unwrap();
-        let bus = Arc::new(DbLogBus::new(bus_db));
+        let store = users::UsersService::open_db(&storage.storage, Default::default()).await.unwrap();
+        let users = store.db.clone();
+        let bus = Arc::new(OutboxLog::new().with_source("commercex.cli", Source { db: store.db.clone(), outbox: store.outbox.clone() }));
         let handler = Arc::new(Fragile::default());
         let mut settings = ConsumerSettings::new("cli-test", &["commercex.cli"]);
         settings.poll_wait = Duration::from_millis(100);
         let consumer = Consumer::new(users.clone(), bus.clone() as Arc<dyn EventBus>, handler.clone(), settings);
         let cancel = CancellationToken::new();
         let running = tokio::spawn(consumer.run(cancel.clone()));
+        let sequencer = events::sequencer::Sequencer::new(store.db.clone(), store.outbox.clone(), Default::default());
+        let sequencing = tokio::spawn(sequencer.run(cancel.clone()));
         let poison = Envelope::new("commercex/test", "commercex.cli.poison.v1", "p-1", &serde_json::json!({}));
         bus.publish(&[Outgoing { topic: "commercex.cli".into(), envelope: poison.clone() }]).await.unwrap();
         let dlq = DeadLetters::new(users.clone());
@@ -120,6 +124,7 @@ backend_tests! {
         assert!(!run_cli(&unknown).await.status.success());
         cancel.cancel();
         running.await.unwrap();
+        sequencing.await.unwrap();
     }
 
     async fn seed_loads_a_stocked_demo_catalog_once(storage: TestStorage) {
@@ -178,11 +183,14 @@ async fn the_production_profile_refuses_development_defaults() {
         data_dir.clone(),
         "--redis-url".into(),
         "redis://:hunter2@127.0.0.1:6379".into(),
+        "--sqlite-synchronous".into(),
+        "normal".into(),
     ])
     .await;
     assert!(!output.status.success());
     let stderr = text(&output.stderr);
     assert!(stderr.contains("COMMERCEX_REDIS_URL_FILE"), "{stderr}");
+    assert!(stderr.contains("COMMERCEX_SQLITE_SYNCHRONOUS"), "{stderr}");
     assert!(
         !stderr.contains("hunter2"),
         "the refusal repeats the password"
@@ -300,11 +308,11 @@ struct Fragile {
 
 #[async_trait]
 impl EventHandler for Fragile {
-    async fn handle(
-        &self,
-        _: &mut Transaction<'static, Any>,
-        _: &Envelope,
-    ) -> Result<(), HandlerError> {
+    fn handles(&self, _: &str) -> bool {
+        true
+    }
+
+    async fn handle(&self, _: &mut Tx, _: &Envelope) -> Result<(), HandlerError> {
         if !self.healed.load(Ordering::SeqCst) {
             return Err(HandlerError::permanent("cannot digest this event"));
         }

@@ -571,6 +571,23 @@ async fn product_reads_are_cached_in_redis_and_catalog_events_drop_stale_entries
     assert_eq!(patched.status(), 200);
     let second: Value = app.get(&path, None).await.json().await.unwrap();
     assert_eq!(second["name"], "Renamed");
+    // Once the catalog has consumed the change's own event (which drops the entry again), a
+    // read fills the cache for good.
+    let catalog = app.deployment.as_ref().unwrap().named("catalog")[0].url();
+    wait_for("the catalog past product.updated", || async {
+        let text = app.metrics_of(&catalog).await;
+        sample(
+            &text,
+            "commercex_events_consumed_total",
+            &[
+                "consumer_group=\"catalog\"",
+                "event_type=\"commercex.product.updated.v1\"",
+            ],
+        )
+        .is_some()
+    })
+    .await;
+    app.get(&path, None).await;
 
     // A reader that raced a change can put a stale copy back; the change's event (here, a
     // stock adjustment from inventory) drops it.

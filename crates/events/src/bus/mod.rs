@@ -1,11 +1,16 @@
-//! The event bus boundary. The relay publishes through [`EventBus`]; consumers read through
-//! [`Subscription`]. Backends: the in-database log ([`dblog`]) and Kafka (`kafka`, behind the
-//! `kafka` cargo feature), with no change to service code.
+//! The event bus boundary. Consumers read through [`Subscription`]s; the relay publishes
+//! through [`EventBus::publish`]. Backends: the services' outboxes read as a log
+//! ([`outbox_log`], the in-database bus) and Kafka (`kafka`, behind the `kafka` cargo
+//! feature), with no change to service code.
+//!
+//! Neither orders events across topics (Kafka orders them only within a partition), so
+//! consumers never rely on it: see [`crate::consumer`].
 
-pub mod dblog;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+pub mod outbox_log;
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -34,19 +39,34 @@ pub struct Delivery {
     pub partition: i32,
     pub offset: i64,
     pub envelope: Envelope,
+    /// Why the record could not be read as an event, if it could not: `envelope` then only
+    /// carries its id, key and raw text, and the consumer dead-letters it.
+    pub unreadable: Option<String>,
 }
+
+/// Where a consumer group is: per (topic, partition), the offset of the last event done.
+pub type Positions = HashMap<(String, i32), i64>;
 
 #[async_trait]
 pub trait EventBus: Send + Sync + 'static {
     /// Publishes `events` durably, in the order given (which keeps per-key order).
     async fn publish(&self, events: &[Outgoing]) -> Result<(), BusError>;
 
-    /// Joins consumer group `group` on `topics`, resuming at the group's committed offsets.
+    /// Joins consumer group `group` on `topics`, resuming after `resume` (the positions the
+    /// group stored in its own database) where the bus keeps none of its own.
     async fn subscribe(
         &self,
         group: &str,
         topics: &[String],
+        resume: &Positions,
     ) -> Result<Box<dyn Subscription>, BusError>;
+
+    /// Whether a group's positions are kept in its own database, committed in the
+    /// transaction that handled the events before them (the in-database bus), rather than
+    /// by the bus (Kafka's committed offsets).
+    fn positions_in_consumer_db(&self) -> bool {
+        false
+    }
 
     /// Copies a dead-lettered event where the bus's own tooling finds it (Kafka: the group's
     /// dead-letter topic). The database's dead-letter table stays the record operators act
@@ -67,14 +87,6 @@ pub trait EventBus: Send + Sync + 'static {
     async fn sample_lag(&self, _group: &str, _topics: &[String]) -> Result<(), BusError> {
         Ok(())
     }
-
-    /// Whether one subscription sees events of different topics in the order they were
-    /// published. Kafka orders only within a partition, so a consumer of several topics reads
-    /// each through its own subscription there: an event that must wait for one on another
-    /// topic (a reservation for an order not yet seen) never blocks that other event.
-    fn orders_across_topics(&self) -> bool {
-        false
-    }
 }
 
 #[async_trait]
@@ -82,6 +94,7 @@ pub trait Subscription: Send {
     /// Up to `max` deliveries, waiting at most `wait` for the first one.
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError>;
 
-    /// Records that `delivery` (and everything before it in its partition) is done.
+    /// Records that `delivery` (and everything before it in its partition) is done; called
+    /// once the transaction that handled it has committed.
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError>;
 }

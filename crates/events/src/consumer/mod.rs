@@ -1,12 +1,24 @@
 //! Consumers: at-least-once delivery from the bus, made effectively-once by the inbox.
 //!
-//! For each delivery the runner opens a transaction on the consuming service's database,
-//! skips the event if the group's inbox already has it, runs the handler, writes the inbox row
-//! and commits, all in that one transaction. Only then is the bus offset committed. A transient
-//! failure is retried with exponential backoff and jitter, a bounded number of times; a
-//! permanent failure or exhausted retries puts the event in the dead-letter queue and the
-//! consumer moves on. Dead letters can be replayed: the runner picks up replay requests.
+//! The runner handles what one poll of the bus brought in one transaction on the consuming
+//! service's database: for each event the group handles, a savepoint, an inbox check, the
+//! handler and the inbox row; then the group's positions (on the in-database bus) and one
+//! commit. Events the group does not handle cost no transaction at all. Only after the commit
+//! is the bus told (Kafka offsets).
+//!
+//! An event that fails rolls back to its savepoint alone. A permanent failure is
+//! dead-lettered in the same transaction; a transient one ends the transaction before it
+//! (what came before commits) and is retried on its own with exponential backoff and jitter,
+//! a bounded number of times, then dead-lettered. A database that fails the transaction
+//! itself pauses the consumer, without using up any handler's attempts. An event that needs
+//! one not handled yet (`HandlerError::NotYet`: Kafka orders events only within a partition,
+//! and the in-database bus only within a topic) is parked, out of the way of the events
+//! behind it, and handled as soon as an event about the same subject has been. Dead letters
+//! can be replayed: the runner picks up replay requests.
 
+mod batch;
+mod parked;
+mod positions;
 mod retry;
 mod runner;
 
@@ -14,7 +26,7 @@ pub use retry::RetryPolicy;
 pub use runner::{Consumer, ConsumerSettings, Outcome};
 
 use async_trait::async_trait;
-use sqlx::{Any, Transaction};
+use platform::db::Tx;
 
 use crate::Envelope;
 
@@ -29,9 +41,9 @@ pub enum HandlerError {
     #[error("permanent: {0}")]
     Permanent(BoxError),
     /// Needs an event from another topic that has not been handled yet (a reservation for an
-    /// order whose `order.placed` is still on its way). Kafka orders events only within a
-    /// partition, so this is normal, not a fault: retried for longer before dead-lettering
-    /// (`RetryPolicy::prerequisite_wait`).
+    /// order whose `order.placed` is still on its way). Buses order events only within a
+    /// partition, so this is normal, not a fault: the event is parked until an event about the
+    /// same subject has been handled, for up to `RetryPolicy::prerequisite_wait`.
     #[error("waiting for an earlier event: {0}")]
     NotYet(BoxError),
 }
@@ -63,17 +75,19 @@ impl From<crate::envelope::DecodeError> for HandlerError {
     }
 }
 
-/// Reacts to events inside the consuming service's transaction. Event types it does not care
-/// about it simply accepts.
+/// Reacts to events inside the consuming service's transaction.
 #[async_trait]
 pub trait EventHandler: Send + Sync + 'static {
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> Result<(), HandlerError>;
+    /// Whether `handle` does anything with events of `event_type`. The consumer opens no
+    /// transaction and writes no inbox row for the others; it only moves past them.
+    fn handles(&self, event_type: &str) -> bool;
 
-    /// Runs after the transaction that handled `event` committed (not for duplicates): the
+    /// Handles `event` inside `tx`, which may already hold the effects of earlier events of
+    /// the same batch: read through `tx`, never through the pool, to see them.
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError>;
+
+    /// Runs once the consumer is past `event`: after the transaction that handled it
+    /// committed, or at once for an event it does not handle (never for a duplicate). The
     /// place for effects outside the database, such as dropping a cache entry, that must not
     /// happen before the change is visible. Best effort: it is not retried.
     async fn after_commit(&self, _event: &Envelope) {}

@@ -33,10 +33,29 @@ impl RetryPolicy {
     /// A random pause between half the ceiling and the ceiling, so that consumers that failed
     /// together do not retry together.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let ceiling = self.ceiling(attempt);
-        let half = ceiling / 2;
-        half + ceiling.saturating_sub(half).mul_f64(rand::random::<f64>())
+        jittered(self.ceiling(attempt))
     }
+
+    /// The pause after the `failures`-th transaction in a row that the database failed (an
+    /// outage, not a handler's fault): from a tenth of a second, doubling, at most
+    /// `OUTAGE_CEILING`, jittered. It has no limit in number: the consumer waits out the
+    /// outage.
+    pub fn outage_delay(&self, failures: u32) -> Duration {
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+        jittered(
+            Duration::from_millis(100)
+                .saturating_mul(factor)
+                .min(OUTAGE_CEILING),
+        )
+    }
+}
+
+/// The longest pause between two tries of a consumer's transaction during an outage.
+pub const OUTAGE_CEILING: Duration = Duration::from_secs(10);
+
+fn jittered(ceiling: Duration) -> Duration {
+    let half = ceiling / 2;
+    half + ceiling.saturating_sub(half).mul_f64(rand::random::<f64>())
 }
 
 #[cfg(test)]

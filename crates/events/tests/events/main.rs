@@ -1,15 +1,20 @@
-//! The event machinery against real databases: outbox -> relay -> in-database bus -> consumer.
+//! The event machinery against real databases: outbox -> log (the in-database bus) ->
+//! consumer, and outbox -> relay -> an outside bus.
 
 #![allow(clippy::unwrap_used)] // Tests fail loudly on the first surprise.
 
 mod support;
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use events::Envelope;
+use events::bus::{EventBus, Positions};
 use events::consumer::RetryPolicy;
 use events::dlq::{DeadLetters, Status};
+use events::outbox::{Handoff, Outbox};
+use events::relay::{Relay, RelaySettings};
 use support::*;
 use testkit::backend_tests;
 
@@ -24,26 +29,88 @@ backend_tests! {
         let mut tx = world.service.begin_as("test").await.expect("begin");
         let kept = event(2);
         world.outbox.enqueue(&mut tx, TOPIC, &kept).await.expect("enqueue");
-        world.outbox.commit(tx).await.expect("commit");
+        tx.commit().await.expect("commit");
 
-        assert_eq!(world.relay().publish_batch().await.expect("relay"), 1);
+        wait_for("the committed event in the log", || async { !world.logged_event_ids().await.is_empty() }).await;
         assert_eq!(world.logged_event_ids().await, vec![kept.id.to_string()]);
-        assert_eq!(events::relay::backlog(&world.service).await.expect("backlog"), 0);
+        wait_for("nothing left to sequence", || async {
+            events::relay::backlog(&world.service).await.expect("backlog") == 0
+        }).await;
     }
 
-    async fn a_duplicate_delivery_has_one_effect(storage: TestStorage) {
+    async fn a_batch_is_one_transaction_and_each_event_sees_the_ones_before(storage: TestStorage) {
+        let world = World::new(&storage).await;
+        let published: Vec<Envelope> = (0..30).map(event).collect();
+        world.publish(&published).await;
+        wait_for("all in the log", || async { world.logged_event_ids().await.len() == 30 }).await;
+        let before = world.service.write_transactions();
+        let running = world.start(Recorder::new(), RetryPolicy::default());
+        wait_for("all handled", || async { world.effects().await.len() == 30 }).await;
+        running.stop().await;
+        // Each handler numbered its effect by counting the effects it could see: the
+        // unique numbers 0..30 in order mean each saw those of the batch before it.
+        let expected: Vec<String> = published.iter().map(|e| e.id.to_string()).collect();
+        assert_eq!(world.effects().await, expected);
+        let transactions = world.service.write_transactions() - before;
+        assert!(transactions <= 2, "30 events took {transactions} write transactions");
+        assert!(world.stored_position().await.is_some(), "the position is stored with the effects");
+    }
+
+    async fn events_the_group_does_not_handle_cost_no_transaction(storage: TestStorage) {
+        let world = World::new(&storage).await;
+        let ignored: Vec<Envelope> = (0..40).map(ignored_event).collect();
+        world.publish(&ignored).await;
+        wait_for("all in the log", || async { world.logged_event_ids().await.len() == 40 }).await;
+        let before = world.service.write_transactions();
+        let handler = Recorder::new();
+        let running = world.start(handler.clone(), RetryPolicy::default());
+        // One handled event behind them: once it is done, the consumer is past them all.
+        let last = event(99);
+        world.publish(std::slice::from_ref(&last)).await;
+        wait_for("the handled one", || async { world.effects().await.len() == 1 }).await;
+        let transactions = world.service.write_transactions() - before;
+        running.stop().await;
+        assert_eq!(handler.calls.load(Ordering::SeqCst), 1, "the handler saw only the event it handles");
+        // The append of `last` (on PostgreSQL, also its numbering) and the handling of it;
+        // none for the forty.
+        assert!(transactions <= 3, "{transactions} write transactions");
+    }
+
+    async fn a_redelivered_event_has_one_effect(storage: TestStorage) {
         let world = World::new(&storage).await;
         let handler = Recorder::new();
-        let event = event(7);
-        // The same event reaches the bus twice (a relay that crashed after publishing,
-        // before marking the row), then a different one.
-        world.publish(&[event.clone(), event.clone(), self::event(8)]).await;
+        world.publish(&[event(7), event(8)]).await;
         let running = world.start(handler.clone(), RetryPolicy::default());
         wait_for("both events handled", || async { world.effects().await.len() == 2 }).await;
         running.stop().await;
-        let effects = world.effects().await;
-        assert_eq!(effects.iter().filter(|id| **id == event.id.to_string()).count(), 1);
-        assert_eq!(handler.calls.load(Ordering::SeqCst), 2, "the duplicate never reached the handler");
+
+        // The group starts over (a restored backup, an operator's reset): both come again.
+        let mut tx = world.service.begin_as("rewind").await.unwrap();
+        sqlx::query("UPDATE consumer_positions SET position = 0").execute(&mut **tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let third = event(9);
+        world.publish(std::slice::from_ref(&third)).await;
+        let again = Recorder::new();
+        let running = world.start(again.clone(), RetryPolicy::default());
+        wait_for("the new event handled", || async { world.effects().await.len() == 3 }).await;
+        running.stop().await;
+        assert_eq!(again.calls.load(Ordering::SeqCst), 1, "the two redelivered events never reached the handler");
+    }
+
+    async fn two_instances_of_a_group_handle_each_event_once(storage: TestStorage) {
+        let world = World::new(&storage).await;
+        let published: Vec<Envelope> = (0..60).map(event).collect();
+        world.publish(&published).await;
+        let first = world.start(Recorder::new(), RetryPolicy::default());
+        let second = world.start(Recorder::new(), RetryPolicy::default());
+        wait_for("every event handled", || async { world.effects().await.len() >= 60 }).await;
+        first.stop().await;
+        second.stop().await;
+        let mut effects = world.effects().await;
+        assert_eq!(effects.len(), 60);
+        effects.sort();
+        effects.dedup();
+        assert_eq!(effects.len(), 60, "no event had two effects");
     }
 
     async fn a_transient_failure_is_retried_with_backoff(storage: TestStorage) {
@@ -67,42 +134,68 @@ backend_tests! {
         assert!(DeadLetters::new(world.service.clone()).list_open().await.expect("dlq").is_empty());
     }
 
-    async fn an_event_waiting_for_an_earlier_one_outlasts_the_attempt_limit(storage: TestStorage) {
+    async fn a_failing_event_rolls_back_alone_and_the_events_before_it_commit(storage: TestStorage) {
         let world = World::new(&storage).await;
         let handler = Recorder::new();
-        let early = event(60);
-        handler.wait_on_earlier(early.id);
-        world.publish(std::slice::from_ref(&early)).await;
+        let events: Vec<Envelope> = (0..10).map(event).collect();
+        handler.fail_transiently_on(events[6].id);
+        world.publish(&events).await;
         let policy = RetryPolicy {
-            max_attempts: 2,
+            max_attempts: 3,
             base_delay: Duration::from_millis(10),
             max_delay: Duration::from_millis(20),
-            prerequisite_wait: Duration::from_secs(30),
+            ..RetryPolicy::default()
         };
         let running = world.start(handler.clone(), policy);
-        wait_for("more tries than max_attempts", || async { handler.calls.load(Ordering::SeqCst) > 4 }).await;
-        handler.heal();
-        wait_for("the event handled", || async { world.effects().await.len() == 1 }).await;
+        wait_for("the other nine handled", || async { world.effects().await.len() == 9 }).await;
         running.stop().await;
-        assert!(DeadLetters::new(world.service.clone()).list_open().await.expect("dlq").is_empty());
+        let effects = world.effects().await;
+        let ids: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+        assert_eq!(effects[..6], ids[..6], "the six before it committed in order");
+        assert!(!effects.contains(&ids[6]));
+        let dlq = DeadLetters::new(world.service.clone()).list_open().await.unwrap();
+        assert_eq!(dlq.len(), 1);
+        assert_eq!(dlq[0].event_id, ids[6]);
+        assert_eq!(dlq[0].attempts, 3);
+    }
+
+    async fn an_event_waiting_for_another_is_parked_and_does_not_hold_up_the_rest(storage: TestStorage) {
+        let world = World::new(&storage).await;
+        let handler = Recorder::new();
+        // A reservation before its order: needs an event about the same subject.
+        let early = Envelope::new("commercex/test", "commercex.test.happened.v1", "order-1", &serde_json::json!({"n": 1}));
+        let order = Envelope::new("commercex/test", "commercex.test.happened.v1", "order-1", &serde_json::json!({"n": 2}));
+        handler.wait_on_earlier(early.id, order.id);
+        let behind: Vec<Envelope> = (10..15).map(event).collect();
+        world.publish_on(OTHER_TOPIC, std::slice::from_ref(&early)).await;
+        world.publish_on(OTHER_TOPIC, &behind).await;
+        let running = world.start_on(&[TOPIC, OTHER_TOPIC], handler.clone(), RetryPolicy::default());
+        wait_for("the events behind it handled", || async { world.effects().await.len() == 5 }).await;
+        assert!(!world.effects().await.contains(&early.id.to_string()));
+
+        // The order arrives on the other topic; the parked event follows it at once.
+        world.publish(std::slice::from_ref(&order)).await;
+        wait_for("the parked event handled", || async { world.effects().await.len() == 7 }).await;
+        running.stop().await;
+        let effects = world.effects().await;
+        assert_eq!(effects[5..], [order.id.to_string(), early.id.to_string()], "right after the event it waited for");
+        assert!(DeadLetters::new(world.service.clone()).list_open().await.unwrap().is_empty());
     }
 
     async fn an_event_whose_prerequisite_never_comes_is_dead_lettered(storage: TestStorage) {
         let world = World::new(&storage).await;
         let handler = Recorder::new();
         let orphan = event(61);
-        handler.wait_on_earlier(orphan.id);
+        handler.wait_on_earlier(orphan.id, uuid::Uuid::now_v7());
         world.publish(&[orphan.clone(), event(62)]).await;
         let policy = RetryPolicy {
-            max_attempts: 2,
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(20),
             prerequisite_wait: Duration::from_millis(300),
+            ..RetryPolicy::default()
         };
         let running = world.start(handler.clone(), policy);
         let dlq = DeadLetters::new(world.service.clone());
-        wait_for("the orphan dead-lettered", || async { dlq.list_open().await.expect("dlq").len() == 1 }).await;
         wait_for("the next event handled", || async { world.effects().await.len() == 1 }).await;
+        wait_for("the orphan dead-lettered", || async { dlq.list_open().await.expect("dlq").len() == 1 }).await;
         running.stop().await;
         let letter = &dlq.list_open().await.expect("dlq")[0];
         assert_eq!(letter.event_id, orphan.id.to_string());
@@ -153,6 +246,22 @@ backend_tests! {
         assert!(world.effects().await.contains(&poison.id.to_string()));
     }
 
+    async fn an_unreadable_row_is_dead_lettered_not_a_stall(storage: TestStorage) {
+        let world = World::new(&storage).await;
+        let mut tx = world.service.begin_as("corrupt").await.unwrap();
+        world.outbox.enqueue(&mut tx, TOPIC, &event(1)).await.unwrap();
+        sqlx::query("UPDATE outbox SET envelope = 'not json at all'").execute(&mut **tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let good = event(2);
+        world.publish(std::slice::from_ref(&good)).await;
+        let running = world.start(Recorder::new(), RetryPolicy::default());
+        wait_for("the good event handled", || async { world.effects().await == vec![good.id.to_string()] }).await;
+        running.stop().await;
+        let letters = DeadLetters::new(world.service.clone()).list_open().await.unwrap();
+        assert_eq!(letters.len(), 1);
+        assert!(letters[0].error.contains("not an event"), "{}", letters[0].error);
+    }
+
     async fn consumption_resumes_after_a_restart_with_nothing_lost(storage: TestStorage) {
         let world = World::new(&storage).await;
         let first: Vec<Envelope> = (0..5).map(event).collect();
@@ -165,62 +274,75 @@ backend_tests! {
         let second: Vec<Envelope> = (5..12).map(event).collect();
         world.publish(&second).await;
 
-        // A new process: new bus and consumer objects over the same databases.
+        // A new process: new bus and consumer objects over the same database.
         let restarted = World::reopen(&storage).await;
-        let running = restarted.start(Recorder::new(), RetryPolicy::default());
+        let handler = Recorder::new();
+        let running = restarted.start(handler.clone(), RetryPolicy::default());
         wait_for("all twelve handled", || async { restarted.effects().await.len() == 12 }).await;
         running.stop().await;
+        assert_eq!(handler.calls.load(Ordering::SeqCst), 7, "it resumed after the stored position");
         let mut effects = restarted.effects().await;
         effects.sort();
         effects.dedup();
         assert_eq!(effects.len(), 12, "each event had exactly one effect");
     }
 
-    async fn the_relay_publishes_in_commit_order_and_wakes_on_commit(storage: TestStorage) {
+    async fn the_log_is_in_commit_order_and_readers_wake_on_commit(storage: TestStorage) {
         let world = World::new(&storage).await;
         let running = world.start(Recorder::new(), RetryPolicy::default());
-        let relay = world.spawn_relay();
         let mut expected = Vec::new();
         for n in 0..20 {
             let mut tx = world.service.begin_as("test").await.expect("begin");
             let e = event(n);
             expected.push(e.id.to_string());
             world.outbox.enqueue(&mut tx, TOPIC, &e).await.expect("enqueue");
-            world.outbox.commit(tx).await.expect("commit");
+            tx.commit().await.expect("commit");
         }
-        wait_for("all relayed and handled", || async { world.effects().await.len() == 20 }).await;
-        relay.stop().await;
+        wait_for("all handled", || async { world.effects().await.len() == 20 }).await;
         running.stop().await;
         assert_eq!(world.logged_event_ids().await, expected);
-        assert_eq!(world.effects().await, expected, "handled in publish order");
+        assert_eq!(world.effects().await, expected, "handled in commit order");
     }
 
-    async fn the_bus_keeps_log_order_across_topics_and_never_stalls(storage: TestStorage) {
-        use events::bus::{EventBus, Outgoing};
+    async fn a_batch_cut_short_resumes_where_it_stopped(storage: TestStorage) {
         let world = World::new(&storage).await;
-        let on = |topic: &str, n: i64| Outgoing { topic: topic.into(), envelope: event(n) };
-        let mut first: Vec<Outgoing> = (0..150).map(|n| on("a", n)).collect();
-        first.push(on("b", 1000));
-        world.bus.publish(&first).await.unwrap();
+        let published: Vec<Envelope> = (0..150).map(event).collect();
+        world.publish(&published).await;
+        wait_for("all in the log", || async { world.logged_event_ids().await.len() == 150 }).await;
+        let mut reader = world.bus.subscribe("g", &[TOPIC.into()], &Positions::new()).await.unwrap();
+        let first = reader.poll(100, Duration::from_millis(10)).await.unwrap();
+        let rest = reader.poll(100, Duration::from_millis(10)).await.unwrap();
+        assert_eq!((first.len(), rest.len()), (100, 50));
+        // A group that stored the position of the 100th resumes after it.
+        let mut resume = Positions::new();
+        resume.insert((TOPIC.into(), 0), first[99].offset);
+        let mut resumed = world.bus.subscribe("g", &[TOPIC.into()], &resume).await.unwrap();
+        let again = resumed.poll(100, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(again.len(), 50);
+        assert_eq!(again[0].envelope.id, published[100].id);
+    }
 
-        // A batch cut short by its size never lets b's later event overtake a's earlier ones.
-        let mut both = world.bus.subscribe("g", &["a".into(), "b".into()]).await.unwrap();
-        let batch = both.poll(100, Duration::from_millis(10)).await.unwrap();
-        assert_eq!(batch.len(), 100);
-        assert!(batch.iter().all(|d| d.topic == "a"));
-        let rest = both.poll(100, Duration::from_millis(10)).await.unwrap();
-        assert_eq!(rest.len(), 51);
-        assert_eq!(rest.last().unwrap().topic, "b");
-        both.commit(&rest[rest.len() - 2]).await.unwrap();
-
-        // A group whose offsets differ widely per topic still reaches new events.
-        let mut only_a = world.bus.subscribe("h", &["a".into()]).await.unwrap();
-        let seen = only_a.poll(200, Duration::from_millis(10)).await.unwrap();
-        only_a.commit(seen.last().unwrap()).await.unwrap();
-        let mut widened = world.bus.subscribe("h", &["a".into(), "c".into()]).await.unwrap();
-        world.bus.publish(&[on("a", 2000)]).await.unwrap();
-        let fresh = widened.poll(100, Duration::from_millis(10)).await.unwrap();
-        assert_eq!(fresh.len(), 1, "only the new event, found past 150 already-seen rows");
-        assert_eq!(fresh[0].envelope.data["n"], 2000);
+    async fn the_relay_publishes_in_commit_order_and_marks_only_what_the_bus_took(storage: TestStorage) {
+        let service = open_service(&storage).await;
+        let outbox = Outbox::new(Handoff::Relayed);
+        let bus = Arc::new(RecordingBus::default());
+        let relay = Relay::new(service.clone(), outbox.clone(), bus.clone(), RelaySettings::default());
+        let mut expected = Vec::new();
+        for n in 0..5 {
+            let mut tx = service.begin_as("test").await.unwrap();
+            let e = event(n);
+            expected.push(e.id);
+            outbox.enqueue(&mut tx, TOPIC, &e).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        bus.down.store(true, Ordering::SeqCst);
+        assert!(relay.publish_batch().await.is_err(), "the bus refused");
+        assert_eq!(events::relay::backlog(&service).await.unwrap(), 5, "nothing marked");
+        bus.down.store(false, Ordering::SeqCst);
+        assert_eq!(relay.publish_batch().await.unwrap(), 5);
+        assert_eq!(events::relay::backlog(&service).await.unwrap(), 0);
+        let published: Vec<uuid::Uuid> = bus.published.lock().unwrap().iter().map(|o| o.envelope.id).collect();
+        assert_eq!(published, expected);
+        assert_eq!(relay.publish_batch().await.unwrap(), 0, "each event is published once");
     }
 }

@@ -4,34 +4,35 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use events::Envelope;
-use events::bus::dblog::DbLogBus;
-use events::bus::{EventBus, Outgoing};
+use events::bus::outbox_log::{OutboxLog, Source};
+use events::bus::{BusError, EventBus, Outgoing, Positions, Subscription};
 use events::consumer::{Consumer, ConsumerSettings, EventHandler, HandlerError, RetryPolicy};
-use events::outbox::Outbox;
-use events::relay::{Relay, RelaySettings};
-use platform::db::{Db, PoolSettings};
-use sqlx::{Any, Transaction};
+use events::outbox::{Handoff, Outbox};
+use events::sequencer::Sequencer;
+use platform::db::{Backend, Db, PoolSettings, Tx};
 use testkit::TestStorage;
 pub use testkit::wait_for;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use uuid::Uuid;
 
 pub const TOPIC: &str = "commercex.test";
 pub const GROUP: &str = "test-consumer";
 
-/// A service database and a bus database, migrated, as a service process would have them.
+/// A service database whose outbox is the in-database bus's log, as a service process on the
+/// in-database bus has it: it produces `TOPIC` (and `commercex.other`) and consumes them.
 pub struct World {
     pub service: Db,
-    pub bus_db: Db,
-    pub bus: Arc<DbLogBus>,
+    pub bus: Arc<OutboxLog>,
     pub outbox: Outbox,
+    /// PostgreSQL: the sequencer that makes committed rows readable, until dropped.
+    _sequencing: Option<DropGuard>,
 }
 
 impl World {
     pub async fn new(storage: &TestStorage) -> Self {
         let world = Self::reopen(storage).await;
-        sqlx::query("CREATE TABLE effects (seq INTEGER NOT NULL, event_id TEXT NOT NULL)")
+        sqlx::query("CREATE TABLE effects (seq INTEGER NOT NULL UNIQUE, event_id TEXT NOT NULL)")
             .execute(world.service.pool())
             .await
             .expect("create effects table");
@@ -39,52 +40,42 @@ impl World {
     }
 
     pub async fn reopen(storage: &TestStorage) -> Self {
-        let service = storage
-            .storage
-            .open("svc", PoolSettings::default())
-            .await
-            .expect("open service db");
-        service
-            .migrate(&events::service_migrations())
-            .await
-            .expect("migrate service db");
-        let bus_db = storage
-            .storage
-            .open("bus", PoolSettings::default())
-            .await
-            .expect("open bus db");
-        bus_db
-            .migrate(&events::bus_migrations())
-            .await
-            .expect("migrate bus db");
+        let service = open_service(storage).await;
+        let handoff = match service.backend() {
+            Backend::Sqlite => Handoff::InPlace,
+            Backend::Postgres => Handoff::Sequenced,
+        };
+        let outbox = Outbox::new(handoff);
+        let source = || Source {
+            db: service.clone(),
+            outbox: outbox.clone(),
+        };
+        let bus = OutboxLog::new()
+            .with_source(TOPIC, source())
+            .with_source(OTHER_TOPIC, source());
+        let sequencing = (handoff == Handoff::Sequenced).then(|| {
+            let cancel = CancellationToken::new();
+            let sequencer = Sequencer::new(service.clone(), outbox.clone(), Default::default());
+            tokio::spawn(sequencer.run(cancel.clone()));
+            cancel.drop_guard()
+        });
         Self {
-            bus: Arc::new(DbLogBus::new(bus_db.clone())),
             service,
-            bus_db,
-            outbox: Outbox::new(),
+            bus: Arc::new(bus),
+            outbox,
+            _sequencing: sequencing,
         }
     }
 
-    pub fn relay(&self) -> Relay<DbLogBus> {
-        Relay::new(
-            self.service.clone(),
-            self.outbox.clone(),
-            self.bus.clone(),
-            RelaySettings::default(),
-        )
-    }
-
-    pub fn spawn_relay(&self) -> Running {
-        let cancel = CancellationToken::new();
-        let task = tokio::spawn(self.relay().run(cancel.clone()));
-        Running { cancel, task }
-    }
-
     pub async fn publish(&self, events: &[Envelope]) {
+        self.publish_on(TOPIC, events).await;
+    }
+
+    pub async fn publish_on(&self, topic: &str, events: &[Envelope]) {
         let outgoing: Vec<Outgoing> = events
             .iter()
             .map(|envelope| Outgoing {
-                topic: TOPIC.into(),
+                topic: topic.into(),
                 envelope: envelope.clone(),
             })
             .collect();
@@ -92,7 +83,11 @@ impl World {
     }
 
     pub fn start(&self, handler: Arc<Recorder>, retry: RetryPolicy) -> Running {
-        let mut settings = ConsumerSettings::new(GROUP, &[TOPIC]);
+        self.start_on(&[TOPIC], handler, retry)
+    }
+
+    pub fn start_on(&self, topics: &[&str], handler: Arc<Recorder>, retry: RetryPolicy) -> Running {
+        let mut settings = ConsumerSettings::new(GROUP, topics);
         settings.retry = retry;
         settings.poll_wait = Duration::from_millis(100);
         let bus: Arc<dyn EventBus> = self.bus.clone();
@@ -110,11 +105,86 @@ impl World {
             .expect("read effects")
     }
 
+    /// The ids in `TOPIC`'s log, in log order, as a new consumer group reads them.
     pub async fn logged_event_ids(&self) -> Vec<String> {
-        sqlx::query_scalar("SELECT event_id FROM event_log ORDER BY position")
-            .fetch_all(self.bus_db.pool())
+        let mut reader = self
+            .bus
+            .subscribe("reader", &[TOPIC.into()], &Positions::new())
             .await
-            .expect("read event log")
+            .expect("subscribe");
+        let mut ids = Vec::new();
+        loop {
+            let batch = reader
+                .poll(1000, Duration::from_millis(10))
+                .await
+                .expect("poll");
+            if batch.is_empty() {
+                return ids;
+            }
+            ids.extend(batch.iter().map(|d| d.envelope.id.to_string()));
+        }
+    }
+
+    /// Where `GROUP` stands in `TOPIC`, as stored.
+    pub async fn stored_position(&self) -> Option<i64> {
+        sqlx::query_scalar(
+            "SELECT position FROM consumer_positions WHERE consumer_group = $1 AND topic = $2",
+        )
+        .bind(GROUP)
+        .bind(TOPIC)
+        .fetch_optional(self.service.pool())
+        .await
+        .expect("read positions")
+    }
+}
+
+pub const OTHER_TOPIC: &str = "commercex.other";
+
+pub async fn open_service(storage: &TestStorage) -> Db {
+    let service = storage
+        .storage
+        .open("svc", PoolSettings::default())
+        .await
+        .expect("open service db");
+    service
+        .migrate(&events::service_migrations())
+        .await
+        .expect("migrate service db");
+    service
+}
+
+/// A bus outside the database, as the relay sees Kafka: it keeps what it is given, and
+/// refuses while `down`.
+#[derive(Default)]
+pub struct RecordingBus {
+    pub published: Mutex<Vec<Outgoing>>,
+    pub down: AtomicBool,
+}
+
+#[async_trait]
+impl EventBus for RecordingBus {
+    async fn publish(&self, events: &[Outgoing]) -> Result<(), BusError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(BusError::Unavailable("the broker is down".into()));
+        }
+        self.published
+            .lock()
+            .expect("lock")
+            .extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        _: &str,
+        _: &[String],
+        _: &Positions,
+    ) -> Result<Box<dyn Subscription>, BusError> {
+        Err(BusError::Unavailable("publishing only".into()))
+    }
+
+    async fn ping(&self) -> Result<(), BusError> {
+        Ok(())
     }
 }
 
@@ -142,6 +212,18 @@ pub fn event(n: i64) -> Envelope {
     )
 }
 
+/// A type the test handler does not handle.
+pub const IGNORED: &str = "commercex.test.ignored.v1";
+
+pub fn ignored_event(n: i64) -> Envelope {
+    Envelope::new(
+        "commercex/test",
+        IGNORED,
+        format!("agg-{n}"),
+        &serde_json::json!({"n": n}),
+    )
+}
+
 pub fn poison_event() -> Envelope {
     Envelope::new(
         "commercex/test",
@@ -157,9 +239,9 @@ pub struct Recorder {
     pub calls: AtomicU32,
     transient_failures_left: AtomicU32,
     always_transient: Mutex<Option<Uuid>>,
-    waiting_on_earlier: Mutex<Option<Uuid>>,
+    /// An event, and the one whose effect it needs first.
+    waiting_on_earlier: Mutex<Option<(Uuid, Uuid)>>,
     healed: AtomicBool,
-    seq: AtomicU32,
     times: Mutex<Vec<Instant>>,
 }
 
@@ -181,8 +263,9 @@ impl Recorder {
     }
 
     /// `event` needs one that has not arrived (until `heal`).
-    pub fn wait_on_earlier(&self, event: Uuid) {
-        *self.waiting_on_earlier.lock().expect("lock") = Some(event);
+    /// `event` cannot be handled before `needed` has been (as a reservation needs its order).
+    pub fn wait_on_earlier(&self, event: Uuid, needed: Uuid) {
+        *self.waiting_on_earlier.lock().expect("lock") = Some((event, needed));
     }
 
     /// The bug behind the failures is fixed (or the awaited event arrived).
@@ -198,11 +281,11 @@ impl Recorder {
 
 #[async_trait]
 impl EventHandler for Recorder {
-    async fn handle(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        event: &Envelope,
-    ) -> Result<(), HandlerError> {
+    fn handles(&self, event_type: &str) -> bool {
+        event_type != IGNORED
+    }
+
+    async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.times.lock().expect("lock").push(Instant::now());
         let healed = self.healed.load(Ordering::SeqCst);
@@ -211,8 +294,15 @@ impl EventHandler for Recorder {
                 "poison pill: cannot interpret this event",
             ));
         }
-        if !healed && *self.waiting_on_earlier.lock().expect("lock") == Some(event.id) {
-            return Err(HandlerError::not_yet("the order is not known yet"));
+        let waiting = *self.waiting_on_earlier.lock().expect("lock");
+        if let Some((_, needed)) = waiting.filter(|(id, _)| *id == event.id) {
+            let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM effects WHERE event_id = $1")
+                .bind(needed.to_string())
+                .fetch_one(&mut ***tx)
+                .await?;
+            if found == 0 {
+                return Err(HandlerError::not_yet("the order is not known yet"));
+            }
         }
         if !healed && *self.always_transient.lock().expect("lock") == Some(event.id) {
             return Err(HandlerError::transient("dependency unavailable"));
@@ -226,10 +316,15 @@ impl EventHandler for Recorder {
         {
             return Err(HandlerError::transient("simulated timeout"));
         }
+        // What this transaction wrote so far is visible to it: effects of earlier events of
+        // the same batch count.
+        let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM effects")
+            .fetch_one(&mut ***tx)
+            .await?;
         sqlx::query("INSERT INTO effects (seq, event_id) VALUES ($1, $2)")
-            .bind(i64::from(self.seq.fetch_add(1, Ordering::SeqCst)))
+            .bind(before)
             .bind(event.id.to_string())
-            .execute(&mut **tx)
+            .execute(&mut ***tx)
             .await?;
         Ok(())
     }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use platform::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
@@ -141,6 +143,36 @@ impl From<Order> for OrderResponse {
             shipping_address: order.address,
             created_at: order.created_at,
             updated_at: order.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct GetParams {
+    /// Wait up to this long (`500ms`, `5s`; at most 8 s) for a pending order to be confirmed or
+    /// cancelled, and answer as soon as it is: no need to ask again and again.
+    #[param(example = "5s")]
+    pub wait: Option<String>,
+}
+
+/// The longest a client may wait for an order to settle in one request: below the gateway's
+/// default upstream timeout (10 s), which would otherwise answer 504 first.
+pub const MAX_WAIT: Duration = Duration::from_secs(8);
+
+impl GetParams {
+    pub fn wait(&self) -> Result<Option<Duration>, ApiError> {
+        let Some(raw) = &self.wait else {
+            return Ok(None);
+        };
+        match humantime::parse_duration(raw) {
+            Ok(wait) if wait <= MAX_WAIT => Ok(Some(wait)),
+            _ => Err(ApiError::validation(
+                "wait",
+                "invalid",
+                "wait must be a duration such as 500ms or 5s, at most 8s",
+            )),
         }
     }
 }

@@ -10,7 +10,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::dto::{ListParams, OrderPage, OrderResponse, PlaceOrderRequest, Timeline, TimelineStep};
+use super::dto::{
+    GetParams, ListParams, OrderPage, OrderResponse, PlaceOrderRequest, Timeline, TimelineStep,
+};
 use crate::orders::Orders;
 
 const TAG: &str = "orders";
@@ -67,9 +69,10 @@ async fn place_order(
     Ok((StatusCode::ACCEPTED, Json(placed.order.into())))
 }
 
-/// An order (its owner or an admin).
+/// An order (its owner or an admin). With `wait`, a pending order is answered as soon as it
+/// is confirmed or cancelled (a long poll), or still pending once `wait` has passed.
 #[utoipa::path(get, path = "/api/v1/orders/{id}", tag = TAG, security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Order id")),
+    params(("id" = Uuid, Path, description = "Order id"), GetParams),
     responses(
         (status = 200, description = "The order", body = OrderResponse),
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
@@ -78,8 +81,14 @@ async fn get_order(
     State(orders): State<Arc<Orders>>,
     caller: AuthUser,
     Path(id): Path<String>,
+    Query(params): Query<GetParams>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    Ok(Json(orders.get(order_id(&id)?, &caller).await?.into()))
+    let id = order_id(&id)?;
+    let order = match params.wait()? {
+        Some(wait) => orders.get_settled(id, &caller, wait).await?,
+        None => orders.get(id, &caller).await?,
+    };
+    Ok(Json(order.into()))
 }
 
 /// The caller's orders, newest first.

@@ -82,10 +82,10 @@ pub struct Order {
     pub updated_at: DateTime<Utc>,
 }
 
-impl Order {
+impl OrderStatus {
     /// Payment captured: a pending order is confirmed.
-    pub fn confirm(&self) -> Transition {
-        match self.status {
+    pub fn confirm(self) -> Transition {
+        match self {
             OrderStatus::Pending => Transition::Move(OrderStatus::Pending, OrderStatus::Confirmed),
             OrderStatus::Confirmed => Transition::Already,
             OrderStatus::Cancelled => Transition::Refused,
@@ -93,8 +93,8 @@ impl Order {
     }
 
     /// Cancelling: pending or confirmed orders can be; cancelled ones already are.
-    pub fn cancel(&self) -> Transition {
-        match self.status {
+    pub fn cancel(self) -> Transition {
+        match self {
             OrderStatus::Cancelled => Transition::Already,
             from => Transition::Move(from, OrderStatus::Cancelled),
         }
@@ -105,45 +105,14 @@ impl Order {
 mod tests {
     use super::*;
 
-    fn order(status: OrderStatus) -> Order {
-        Order {
-            id: Uuid::nil(),
-            customer_id: Uuid::nil(),
-            status,
-            cancel_reason: None,
-            lines: vec![],
-            total: 0,
-            currency: "EUR".into(),
-            address: ShippingAddress {
-                name: "A".into(),
-                line1: "B".into(),
-                line2: None,
-                city: "C".into(),
-                postal_code: "1".into(),
-                country: "DE".into(),
-            },
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        }
-    }
-
     #[test]
     fn status_moves() {
         use OrderStatus::*;
-        assert_eq!(
-            order(Pending).confirm(),
-            Transition::Move(Pending, Confirmed)
-        );
-        assert_eq!(order(Confirmed).confirm(), Transition::Already);
-        assert_eq!(order(Cancelled).confirm(), Transition::Refused);
-        assert_eq!(
-            order(Pending).cancel(),
-            Transition::Move(Pending, Cancelled)
-        );
-        assert_eq!(
-            order(Confirmed).cancel(),
-            Transition::Move(Confirmed, Cancelled)
-        );
-        assert_eq!(order(Cancelled).cancel(), Transition::Already);
+        assert_eq!(Pending.confirm(), Transition::Move(Pending, Confirmed));
+        assert_eq!(Confirmed.confirm(), Transition::Already);
+        assert_eq!(Cancelled.confirm(), Transition::Refused);
+        assert_eq!(Pending.cancel(), Transition::Move(Pending, Cancelled));
+        assert_eq!(Confirmed.cancel(), Transition::Move(Confirmed, Cancelled));
+        assert_eq!(Cancelled.cancel(), Transition::Already);
     }
 }

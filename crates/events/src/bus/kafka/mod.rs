@@ -136,10 +136,12 @@ impl EventBus for KafkaBus {
         futures::future::try_join_all(sends).await.map(drop)
     }
 
+    /// Resumes at the group's offsets committed in Kafka; `_resume` is not needed.
     async fn subscribe(
         &self,
         group: &str,
         topics: &[String],
+        _resume: &crate::bus::Positions,
     ) -> Result<Box<dyn Subscription>, BusError> {
         if self.config.create_topics {
             topics::ensure_dlq_topic(&self.config, group).await?;

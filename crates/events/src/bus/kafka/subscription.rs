@@ -139,6 +139,7 @@ impl KafkaSubscription {
                 partition: message.partition(),
                 offset: message.offset(),
                 envelope,
+                unreadable: None,
             })),
             Err(error) => {
                 tracing::error!(group = self.group, topic, partition = message.partition(), offset = message.offset(), %error, "unreadable record; moving it to the dead-letter topic");

@@ -1,6 +1,9 @@
 //! `commercex bench`: a load generator. N concurrent customers register, log in, browse,
 //! search and check out against a running CommerceX; it reports orders per second and the
-//! place -> confirmed latency percentiles, with error counts and what caused them.
+//! place -> confirmed latency percentiles, with error counts and what caused them, and what
+//! each confirmed order cost the platform (`cost`).
+
+mod cost;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +13,8 @@ use anyhow::{Context, bail};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 
+pub use cost::CostProbe;
+
 pub struct BenchOptions {
     pub url: String,
     pub admin_email: String,
@@ -17,6 +22,7 @@ pub struct BenchOptions {
     pub customers: usize,
     pub orders_per_customer: usize,
     pub products: usize,
+    pub cost: CostProbe,
 }
 
 #[derive(Default)]
@@ -104,6 +110,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     );
     let products = Arc::new(products);
     println!("{} customers signed in; measuring", options.customers);
+    let spent_before = options.cost.read(&client).await?;
     let started = Instant::now();
     let runs = tokens.into_iter().enumerate().map(|(n, token)| {
         let (client, base, products) = (client.clone(), base.clone(), products.clone());
@@ -114,7 +121,13 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     for outcome in futures::future::join_all(runs).await {
         tally.absorb(outcome?);
     }
-    report(&options, &tally, started.elapsed());
+    let elapsed = started.elapsed();
+    let cost = options
+        .cost
+        .read(&client)
+        .await?
+        .per_order(&spent_before, tally.confirmed.len());
+    report(&options, &tally, elapsed, cost);
     Ok(())
 }
 
@@ -218,19 +231,25 @@ async fn warm_up(
     Ok((started.elapsed(), refused))
 }
 
-/// Polls the order until it leaves `pending` (60 s at most); its final status, or why it
-/// could not be read.
+/// Waits for the order to leave `pending` (60 s at most) with the API's long poll
+/// (`?wait=5s`: the answer comes when the order settles); its final status, or why it could
+/// not be read. A platform without the long poll answers at once, and is asked again every
+/// 10 ms.
 async fn settle(client: &Client, base: &str, token: &str, id: &str) -> Result<String, String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
+        let asked = Instant::now();
         let read = client
-            .get(format!("{base}/api/v1/orders/{id}"))
+            .get(format!("{base}/api/v1/orders/{id}?wait=5s"))
             .bearer_auth(token)
             .send()
             .await;
         let order = check(read, StatusCode::OK).await?;
         match order["status"].as_str() {
-            Some("pending") => tokio::time::sleep(Duration::from_millis(10)).await,
+            Some("pending") if asked.elapsed() < Duration::from_secs(1) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Some("pending") => {}
             Some(status) => return Ok(status.to_owned()),
             None => return Err(format!("no status in {order}")),
         }
@@ -324,7 +343,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank].as_secs_f64() * 1000.0
 }
 
-fn report(options: &BenchOptions, tally: &Tally, elapsed: Duration) {
+fn report(options: &BenchOptions, tally: &Tally, elapsed: Duration, cost: cost::PerOrder) {
     let mut confirmed = tally.confirmed.clone();
     confirmed.sort();
     let mut browse = tally.browse.clone();
@@ -351,12 +370,24 @@ fn report(options: &BenchOptions, tally: &Tally, elapsed: Duration) {
         ("search", &search),
     ] {
         println!(
-            "| {name} p50 / p95 / p99 (ms) | {:.1} / {:.1} / {:.1} |",
+            "| {name} p50 / p95 / p99 / max (ms) | {:.1} / {:.1} / {:.1} / {:.1} |",
             percentile(values, 50.0),
             percentile(values, 95.0),
-            percentile(values, 99.0)
+            percentile(values, 99.0),
+            percentile(values, 100.0)
         );
     }
+    let figure = |value: Option<f64>, digits: usize| {
+        value.map_or_else(|| "not measured".to_owned(), |v| format!("{v:.digits$}"))
+    };
+    println!(
+        "| server CPU per confirmed order (ms) | {} |",
+        figure(cost.cpu_ms, 2)
+    );
+    println!(
+        "| write transactions per confirmed order | {} |",
+        figure(cost.transactions, 1)
+    );
     report_errors(&tally.errors);
 }
 

@@ -1,14 +1,17 @@
 //! SQL for products. One query set for SQLite and PostgreSQL; listings are built from the
 //! query's filters with bound parameters only.
 
-use platform::db::{Db, is_unique_violation, literal_limit};
+mod search;
+
+use platform::db::{Backend, Db, is_unique_violation, literal_limit};
 use platform::time::to_millis;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
-use crate::domain::{Cursor, CursorKey, ListQuery, NewProduct, Product, Sort, fuzzy_trigrams};
+use crate::domain::{Cursor, CursorKey, ListQuery, NewProduct, Product, Sort};
 use crate::stored::StoredProduct;
+use search::Binds;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -25,14 +28,23 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct ProductStore {
     db: Db,
+    /// SQLite: what the search index counts, to look words up by their rarest trigrams.
+    trigrams: std::sync::Arc<search::TrigramCounts>,
 }
 
 const COLUMNS: &str = "id, sku, name, description, price_amount, currency, category, attributes, \
                        available, version, archived_at, created_at, updated_at";
+/// `COLUMNS` of a table named `p`.
+const PREFIXED_COLUMNS: &str = "p.id, p.sku, p.name, p.description, p.price_amount, p.currency, \
+                                p.category, p.attributes, p.available, p.version, p.archived_at, \
+                                p.created_at, p.updated_at";
 
 impl ProductStore {
     pub fn new(db: Db) -> Self {
-        Self { db }
+        Self {
+            db,
+            trigrams: Default::default(),
+        }
     }
 
     pub async fn insert(
@@ -158,28 +170,35 @@ impl ProductStore {
 
     /// One page (`limit` + 1 rows, so the caller knows whether there is a next one).
     pub async fn list(&self, query: &ListQuery) -> Result<Vec<(Product, i64)>, StoreError> {
-        let mut sql = ListSql::default();
-        let words: Vec<WordSql> = query
-            .search
-            .iter()
-            .flat_map(|search| search.terms())
-            .map(|term| sql.word(term))
-            .collect();
-        let score = relevance(&words);
+        let mut sql = Binds::default();
         let mut filters = vec!["archived_at IS NULL".to_owned()];
-        for word in &words {
-            filters.push(word.matches());
-        }
+        let search = match &query.search {
+            Some(terms) => {
+                let words = search::Words::new(terms.terms());
+                let anchors = match self.db.backend() {
+                    Backend::Sqlite => words.anchors(&*self.trigrams.current(&self.db).await?),
+                    Backend::Postgres => Vec::new(),
+                };
+                filters.extend(search::candidates(
+                    self.db.backend(),
+                    &words,
+                    &anchors,
+                    &mut sql,
+                ));
+                Some(words.scores(&mut sql))
+            }
+            None => None,
+        };
         if let Some(category) = &query.category {
-            let p = sql.bind_text(category.as_str().to_owned());
+            let p = sql.text(category.as_str().to_owned());
             filters.push(format!("category = {p}"));
         }
         if let Some(min) = query.min_price {
-            let p = sql.bind_int(min);
+            let p = sql.int(min);
             filters.push(format!("price_amount >= {p}"));
         }
         if let Some(max) = query.max_price {
-            let p = sql.bind_int(max);
+            let p = sql.int(max);
             filters.push(format!("price_amount <= {p}"));
         }
         if query.in_stock {
@@ -195,123 +214,46 @@ impl ProductStore {
         let mut keyset = String::from("1 = 1");
         if let Some(Cursor { key: after, id, .. }) = &query.after {
             let k = match after {
-                CursorKey::Int(value) => sql.bind_int(*value),
-                CursorKey::Text(value) => sql.bind_text(value.clone()),
+                CursorKey::Int(value) => sql.int(*value),
+                CursorKey::Text(value) => sql.text(value.clone()),
             };
-            let i = sql.bind_text(id.to_string());
+            let i = sql.text(id.to_string());
             let beyond = if descending { "<" } else { ">" };
             keyset = format!("(t.{key} {beyond} {k} OR (t.{key} = {k} AND t.id > {i}))");
         }
         // A literal, not a parameter: see `platform::db::literal_limit`.
         let limit = literal_limit(i64::from(query.limit) + 1);
         let direction = if descending { "DESC" } else { "ASC" };
-        let text = format!(
-            "SELECT * FROM (SELECT {COLUMNS}, search_name, CAST({score} AS BIGINT) AS score FROM products WHERE {}) t \
-             WHERE {keyset} ORDER BY t.{key} {direction}, t.id ASC {limit}",
-            filters.join(" AND ")
-        );
-        let mut statement = sqlx::query(sqlx::AssertSqlSafe(text));
-        for value in sql.values {
-            statement = match value {
-                CursorKey::Int(v) => statement.bind(v),
-                CursorKey::Text(v) => statement.bind(v),
-            };
-        }
-        let rows = statement.fetch_all(self.db.pool()).await?;
+        let filters = filters.join(" AND ");
+        let text = match search {
+            // Each word's score is computed once, into a table of the candidates' keys (a
+            // subquery would be inlined, and its expressions computed again wherever a score
+            // is used); a product matches when every word scores. Only the page's products
+            // are then read whole.
+            Some(scores) => format!(
+                "WITH w AS MATERIALIZED (SELECT id, price_amount, search_name, created_at, {} \
+                 FROM products WHERE {filters}) \
+                 SELECT {PREFIXED_COLUMNS}, page.search_name, page.score FROM \
+                 (SELECT * FROM (SELECT w.*, CAST({} AS BIGINT) AS score FROM w WHERE {}) t \
+                  WHERE {keyset} ORDER BY t.{key} {direction}, t.id ASC {limit}) page \
+                 JOIN products p ON p.id = page.id ORDER BY page.{key} {direction}, page.id ASC",
+                scores.columns(),
+                scores.total(),
+                scores.all_match(),
+            ),
+            None => format!(
+                "SELECT * FROM (SELECT {COLUMNS}, search_name, 0 AS score FROM products WHERE {filters}) t \
+                 WHERE {keyset} ORDER BY t.{key} {direction}, t.id ASC {limit}"
+            ),
+        };
+        let rows = sql
+            .bind_to(sqlx::query(sqlx::AssertSqlSafe(text)))
+            .fetch_all(self.db.pool())
+            .await?;
         rows.iter()
             .map(|row| Ok((read(row)?, row.try_get::<i64, _>("score")?)))
             .collect()
     }
-}
-
-/// Placeholders and their values, numbered as they are added.
-#[derive(Default)]
-struct ListSql {
-    values: Vec<CursorKey>,
-}
-
-impl ListSql {
-    fn bind_int(&mut self, value: i64) -> String {
-        self.values.push(CursorKey::Int(value));
-        format!("${}", self.values.len())
-    }
-
-    fn bind_text(&mut self, value: String) -> String {
-        self.values.push(CursorKey::Text(value));
-        format!("${}", self.values.len())
-    }
-
-    /// The conditions for one search word, with its parameters bound.
-    fn word(&mut self, term: &str) -> WordSql {
-        let pattern = self.bind_text(format!("%{term}%"));
-        let (fuzzy_in_name, fuzzy_anywhere) = match fuzzy_trigrams(term) {
-            None => (None, None),
-            Some((trigrams, needed)) => {
-                let params: Vec<String> = trigrams
-                    .iter()
-                    .map(|t| self.bind_text(format!("%{t}%")))
-                    .collect();
-                let count = |condition: &dyn Fn(&str) -> String| {
-                    let hits: Vec<String> = params
-                        .iter()
-                        .map(|p| format!("CASE WHEN {} THEN 1 ELSE 0 END", condition(p)))
-                        .collect();
-                    format!("({}) >= {needed}", hits.join(" + "))
-                };
-                (
-                    Some(count(&|p| format!("search_name LIKE {p}"))),
-                    Some(count(&|p| {
-                        format!("search_name LIKE {p} OR search_description LIKE {p}")
-                    })),
-                )
-            }
-        };
-        WordSql {
-            in_name: format!("search_name LIKE {pattern}"),
-            in_description: format!("search_description LIKE {pattern}"),
-            fuzzy_in_name,
-            fuzzy_anywhere,
-        }
-    }
-}
-
-/// SQL conditions for one search word. Words contain only letters and digits (see
-/// `SearchTerms`), so no LIKE wildcard comes from the caller.
-struct WordSql {
-    in_name: String,
-    in_description: String,
-    /// Enough of the word's trigrams occur in the name: a near miss (typo) there.
-    fuzzy_in_name: Option<String>,
-    /// Enough of them occur in the name and description together.
-    fuzzy_anywhere: Option<String>,
-}
-
-impl WordSql {
-    fn matches(&self) -> String {
-        let mut any = vec![self.in_name.clone(), self.in_description.clone()];
-        any.extend(self.fuzzy_anywhere.clone());
-        format!("({})", any.join(" OR "))
-    }
-}
-
-/// Relevance, per word: 3 in the name, 1 in the description; a near miss 2 in the name, 1
-/// anywhere. Exact matches outrank typos, names outrank descriptions.
-fn relevance(words: &[WordSql]) -> String {
-    if words.is_empty() {
-        return "0".to_owned();
-    }
-    let weigh =
-        |condition: &str, weight: u8| format!("CASE WHEN {condition} THEN {weight} ELSE 0 END");
-    let parts: Vec<String> = words
-        .iter()
-        .map(|word| {
-            let mut terms = vec![weigh(&word.in_name, 3), weigh(&word.in_description, 1)];
-            terms.extend(word.fuzzy_in_name.as_deref().map(|c| weigh(c, 2)));
-            terms.extend(word.fuzzy_anywhere.as_deref().map(|c| weigh(c, 1)));
-            format!("({})", terms.join(" + "))
-        })
-        .collect();
-    format!("({})", parts.join(" + "))
 }
 
 /// The sort key of `product` for `sort`, as a cursor stores it.

@@ -1,0 +1,278 @@
+//! The SQL of search. A product matches a query when every word matches: the word occurs in
+//! its name or description, or (for words of five or more characters, to forgive typos) at
+//! least two thirds of the word's trigrams do. Relevance per word: 3 in the name, 1 in the
+//! description; a near miss 2 in the name, 1 anywhere (see `Word::score` for the same rule
+//! computed with fewer comparisons).
+//!
+//! The rules are evaluated by the same `LIKE`s on both databases, so both return the same
+//! products in the same order. What the index does is narrow the products they are evaluated
+//! on: the FTS5 trigram index on SQLite, the pg_trgm GIN indexes on PostgreSQL. A match needs
+//! `needed` of a word's `n` trigrams (all of them for an exact match, two thirds for a near
+//! miss), so, by the pigeonhole principle, it holds at least one of any `n - needed + 1` of
+//! them. On SQLite the index counts the products holding each trigram, and the rarest such
+//! trigrams (`Words::anchors`) find every possible match while reading as few products as
+//! possible.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use platform::db::{Backend, Db};
+use sqlx::Row;
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+
+use crate::domain::{CursorKey, fuzzy_trigrams, trigrams};
+
+/// Placeholders and their values, numbered as they are added.
+#[derive(Default)]
+pub struct Binds {
+    values: Vec<CursorKey>,
+}
+
+impl Binds {
+    pub fn int(&mut self, value: i64) -> String {
+        self.values.push(CursorKey::Int(value));
+        format!("${}", self.values.len())
+    }
+
+    pub fn text(&mut self, value: String) -> String {
+        self.values.push(CursorKey::Text(value));
+        format!("${}", self.values.len())
+    }
+
+    pub fn bind_to<'q>(
+        self,
+        mut query: Query<'q, sqlx::Any, AnyArguments>,
+    ) -> Query<'q, sqlx::Any, AnyArguments> {
+        for value in self.values {
+            query = match value {
+                CursorKey::Int(v) => query.bind(v),
+                CursorKey::Text(v) => query.bind(v),
+            };
+        }
+        query
+    }
+}
+
+/// A query's words. Words contain only letters and digits (see `SearchTerms`), so no
+/// `LIKE` wildcard and no FTS5 syntax comes from the caller.
+pub struct Words(Vec<Word>);
+
+struct Word {
+    text: String,
+    /// For typo tolerance: the word's distinct trigrams and how many must occur.
+    fuzzy: Option<(Vec<String>, usize)>,
+}
+
+impl Words {
+    pub fn new(terms: &[String]) -> Self {
+        Self(
+            terms
+                .iter()
+                .map(|term| Word {
+                    text: term.clone(),
+                    fuzzy: fuzzy_trigrams(term),
+                })
+                .collect(),
+        )
+    }
+
+    /// Each word's score as a column (`s0`, `s1`, ...), to be summed and tested.
+    pub fn scores(&self, sql: &mut Binds) -> Scores {
+        Scores(self.0.iter().map(|word| word.score(sql)).collect())
+    }
+}
+
+impl Word {
+    /// Whether the index knows the word: it holds trigrams, so a word needs three characters.
+    fn indexable(&self) -> bool {
+        self.text.chars().count() >= 3
+    }
+
+    /// The word's score, 0 when it does not match. The rule of the module comment, with
+    /// what follows from it used to skip comparisons: a word in the name has all its
+    /// trigrams there (a near miss in the name and anywhere too: 3 + 2 + 1); a word in the
+    /// description has all its trigrams anywhere (1 + 1).
+    fn score(&self, sql: &mut Binds) -> String {
+        let pattern = sql.text(format!("%{}%", self.text));
+        let in_name = format!("search_name LIKE {pattern}");
+        let in_description = format!("search_description LIKE {pattern}");
+        let Some((trigrams, needed)) = &self.fuzzy else {
+            return format!(
+                "(CASE WHEN {in_name} THEN 3 ELSE 0 END + CASE WHEN {in_description} THEN 1 ELSE 0 END)"
+            );
+        };
+        let patterns: Vec<String> = trigrams
+            .iter()
+            .map(|t| sql.text(format!("%{t}%")))
+            .collect();
+        let count = |condition: &dyn Fn(&str) -> String| {
+            let hits: Vec<String> = patterns
+                .iter()
+                .map(|p| format!("CASE WHEN {} THEN 1 ELSE 0 END", condition(p)))
+                .collect();
+            format!("({}) >= {needed}", hits.join(" + "))
+        };
+        let near_name = count(&|p| format!("search_name LIKE {p}"));
+        let near_anywhere =
+            count(&|p| format!("search_name LIKE {p} OR search_description LIKE {p}"));
+        format!(
+            "(CASE WHEN {in_name} THEN 6 + CASE WHEN {in_description} THEN 1 ELSE 0 END \
+             WHEN {in_description} THEN 2 + CASE WHEN {near_name} THEN 2 ELSE 0 END \
+             ELSE CASE WHEN {near_name} THEN 2 ELSE 0 END + CASE WHEN {near_anywhere} THEN 1 ELSE 0 END END)"
+        )
+    }
+}
+
+/// Per-word score expressions.
+pub struct Scores(Vec<String>);
+
+impl Scores {
+    pub fn columns(&self) -> String {
+        let columns: Vec<String> = self
+            .0
+            .iter()
+            .enumerate()
+            .map(|(n, score)| format!("{score} AS s{n}"))
+            .collect();
+        columns.join(", ")
+    }
+
+    pub fn total(&self) -> String {
+        let terms: Vec<String> = (0..self.0.len()).map(|n| format!("s{n}")).collect();
+        terms.join(" + ")
+    }
+
+    pub fn all_match(&self) -> String {
+        let tests: Vec<String> = (0..self.0.len()).map(|n| format!("s{n} > 0")).collect();
+        tests.join(" AND ")
+    }
+}
+
+/// How many products hold each trigram, as the FTS5 index counted them a little while ago
+/// (SQLite). Reading the counts costs a pass over the whole index, so they are read at most
+/// every `COUNTS_TTL`; they only steer which trigrams to look a word up by (`anchors`), never
+/// what matches, so a count that is out of date costs speed, not results.
+#[derive(Debug, Default)]
+pub struct TrigramCounts {
+    counts: std::sync::RwLock<Arc<HashMap<String, i64>>>,
+    read_at: tokio::sync::Mutex<Option<Instant>>,
+}
+
+const COUNTS_TTL: Duration = Duration::from_secs(60);
+
+impl TrigramCounts {
+    /// The counts, read again first if they are older than `COUNTS_TTL` and nobody else is
+    /// reading them already (who does not wait uses the old ones).
+    pub async fn current(&self, db: &Db) -> Result<Arc<HashMap<String, i64>>, sqlx::Error> {
+        if let Ok(mut read_at) = self.read_at.try_lock()
+            && read_at.is_none_or(|at| at.elapsed() >= COUNTS_TTL)
+        {
+            let rows = sqlx::query("SELECT term, doc FROM product_text_terms")
+                .fetch_all(db.pool())
+                .await?;
+            let mut counts = HashMap::with_capacity(rows.len());
+            for row in rows {
+                counts.insert(
+                    row.try_get::<String, _>("term")?,
+                    row.try_get::<i64, _>("doc")?,
+                );
+            }
+            *self.write() = Arc::new(counts);
+            *read_at = Some(Instant::now());
+        }
+        Ok(self.read())
+    }
+
+    fn read(&self) -> Arc<HashMap<String, i64>> {
+        // A panic while holding this lock leaves a map that is still whole.
+        self.counts
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Arc<HashMap<String, i64>>> {
+        self.counts
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Words {
+    /// For each word of three characters or more, the `n - needed + 1` of its `n` trigrams
+    /// that the fewest products hold (`needed` is all `n` for a word that must match exactly,
+    /// two thirds for a near miss): every product that matches the word holds one of them.
+    pub fn anchors(&self, counts: &HashMap<String, i64>) -> Vec<Vec<String>> {
+        self.0
+            .iter()
+            .filter(|w| w.indexable())
+            .map(|word| {
+                let (trigrams, needed) = match &word.fuzzy {
+                    Some((trigrams, needed)) => (trigrams.clone(), *needed),
+                    None => {
+                        let trigrams = trigrams(&word.text);
+                        let needed = trigrams.len();
+                        (trigrams, needed)
+                    }
+                };
+                let mut by_rarity: Vec<(i64, String)> = trigrams
+                    .into_iter()
+                    .map(|t| (counts.get(&t).copied().unwrap_or(0), t))
+                    .collect();
+                by_rarity.sort();
+                let take = by_rarity.len() - needed + 1;
+                by_rarity.into_iter().take(take).map(|(_, t)| t).collect()
+            })
+            .collect()
+    }
+}
+
+/// Conditions that keep every product that can match, and that the backend's index answers.
+/// A word too short for trigrams adds none: the scores test it on what the others let
+/// through (or on every product, when no word is long enough).
+pub fn candidates(
+    backend: Backend,
+    words: &Words,
+    anchors: &[Vec<String>],
+    sql: &mut Binds,
+) -> Vec<String> {
+    match backend {
+        Backend::Sqlite => {
+            // Trigrams are letters and digits only: quoted, they are plain FTS5 strings.
+            let wanted: Vec<String> = anchors
+                .iter()
+                .map(|trigrams| {
+                    let any: Vec<String> = trigrams.iter().map(|t| format!("\"{t}\"")).collect();
+                    format!("({})", any.join(" OR "))
+                })
+                .collect();
+            if wanted.is_empty() {
+                return Vec::new();
+            }
+            let expression = sql.text(wanted.join(" AND "));
+            vec![format!(
+                "num IN (SELECT rowid FROM product_text WHERE product_text MATCH {expression})"
+            )]
+        }
+        // pg_trgm keeps no count per trigram: a near miss is looked for through every one of
+        // the word's trigrams, each a GIN lookup; an exact match through the word itself.
+        Backend::Postgres => words
+            .0
+            .iter()
+            .filter(|w| w.indexable())
+            .map(|word| {
+                let mut patterns = vec![sql.text(format!("%{}%", word.text))];
+                if let Some((trigrams, _)) = &word.fuzzy {
+                    patterns.extend(trigrams.iter().map(|t| sql.text(format!("%{t}%"))));
+                }
+                let any: Vec<String> = patterns
+                    .iter()
+                    .map(|p| format!("search_name LIKE {p} OR search_description LIKE {p}"))
+                    .collect();
+                format!("({})", any.join(" OR "))
+            })
+            .collect(),
+    }
+}
