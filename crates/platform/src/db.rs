@@ -537,7 +537,13 @@ mod tests {
         let db = storage.open("test", PoolSettings::default()).await.unwrap();
         let clone = db.clone();
         for _ in 0..3 {
-            clone.begin_as("test").await.unwrap().commit().await.unwrap();
+            clone
+                .begin_as("test")
+                .await
+                .unwrap()
+                .commit()
+                .await
+                .unwrap();
         }
         assert_eq!(db.write_transactions(), 3);
         db.close().await;

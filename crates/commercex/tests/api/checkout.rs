@@ -520,4 +520,63 @@ backend_tests! {
         assert!(crate::cli::signal_and_wait(&mut child, "-TERM").await.success());
         drop(guard);
     }
+
+    /// SIGKILL while the consumers are busy with batches of sagas, three times: every order
+    /// still ends, and every saga step happened exactly once (a step handled twice would
+    /// leave a second timeline note, charge or ledger entry).
+    async fn a_process_killed_amid_consumer_batches_loses_nothing_and_repeats_nothing(storage: TestStorage) {
+        const ROUNDS: usize = 3;
+        const ORDERS_PER_ROUND: usize = 60;
+        let (mut args, guard) = crate::cli::with_storage(&storage, &["--listen", "127.0.0.1:0"]);
+        let dir = tempfile::tempdir().unwrap();
+        let password = write_file(dir.path(), "admin-password", PASSWORD);
+        args.extend(["--admin-email".to_owned(), ADMIN_EMAIL.to_owned(), "--admin-password-file".to_owned(), password.display().to_string()]);
+        let (mut child, addr) = crate::cli::start(&args).await;
+        let mut app = TestApp::attach(addr.parse().unwrap(), &storage);
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "BATCH-KILL", 10_000).await;
+        let (customer, _) = app.signed_up("batches@example.com").await;
+        let mut ids = Vec::new();
+        let mut interrupted = 0;
+        for round in 0..ROUNDS {
+            let placements = (0..ORDERS_PER_ROUND).map(|n| {
+                let (app, customer, product) = (&app, &customer, &product);
+                async move {
+                    let body = order_body(&[(product, 1)], "tok_visa");
+                    let placed: Value = app.place(customer, &format!("r{round}-{n}"), &body).await.json().await.unwrap();
+                    placed["id"].as_str().unwrap().to_owned()
+                }
+            });
+            ids.extend(futures::future::join_all(placements).await);
+            // The consumers are working through those sagas in batches: kill it now.
+            assert!(!crate::cli::signal_and_wait(&mut child, "-KILL").await.success());
+            let orders = app.database("orders").await;
+            let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'pending'")
+                .fetch_one(orders.pool()).await.unwrap();
+            orders.close().await;
+            interrupted += usize::from(pending > 0);
+            let (restarted, addr) = crate::cli::start(&args).await;
+            child = restarted;
+            app = TestApp::attach(addr.parse().unwrap(), &storage);
+        }
+        assert!(interrupted > 0, "no kill found a saga in flight");
+        let customer = app.login("batches@example.com", PASSWORD).await.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+        for id in &ids {
+            assert_eq!(app.settled(&customer, id).await["status"], "confirmed", "order {id}");
+            assert_eq!(app.steps(&customer, id).await, ["placed", "stock_reserved", "confirmed"], "order {id}");
+            let attempts = app.payment(&customer, id).await["attempts"].as_array().unwrap().len();
+            assert_eq!(attempts, 1, "one charge for order {id}");
+        }
+        let sold = i64::try_from(ids.len()).unwrap();
+        wait_for("the stock to match the orders", || async { app.levels(&product).await == (10_000 - sold, 0) }).await;
+        let inventory = app.database("inventory").await;
+        for kind in ["reservation", "committed"] {
+            let entries: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM stock_ledger WHERE kind = $1")
+                .bind(kind).fetch_one(inventory.pool()).await.unwrap();
+            assert_eq!(entries, sold, "one {kind} entry per order");
+        }
+        inventory.close().await;
+        assert!(crate::cli::signal_and_wait(&mut child, "-TERM").await.success());
+        drop(guard);
+    }
 }

@@ -80,7 +80,10 @@ impl KafkaBus {
     /// Creates the producer; it connects in the background, so a broker that is down at
     /// start-up only delays publishing (events wait in the outbox).
     pub fn connect(config: KafkaConfig) -> Result<Self, BusError> {
-        let mut client = config.client(&[("linger.ms", "2")]);
+        // Batches of records, compressed: a relay batch becomes a few requests rather than one
+        // per event. The operator's options come after (tansu 0.6 needs
+        // `batch.num.messages=1`: its consumers lose the rest of a batch they resume inside).
+        let mut client = config.client(&[("linger.ms", "5"), ("compression.type", "lz4")]);
         for (key, value) in &config.producer_options {
             client.set(key, value);
         }
