@@ -108,6 +108,9 @@ impl EventBus for OutboxLog {
             .map(|topic| {
                 let source = self.source(topic)?.clone();
                 let after = resume.get(&(topic.clone(), 0)).copied().unwrap_or(0);
+                // Lag is measured from here until the group commits further.
+                self.committed()
+                    .insert((group.to_owned(), topic.clone()), after);
                 Ok(TopicReader {
                     topic: topic.clone(),
                     readable: source.outbox.readable(),
