@@ -231,13 +231,15 @@ pub fn client(
     builder: reqwest::ClientBuilder,
     tls: &ClientTls,
 ) -> anyhow::Result<reqwest::ClientBuilder> {
+    Ok(builder.use_preconfigured_tls(client_config(tls)?))
+}
+
+/// What a client calling services trusts (the internal CA, or the public roots without one)
+/// and the certificate it presents, if any.
+pub fn client_config(tls: &ClientTls) -> anyhow::Result<rustls::ClientConfig> {
     let roots = match &tls.ca_file {
         Some(ca_file) => roots(ca_file)?,
-        None if tls.identity.is_some() => {
-            RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
-        }
-        // Neither: reqwest's own defaults.
-        None => return Ok(builder.use_rustls_tls()),
+        None => RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
     };
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -248,5 +250,5 @@ pub fn client(
         None => config.with_no_client_auth(),
     };
     config.alpn_protocols = alpn();
-    Ok(builder.use_preconfigured_tls(config))
+    Ok(config)
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use gateway::proxy::routes::Service;
 use gateway::proxy::upstream::Upstream;
-use gateway::proxy::{ProxyParts, client_builder, proxy_router};
+use gateway::proxy::{ProxyParts, client_builder, forward_client, proxy_router};
 use gateway::ratelimit::{MemoryRateLimits, RateLimitStore, RateLimits, RedisRateLimits};
 use platform::shared_redis::SharedRedis;
 use secrecy::ExposeSecret;
@@ -67,6 +67,7 @@ pub async fn proxy(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let client = internal_client(settings)?;
+    let forward = forward_client(crate::tls::client_config(&settings.internal_tls)?);
     let remote = RemoteJwks::new(client.clone(), &urls.users);
     let verifier = Arc::new(remote.verifier(&settings.audience).await?);
     let every = settings.jwks_refresh;
@@ -75,6 +76,7 @@ pub async fn proxy(
     Ok(proxy_router(ProxyParts {
         upstreams,
         client,
+        forward,
         guard: gateway::edge::EdgeGuard {
             verifier,
             rate_limits: rate_limits(settings, redis),

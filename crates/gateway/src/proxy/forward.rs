@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
+use axum::http::uri::PathAndQuery;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
-use futures::TryStreamExt;
+use http_body_util::Full;
+use hyper::body::Incoming;
 use platform::http::{ClientAddr, method_label};
 use platform::problem::ApiError;
 use platform::trace_context;
@@ -53,70 +55,71 @@ async fn relay(
     let body = axum::body::to_bytes(body, proxy.max_body_bytes)
         .await
         .map_err(|_| ApiError::PayloadTooLarge)?;
-    let headers = upstream_headers(&parts.headers, client.as_deref(), proxy.scheme);
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
+    let headers = upstream_headers(parts.headers, client.as_deref(), proxy.scheme);
+    let root = PathAndQuery::from_static("/");
+    let path_and_query = parts.uri.path_and_query().unwrap_or(&root);
     let method = method_label(&parts.method);
-    for base in upstream.rotation() {
+    for instance in upstream.rotation() {
         let span = tracing::info_span!(
             "proxy",
             otel.name = method,
             otel.kind = "client",
             otel.status_code = tracing::field::Empty,
             http.request.method = method,
-            server.address = %base,
+            server.address = %instance,
             service = %upstream.service,
             http.response.status_code = tracing::field::Empty,
         );
-        let mut headers = headers.clone();
-        trace_context::inject_headers(&span, &mut headers);
+        let uri = instance.uri(path_and_query).map_err(|error| {
+            ApiError::Internal(anyhow::anyhow!("forwarding to {instance}: {error}"))
+        })?;
+        let mut forwarded = http::Request::new(Full::new(body.clone()));
+        *forwarded.method_mut() = parts.method.clone();
+        *forwarded.uri_mut() = uri;
+        *forwarded.headers_mut() = headers.clone();
+        trace_context::inject_headers(&span, forwarded.headers_mut());
         let started = Instant::now();
-        let sent = proxy
-            .client
-            .request(parts.method.clone(), Upstream::url(base, &path_and_query))
-            .headers(headers)
-            .body(body.clone())
-            .timeout(upstream.timeout)
-            .send()
+        let sent = tokio::time::timeout(upstream.timeout, proxy.forward.request(forwarded))
             .instrument(span.clone())
             .await;
         let outcome = match &sent {
-            Ok(answer) => {
+            Ok(Ok(answer)) => {
                 span.record("http.response.status_code", answer.status().as_u16());
                 answer.status().as_str().to_owned()
             }
-            Err(error) => {
+            Ok(Err(error)) => {
                 span.record("otel.status_code", "ERROR");
                 error_type(error).to_owned()
+            }
+            Err(_) => {
+                span.record("otel.status_code", "ERROR");
+                "timeout".to_owned()
             }
         };
         metrics::histogram!(
             "http_client_request_duration_seconds",
             "http_request_method" => method,
-            "server_address" => base.to_string(),
+            "server_address" => instance.name.clone(),
             "service" => upstream.service.name(),
             "outcome" => outcome,
         )
         .record(started.elapsed().as_secs_f64());
         match sent {
-            Ok(answer) => return Ok(downstream_response(answer)),
-            Err(error) if error.is_connect() => {
-                tracing::warn!(service = %upstream.service, instance = %base, %error, "instance refused the connection; trying the next");
+            Ok(Ok(answer)) => return Ok(downstream_response(answer)),
+            Ok(Err(error)) if error.is_connect() => {
+                tracing::warn!(service = %upstream.service, %instance, %error, "instance refused the connection; trying the next");
             }
-            Err(error) if error.is_timeout() => {
-                tracing::warn!(service = %upstream.service, instance = %base, "instance did not answer in time");
+            Ok(Err(error)) => {
+                tracing::warn!(service = %upstream.service, %instance, %error, "request to instance failed");
+                return Err(unavailable(upstream));
+            }
+            Err(_) => {
+                tracing::warn!(service = %upstream.service, %instance, "instance did not answer in time");
                 return Err(ApiError::GatewayTimeout(format!(
                     "the {} service did not answer within {}s",
                     upstream.service,
                     upstream.timeout.as_secs_f32()
                 )));
-            }
-            Err(error) => {
-                tracing::warn!(service = %upstream.service, instance = %base, %error, "request to instance failed");
-                return Err(unavailable(upstream));
             }
         }
     }
@@ -124,11 +127,9 @@ async fn relay(
 }
 
 /// Why a request got no answer, as a bounded label value.
-fn error_type(error: &reqwest::Error) -> &'static str {
+fn error_type(error: &hyper_util::client::legacy::Error) -> &'static str {
     if error.is_connect() {
         "connect_error"
-    } else if error.is_timeout() {
-        "timeout"
     } else {
         "request_error"
     }
@@ -144,8 +145,11 @@ fn unavailable(upstream: &Upstream) -> ApiError {
 /// The caller's headers minus hop-by-hop ones, plus who the caller is. `x-forwarded-for` is
 /// replaced, not appended to: the gateway is the edge, and what a client claims there is not
 /// evidence of anything.
-fn upstream_headers(incoming: &HeaderMap, client: Option<&str>, scheme: &'static str) -> HeaderMap {
-    let mut headers = incoming.clone();
+fn upstream_headers(
+    mut headers: HeaderMap,
+    client: Option<&str>,
+    scheme: &'static str,
+) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
@@ -172,18 +176,11 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn downstream_response(answer: reqwest::Response) -> Response {
-    let status = answer.status();
-    let mut headers = answer.headers().clone();
-    strip_hop_by_hop(&mut headers);
-    let body = Body::from_stream(answer.bytes_stream().map_err(|error| {
-        tracing::warn!(%error, "upstream response body failed mid-stream");
-        error
-    }));
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
+/// The service's answer as the caller gets it: streamed, its hop-by-hop headers dropped.
+fn downstream_response(answer: http::Response<Incoming>) -> Response {
+    let (mut parts, body) = answer.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, Body::new(body))
 }
 
 #[cfg(test)]
@@ -202,7 +199,7 @@ mod tests {
         incoming.insert("x-request-id", HeaderValue::from_static("abc"));
         incoming.insert("traceparent", HeaderValue::from_static("00-aa-bb-01"));
         incoming.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer t"));
-        let out = upstream_headers(&incoming, Some("10.1.2.3"), "https");
+        let out = upstream_headers(incoming, Some("10.1.2.3"), "https");
         assert!(out.get(header::CONNECTION).is_none());
         assert!(out.get("x-secret").is_none());
         assert_eq!(out["x-forwarded-for"], "10.1.2.3");

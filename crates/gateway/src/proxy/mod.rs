@@ -3,6 +3,7 @@
 //! owning service's instances over pooled keep-alive connections, and turns a service that is
 //! down or slow into a 503 or 504 problem within the route's timeout, never a hang.
 
+mod client;
 mod forward;
 mod openapi;
 pub mod routes;
@@ -20,13 +21,16 @@ use routes::Service;
 use upstream::Upstream;
 
 use crate::edge::{EdgeGuard, edge_layer};
+pub use client::{ForwardClient, forward_client};
 
 /// What the proxy needs: where each service runs, and how to reach it.
 pub struct ProxyParts {
     pub upstreams: Vec<Upstream>,
     /// Configured for the internal CA and the gateway's client certificate when services
-    /// require mutual TLS.
+    /// require mutual TLS: for probes and documents.
     pub client: reqwest::Client,
+    /// The same trust and identity, for the requests it forwards.
+    pub forward: ForwardClient,
     pub guard: EdgeGuard,
     pub limits: HttpLimits,
     /// `http` or `https`: what the gateway itself serves, told to services.
@@ -36,6 +40,7 @@ pub struct ProxyParts {
 pub struct Proxy {
     upstreams: HashMap<Service, Arc<Upstream>>,
     client: reqwest::Client,
+    forward: ForwardClient,
     max_body_bytes: usize,
     scheme: &'static str,
     openapi: openapi::MergedDocument,
@@ -78,6 +83,7 @@ pub fn proxy_router(parts: ProxyParts) -> Router {
         openapi: openapi::MergedDocument::new(upstreams.values().cloned().collect()),
         upstreams,
         client: parts.client,
+        forward: parts.forward,
         max_body_bytes: parts.limits.max_body_bytes,
         scheme: parts.scheme,
     });
@@ -115,7 +121,7 @@ impl ReadinessCheck for UpstreamReady {
         for base in self.upstream.rotation() {
             let probe = self
                 .client
-                .get(Upstream::url(base, "/healthz"))
+                .get(base.url_for("/healthz"))
                 .timeout(Duration::from_secs(2))
                 .send()
                 .await;

@@ -41,7 +41,7 @@ impl MergedDocument {
 async fn fetch(client: &reqwest::Client, upstream: &Upstream) -> Result<OpenApi, ApiError> {
     for base in upstream.rotation() {
         let answer = client
-            .get(Upstream::url(base, "/openapi.json"))
+            .get(base.url_for("/openapi.json"))
             .timeout(upstream.timeout)
             .send()
             .await

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use http::Uri;
+use http::uri::{Authority, PathAndQuery, Scheme};
 use reqwest::Url;
 
 use super::routes::Service;
@@ -11,9 +13,22 @@ use super::routes::Service;
 #[derive(Debug)]
 pub struct Upstream {
     pub service: Service,
-    instances: Vec<Url>,
+    instances: Vec<Instance>,
     next: AtomicUsize,
     pub timeout: Duration,
+}
+
+/// One instance's base URL, taken apart once so that forwarding a request only puts parts
+/// together.
+#[derive(Debug)]
+pub struct Instance {
+    pub url: Url,
+    /// The base URL without its trailing slash: how logs and metrics name the instance.
+    pub name: String,
+    scheme: Scheme,
+    authority: Authority,
+    /// A path the base URL has (`http://lb/orders`), without its trailing slash.
+    prefix: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,19 +70,57 @@ impl Upstream {
 
     /// Every instance once, starting at the next one in round-robin order: a request goes to
     /// the first, and on to the following ones only while they refuse connections.
-    pub fn rotation(&self) -> impl Iterator<Item = &Url> {
+    pub fn rotation(&self) -> impl Iterator<Item = &Instance> {
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let count = self.instances.len();
         (0..count).map(move |i| &self.instances[(start + i) % count])
     }
+}
 
-    /// `path_and_query` (starting with `/`) on `base`.
-    pub fn url(base: &Url, path_and_query: &str) -> String {
-        format!("{}{}", base.as_str().trim_end_matches('/'), path_and_query)
+impl Instance {
+    fn new(url: Url) -> Result<Self, String> {
+        let name = url.as_str().trim_end_matches('/').to_owned();
+        let parts = name.parse::<Uri>().map_err(|e| e.to_string())?.into_parts();
+        let (Some(scheme), Some(authority)) = (parts.scheme, parts.authority) else {
+            return Err("a base URL needs a scheme and a host".to_owned());
+        };
+        let prefix = url.path().trim_end_matches('/').to_owned();
+        Ok(Self {
+            url,
+            name,
+            scheme,
+            authority,
+            prefix,
+        })
+    }
+
+    /// `path_and_query` (starting with `/`) on this instance, as a string.
+    pub fn url_for(&self, path_and_query: &str) -> String {
+        format!("{}{path_and_query}", self.name)
+    }
+
+    /// `path_and_query` on this instance, as the forwarding client takes it.
+    pub fn uri(&self, path_and_query: &PathAndQuery) -> Result<Uri, http::Error> {
+        let path_and_query = if self.prefix.is_empty() {
+            path_and_query.clone()
+        } else {
+            format!("{}{}", self.prefix, path_and_query.as_str()).parse()?
+        };
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
     }
 }
 
-fn parse_base(service: Service, raw: &str) -> Result<Url, UpstreamError> {
+impl std::fmt::Display for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+fn parse_base(service: Service, raw: &str) -> Result<Instance, UpstreamError> {
     let bad = |reason: &str| UpstreamError::BadUrl {
         service,
         url: raw.to_owned(),
@@ -80,7 +133,7 @@ fn parse_base(service: Service, raw: &str) -> Result<Url, UpstreamError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("a base URL has no query or fragment"));
     }
-    Ok(url)
+    Instance::new(url).map_err(|reason| bad(&reason))
 }
 
 #[cfg(test)]
@@ -97,7 +150,7 @@ mod tests {
         let upstream = upstream(&["http://a:1", "http://b:1", "http://c:1"]);
         let hosts = |up: &Upstream| -> Vec<String> {
             up.rotation()
-                .map(|url| url.host_str().unwrap_or_default().to_owned())
+                .map(|instance| instance.url.host_str().unwrap_or_default().to_owned())
                 .collect()
         };
         assert_eq!(hosts(&upstream), ["a", "b", "c"]);
@@ -107,14 +160,24 @@ mod tests {
 
     #[test]
     fn urls_join_without_double_slashes() {
-        let base = Url::parse("http://orders:8080/").expect("url");
+        let base = Instance::new(Url::parse("http://orders:8080/").expect("url")).expect("base");
         assert_eq!(
-            Upstream::url(&base, "/api/v1/orders?x=1"),
+            base.url_for("/api/v1/orders?x=1"),
             "http://orders:8080/api/v1/orders?x=1"
         );
-        let prefixed = Url::parse("http://lb/orders").expect("url");
+        let query = PathAndQuery::from_static("/api/v1/orders?x=1");
         assert_eq!(
-            Upstream::url(&prefixed, "/api/v1/orders"),
+            base.uri(&query).expect("uri").to_string(),
+            "http://orders:8080/api/v1/orders?x=1"
+        );
+        let prefixed = Instance::new(Url::parse("http://lb/orders").expect("url")).expect("base");
+        assert_eq!(
+            prefixed.url_for("/api/v1/orders"),
+            "http://lb/orders/api/v1/orders"
+        );
+        let path = PathAndQuery::from_static("/api/v1/orders");
+        assert_eq!(
+            prefixed.uri(&path).expect("uri").to_string(),
             "http://lb/orders/api/v1/orders"
         );
     }
