@@ -1,11 +1,13 @@
-//! The product read cache. In Redis when configured, shared by every catalog instance; none
-//! otherwise (the database answers). An entry is dropped when the product changes: right
-//! after the change commits, and again when the change's event comes back through the bus,
-//! which also clears an entry a concurrent reader put back from before the change. A TTL
-//! bounds whatever slips past both.
+//! The product read cache. In Redis when configured, shared by every catalog instance; in the
+//! process's memory for the embedded runtime, where every change to a product is made and
+//! consumed in that one process; none otherwise (the database answers). An entry is dropped
+//! when the product changes: right after the change commits, and again when the change's
+//! event comes back through the bus, which also clears an entry a concurrent reader put back
+//! from before the change. A TTL bounds whatever slips past both.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use platform::shared_redis::SharedRedis;
@@ -17,7 +19,13 @@ use crate::stored::StoredProduct;
 #[async_trait]
 pub trait ProductCache: Send + Sync {
     async fn get(&self, id: Uuid) -> Option<Product>;
-    async fn put(&self, product: &Product);
+    /// What a reader takes before it reads the database, to hand back with what it read.
+    fn ticket(&self) -> u64 {
+        0
+    }
+    /// Keeps `product`, read after `ticket` was taken (a cache may refuse a copy read before
+    /// a change it has seen since).
+    async fn put(&self, product: &Product, ticket: u64);
     async fn forget(&self, id: Uuid);
 }
 
@@ -30,9 +38,55 @@ impl ProductCache for NoCache {
         None
     }
 
-    async fn put(&self, _: &Product) {}
+    async fn put(&self, _: &Product, _: u64) {}
 
     async fn forget(&self, _: Uuid) {}
+}
+
+/// Products in this process's memory, for a catalog that no other process changes (the
+/// embedded runtime): every change and every availability update passes through here, so
+/// dropping entries as they happen keeps the cache exact. A copy read before any change the
+/// cache has since been told of is not kept (`ticket`): a reader that raced a change cannot
+/// put the old product back.
+pub struct MemoryProductCache {
+    entries: quick_cache::sync::Cache<Uuid, (Product, Instant)>,
+    ttl: Duration,
+    /// How many entries have been dropped so far.
+    forgets: AtomicU64,
+}
+
+impl MemoryProductCache {
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
+        Self {
+            entries: quick_cache::sync::Cache::new(capacity),
+            ttl,
+            forgets: AtomicU64::new(0),
+        }
+    }
+}
+
+#[async_trait]
+impl ProductCache for MemoryProductCache {
+    async fn get(&self, id: Uuid) -> Option<Product> {
+        let (product, kept_at) = self.entries.get(&id)?;
+        (kept_at.elapsed() < self.ttl).then_some(product)
+    }
+
+    fn ticket(&self) -> u64 {
+        self.forgets.load(Ordering::Acquire)
+    }
+
+    async fn put(&self, product: &Product, ticket: u64) {
+        if self.forgets.load(Ordering::Acquire) == ticket {
+            self.entries
+                .insert(product.id, (product.clone(), Instant::now()));
+        }
+    }
+
+    async fn forget(&self, id: Uuid) {
+        self.forgets.fetch_add(1, Ordering::AcqRel);
+        self.entries.remove(&id);
+    }
 }
 
 pub struct RedisProductCache {
@@ -70,7 +124,7 @@ impl ProductCache for RedisProductCache {
         stored.into_product().ok()
     }
 
-    async fn put(&self, product: &Product) {
+    async fn put(&self, product: &Product, _: u64) {
         let Ok(value) = serde_json::to_string(&StoredProduct::of(product)) else {
             return;
         };
@@ -94,5 +148,54 @@ impl ProductCache for RedisProductCache {
         if let Err(error) = self.redis.delete(&self.key(id)).await {
             tracing::warn!(%error, product_id = %id, "could not drop a cached product; its TTL will");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use platform::money::{Currency, Money};
+
+    use super::*;
+    use crate::domain::{Attributes, Category, Description, ProductName, Sku};
+
+    fn product() -> Product {
+        Product {
+            id: Uuid::now_v7(),
+            sku: Sku::parse("SKU-1").unwrap(),
+            name: ProductName::parse("Lamp").unwrap(),
+            description: Description::parse("A lamp").unwrap(),
+            price: Money::price(1000, Currency::parse("EUR").unwrap()).unwrap(),
+            category: Category::parse("home").unwrap(),
+            attributes: Attributes::parse(serde_json::Map::new()).unwrap(),
+            available: 3,
+            version: 1,
+            archived_at: None,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_copy_read_before_a_change_is_not_kept() {
+        let cache = MemoryProductCache::new(10, Duration::from_secs(60));
+        let lamp = product();
+        let ticket = cache.ticket();
+        // The product changes (and is dropped) while the reader is at the database.
+        cache.forget(lamp.id).await;
+        cache.put(&lamp, ticket).await;
+        assert!(cache.get(lamp.id).await.is_none());
+        cache.put(&lamp, cache.ticket()).await;
+        assert_eq!(cache.get(lamp.id).await.unwrap().id, lamp.id);
+        cache.forget(lamp.id).await;
+        assert!(cache.get(lamp.id).await.is_none());
+    }
+
+    #[tokio::test]
+    async fn entries_expire() {
+        let cache = MemoryProductCache::new(10, Duration::ZERO);
+        let lamp = product();
+        cache.put(&lamp, cache.ticket()).await;
+        assert!(cache.get(lamp.id).await.is_none());
     }
 }

@@ -103,9 +103,10 @@ impl Catalog {
         let found = match self.cache.get(id).await {
             Some(cached) => Some(cached),
             None => {
+                let ticket = self.cache.ticket();
                 let found = self.products.find(id).await?;
                 if let Some(product) = &found {
-                    self.cache.put(product).await;
+                    self.cache.put(product, ticket).await;
                 }
                 found
             }

@@ -461,7 +461,8 @@ pub struct Options {
     )]
     pub redis_key_prefix: String,
 
-    /// How long a product stays in the Redis read cache at most (changes drop it sooner).
+    /// How long a product stays in the read cache (Redis, or memory when embedded) at most;
+    /// changes drop it sooner.
     #[arg(long, global = true, env = "COMMERCEX_PRODUCT_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub product_cache_ttl: Duration,
 

@@ -4,7 +4,7 @@ use anyhow::Context;
 use std::sync::Arc;
 
 use catalog::CatalogService;
-use catalog::cache::{NoCache, ProductCache, RedisProductCache};
+use catalog::cache::{MemoryProductCache, NoCache, ProductCache, RedisProductCache};
 use events::bus::EventBus;
 use events::consumer::Consumer;
 use events::dlq::DeadLetters;
@@ -13,6 +13,7 @@ use inventory::InventoryService;
 use orders::OrdersService;
 use payments::PaymentsService;
 use payments::provider::SandboxProvider;
+use platform::db::Storage;
 use platform::shared_redis::SharedRedis;
 use users::{UsersConfig, UsersService};
 use utoipa_axum::router::OpenApiRouter;
@@ -29,6 +30,9 @@ pub const DOMAIN_SERVICES: [ServiceName; 5] = [
     ServiceName::Orders,
     ServiceName::Payments,
 ];
+
+/// How many products the embedded runtime keeps in memory for reads.
+const PRODUCTS_IN_MEMORY: usize = 10_000;
 
 /// The services this process runs; the others are `None` (they run elsewhere).
 #[derive(Default)]
@@ -66,11 +70,17 @@ impl Services {
                     services.users = Some(UsersService::open(storage, store, config).await?);
                 }
                 ServiceName::Catalog => {
+                    let ttl = settings.product_cache_ttl;
                     let cache: Arc<dyn ProductCache> = match &redis {
-                        Some(redis) => Arc::new(RedisProductCache::new(
-                            redis.clone(),
-                            settings.product_cache_ttl,
-                        )),
+                        Some(redis) => Arc::new(RedisProductCache::new(redis.clone(), ttl)),
+                        // Every change to a product is made and consumed in this process: the
+                        // SQLite files are this process's alone.
+                        None if which.len() == DOMAIN_SERVICES.len()
+                            && matches!(storage, Storage::Sqlite { .. }) =>
+                        {
+                            Arc::new(MemoryProductCache::new(PRODUCTS_IN_MEMORY, ttl))
+                        }
+                        // Other processes' changes would pass this one by.
                         None => Arc::new(NoCache),
                     };
                     services.catalog = Some(CatalogService::open(storage, store, cache).await?);

@@ -66,12 +66,14 @@ app_tests! {
         let id = app.stocked_product(&admin, "INV-1", 0).await;
         let levels: Value = app.get(&format!("/api/v1/inventory/{id}"), None).await.json().await.unwrap();
         assert_eq!(levels, json!({"product_id": id, "on_hand": 0, "reserved": 0, "available": 0}));
+        // Read once, so that a read cache (memory when embedded, Redis when distributed) holds it.
+        let product_path = format!("/api/v1/products/{id}");
+        assert_eq!(app.get(&product_path, None).await.json::<Value>().await.unwrap()["available"], 0);
 
         let response = app.send(Method::POST, &format!("/api/v1/inventory/{id}/adjustments"), Some(&admin),
             Some(&json!({"delta": 12, "reason": "delivery"}))).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.json::<Value>().await.unwrap()["available"], 12);
-        let product_path = format!("/api/v1/products/{id}");
         wait_for("availability in the catalog", || async {
             app.get(&product_path, None).await.json::<Value>().await.unwrap()["available"] == 12
         }).await;
