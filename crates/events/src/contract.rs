@@ -98,6 +98,11 @@ pub mod inventory {
 
     pub const TOPIC: &str = "commercex.inventory";
 
+    /// The most units of one product inventory holds for one order (its lines merged). Orders
+    /// refuses more where the order is placed, so that no customer can send inventory a
+    /// request it has to turn down.
+    pub const MAX_UNITS_PER_PRODUCT: i64 = 1000;
+
     /// Stock levels after an adjustment; availability reaches the catalog through it.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct StockAdjustedV1 {

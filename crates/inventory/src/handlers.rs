@@ -14,7 +14,7 @@ use events::contract::orders::{OrderCancelledV1, OrderConfirmedV1, OrderPlacedV1
 use events::outbox::Outbox;
 use platform::db::Tx;
 
-use crate::domain::{Quantity, ReservationLine, ReservationRequest};
+use crate::domain::{Quantity, RequestError, ReservationLine, ReservationRequest};
 use crate::inventory::{Inventory, InventoryError, ReserveOutcome, SOURCE};
 
 pub const GROUP: &str = "inventory";
@@ -55,15 +55,23 @@ impl InventoryHandler {
         let ttl = chrono::Duration::from_std(self.reservation_ttl)
             .unwrap_or(chrono::Duration::minutes(15));
         let expires_at = platform::time::now() + ttl;
-        let request = ReservationRequest::new(order.order_id, &lines, expires_at)
-            .map_err(HandlerError::permanent)?;
+        let outcome = match ReservationRequest::new(order.order_id, &lines, expires_at) {
+            Ok(request) => self
+                .inventory
+                .reserve_in(tx, &request)
+                .await
+                .map_err(transient)?,
+            // A refusal the order is cancelled for, never a dead letter: a customer must not
+            // be able to stall an order or fill the queue.
+            Err(RequestError::TooManyUnits(products)) => {
+                ReserveOutcome::Rejected { short: products }
+            }
+            Err(malformed @ RequestError::NoLines) => {
+                return Err(HandlerError::permanent(malformed));
+            }
+        };
         let subject = order.order_id.to_string();
-        let answer = match self
-            .inventory
-            .reserve_in(tx, &request)
-            .await
-            .map_err(transient)?
-        {
+        let answer = match outcome {
             ReserveOutcome::Reserved => (
                 InventoryReservedV1::TOPIC,
                 Envelope::of(

@@ -354,6 +354,8 @@ app_tests! {
         problem(app.send(Method::POST, "/api/v1/orders", None, Some(&body)).await, 401).await;
         let unknown = uuid::Uuid::now_v7().to_string();
         let too_many: Vec<(&str, i64)> = (0..51).map(|_| (product.as_str(), 1)).collect();
+        // Every line within its limit, but more units of one product than inventory holds.
+        let too_many_units: Vec<(&str, i64)> = (0..11).map(|_| (product.as_str(), 100)).collect();
         let mut bad_address = body.clone();
         bad_address["shipping_address"]["country"] = json!("Germany");
         for (key, bad, field) in [
@@ -361,6 +363,7 @@ app_tests! {
             ("q101", order_body(&[(&product, 101)], "tok_visa"), "/items/0/quantity"),
             ("unknown", order_body(&[(&unknown, 1)], "tok_visa"), "/items/0/product_id"),
             ("many", order_body(&too_many, "tok_visa"), "/items"),
+            ("units", order_body(&too_many_units, "tok_visa"), "/items"),
             ("none", order_body(&[], "tok_visa"), "/items"),
             ("address", bad_address, "/shipping_address/country"),
         ] {

@@ -4,4 +4,6 @@ mod levels;
 mod reservation;
 
 pub use levels::{Adjustment, StockLevels};
-pub use reservation::{Quantity, ReservationLine, ReservationRequest, ReservationStatus};
+pub use reservation::{
+    Quantity, RequestError, ReservationLine, ReservationRequest, ReservationStatus,
+};

@@ -1,15 +1,16 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use events::contract::inventory::MAX_UNITS_PER_PRODUCT;
 use uuid::Uuid;
 
-/// Units of one product in one order line: 1 to 1000.
+/// Units of one product for one order: 1 to `MAX_UNITS_PER_PRODUCT`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Quantity(i64);
 
 impl Quantity {
     pub fn parse(value: i64) -> Result<Self, &'static str> {
-        if !(1..=1000).contains(&value) {
+        if !(1..=MAX_UNITS_PER_PRODUCT).contains(&value) {
             return Err("quantity must be between 1 and 1000");
         }
         Ok(Self(value))
@@ -35,28 +36,45 @@ pub struct ReservationRequest {
     pub expires_at: DateTime<Utc>,
 }
 
+/// Why no reservation can be asked for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// A malformed request (orders never sends one): a poison message.
+    #[error("a reservation needs at least one line")]
+    NoLines,
+    /// More units of these products than one order may hold: a refusal, not a fault.
+    #[error("more than {MAX_UNITS_PER_PRODUCT} units of one product")]
+    TooManyUnits(Vec<Uuid>),
+}
+
 impl ReservationRequest {
     pub fn new(
         order_id: Uuid,
         lines: &[ReservationLine],
         expires_at: DateTime<Utc>,
-    ) -> Result<Self, &'static str> {
+    ) -> Result<Self, RequestError> {
         if lines.is_empty() {
-            return Err("a reservation needs at least one line");
+            return Err(RequestError::NoLines);
         }
         let mut merged: BTreeMap<Uuid, i64> = BTreeMap::new();
         for line in lines {
             *merged.entry(line.product_id).or_default() += line.quantity.get();
         }
+        let too_many: Vec<Uuid> = merged
+            .iter()
+            .filter(|(_, units)| **units > MAX_UNITS_PER_PRODUCT)
+            .map(|(product_id, _)| *product_id)
+            .collect();
+        if !too_many.is_empty() {
+            return Err(RequestError::TooManyUnits(too_many));
+        }
         let lines = merged
             .into_iter()
-            .map(|(product_id, quantity)| {
-                Ok(ReservationLine {
-                    product_id,
-                    quantity: Quantity::parse(quantity)?,
-                })
+            .map(|(product_id, units)| ReservationLine {
+                product_id,
+                quantity: Quantity(units),
             })
-            .collect::<Result<_, &'static str>>()?;
+            .collect();
         Ok(Self {
             order_id,
             lines,
@@ -138,7 +156,30 @@ mod tests {
                 },
             ]
         );
-        assert!(ReservationRequest::new(Uuid::nil(), &[], Utc::now()).is_err());
+        assert_eq!(
+            ReservationRequest::new(Uuid::nil(), &[], Utc::now()),
+            Err(RequestError::NoLines)
+        );
         assert!(Quantity::parse(0).is_err());
+    }
+
+    #[test]
+    fn more_units_of_a_product_than_one_order_may_hold_are_refused_by_product() {
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let line = |product_id, units| ReservationLine {
+            product_id,
+            quantity: Quantity::parse(units).unwrap(),
+        };
+        // Eleven lines of 100 of one product: each line is fine, together they are not.
+        let mut lines = vec![line(a, 100); 11];
+        lines.push(line(b, 1000));
+        assert_eq!(
+            ReservationRequest::new(Uuid::nil(), &lines, Utc::now()),
+            Err(RequestError::TooManyUnits(vec![a]))
+        );
+        lines.pop();
+        lines.pop();
+        let request = ReservationRequest::new(Uuid::nil(), &lines, Utc::now()).unwrap();
+        assert_eq!(request.lines, vec![line(a, MAX_UNITS_PER_PRODUCT)]);
     }
 }

@@ -1,6 +1,8 @@
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use events::contract::inventory::MAX_UNITS_PER_PRODUCT;
 use platform::{ApiError, FieldError};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -14,7 +16,7 @@ use crate::store::TimelineEntry;
 #[serde(deny_unknown_fields)]
 pub struct ItemRequest {
     pub product_id: Uuid,
-    /// 1 to 100.
+    /// 1 to 100; an order holds at most 1,000 units of one product over all its lines.
     pub quantity: i64,
 }
 
@@ -53,6 +55,28 @@ impl PlaceOrderRequest {
                     format!("/items/{n}/quantity"),
                     "invalid",
                     "quantity must be between 1 and 100",
+                ));
+            }
+        }
+        // Inventory holds at most so many units of one product per order: asking for more
+        // over several lines is refused here, not left for inventory to turn down later.
+        let mut units: BTreeMap<Uuid, i64> = BTreeMap::new();
+        for item in self
+            .items
+            .iter()
+            .filter(|item| (1..=100).contains(&item.quantity))
+        {
+            *units.entry(item.product_id).or_default() += item.quantity;
+        }
+        for (product_id, units) in units {
+            if units > MAX_UNITS_PER_PRODUCT {
+                problems.push(FieldError::new(
+                    "/items",
+                    "invalid",
+                    format!(
+                        "an order holds at most {MAX_UNITS_PER_PRODUCT} units of one product; \
+                         it asks for {units} of {product_id}"
+                    ),
                 ));
             }
         }
