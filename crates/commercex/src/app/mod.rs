@@ -18,6 +18,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use axum::Extension;
+use axum::http::{HeaderValue, header};
 use events::outbox::Handoff;
 use events::sequencer::{Sequencer, SequencerSettings};
 use platform::auth::TokenVerifier;
@@ -26,6 +27,7 @@ use platform::http::{ReadinessCheck, TrustForwardedFor};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
 use users::UsersService;
 use users::domain::{DisplayName, Email, Password, User};
 
@@ -222,6 +224,15 @@ impl Application {
             .as_ref()
             .map(crate::tls::server_config)
             .transpose()?;
+        // Served over TLS, browsers are told to come back only that way (a year).
+        let router = if tls.is_some() {
+            router.layer(SetResponseHeaderLayer::if_not_present(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            ))
+        } else {
+            router
+        };
         let listener = TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("listening on {}", settings.listen))?;

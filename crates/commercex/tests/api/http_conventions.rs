@@ -26,6 +26,42 @@ app_tests! {
         app.stop().await;
     }
 
+    async fn paths_with_dot_segments_or_encoded_separators_are_refused(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        // Sent as written: an HTTP client library would resolve the dots itself.
+        for path in [
+            "/api/v1/auth/../../../metrics",
+            "/api/v1/auth/%2e%2e/%2e%2e/%2e%2e/metrics",
+            "/api/v1/products/..%2f..%2f..%2fmetrics",
+            "/api/v1/products/./x",
+        ] {
+            let (status, body) = raw_get(app.addr, path).await;
+            assert_eq!(status, 400, "{path}: {body}");
+            assert!(body.contains("urn:commercex:problem:"), "{path}: {body}");
+        }
+        let (status, _) = raw_get(app.addr, "/api/v1/products?limit=1").await;
+        assert_eq!(status, 200);
+        app.stop().await;
+    }
+
+    async fn responses_carry_security_headers_and_tokens_are_not_cached(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        for answer in [app.get("/healthz", None).await, app.get("/nope", None).await] {
+            assert_eq!(answer.headers()["x-content-type-options"], "nosniff");
+            assert!(!answer.headers().contains_key("strict-transport-security"), "plain HTTP");
+        }
+        app.register("cached@example.com").await;
+        let login = app.login("cached@example.com", PASSWORD).await;
+        assert_eq!(login.status(), 200);
+        assert_eq!(login.headers()["cache-control"], "no-store");
+        assert_eq!(login.headers()["pragma"], "no-cache");
+        let refresh_token = login.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned();
+        let refreshed = app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": refresh_token})).await;
+        assert_eq!(refreshed.status(), 200);
+        assert_eq!(refreshed.headers()["cache-control"], "no-store");
+        app.stop().await;
+    }
+
     async fn request_ids_are_echoed_or_generated(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let given = app.client.get(app.url("/healthz")).header("x-request-id", "req-abc-123").send().await.unwrap();
@@ -95,4 +131,20 @@ async fn openapi_document() {
     let spec: Value = app.get("/openapi.json", None).await.json().await.unwrap();
     insta::assert_json_snapshot!(spec);
     app.stop().await;
+}
+
+/// GET `path` exactly as given, over a connection of its own: the status and the body.
+async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap();
+    (status, answer)
 }

@@ -136,6 +136,10 @@ async fn services_take_only_internal_clients_and_the_gateway_serves_https() {
             .await
             .unwrap();
         assert_eq!(answer.status(), 200, "{path} on the management listener");
+        assert!(
+            !answer.headers().contains_key("strict-transport-security"),
+            "no HSTS over plain HTTP"
+        );
     }
 
     let plain = reqwest::Client::new()
@@ -165,6 +169,11 @@ async fn services_take_only_internal_clients_and_the_gateway_serves_https() {
         .await
         .unwrap();
     assert_eq!(internal.status(), 200);
+    assert_eq!(
+        internal.headers()["strict-transport-security"],
+        "max-age=31536000",
+        "served over TLS, browsers are told to stay on it"
+    );
 
     let unreachable = "http://127.0.0.1:9";
     let mut gateway_env = env(&[

@@ -9,6 +9,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -39,6 +40,12 @@ pub fn apply_conventions(router: Router, limits: HttpLimits) -> Router {
         .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(
             ServiceBuilder::new()
+                // No browser guesses a type other than the one declared (a JSON body
+                // rendered as HTML).
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
                 .layer(SetRequestIdLayer::x_request_id(RequestIdV7))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(
@@ -47,6 +54,7 @@ pub fn apply_conventions(router: Router, limits: HttpLimits) -> Router {
                         .on_response(finish_span),
                 )
                 .layer(axum::middleware::from_fn(count_request))
+                .layer(axum::middleware::from_fn(refuse_ambiguous_paths))
                 .layer(TimeoutLayer::with_status_code(
                     StatusCode::SERVICE_UNAVAILABLE,
                     limits.request_timeout,
@@ -111,6 +119,35 @@ fn span_name(method: &str, route: Option<&str>) -> String {
         Some(route) => format!("{method} {route}"),
         None => method.to_owned(),
     }
+}
+
+/// A path with dot segments or encoded separators means different things to different
+/// parsers: a proxy in front may resolve `..` where the router does not, and
+/// `/api/v1/auth/../../metrics` would then reach what the route it was checked against
+/// never allowed. Such a path is refused, never interpreted.
+async fn refuse_ambiguous_paths(request: axum::extract::Request, next: Next) -> Response {
+    if is_ambiguous(request.uri().path()) {
+        return ApiError::BadRequest(
+            "the path has a '.' or '..' segment or an encoded separator".into(),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
+
+fn is_ambiguous(path: &str) -> bool {
+    if !path.bytes().any(|b| matches!(b, b'.' | b'%' | b'\\')) {
+        return false;
+    }
+    path.split('/').any(|segment| {
+        let lowered = segment.to_ascii_lowercase();
+        let dots = lowered.replace("%2e", ".");
+        dots == "."
+            || dots == ".."
+            || lowered.contains("%2f")
+            || lowered.contains("%5c")
+            || segment.contains('\\')
+    })
 }
 
 /// `http_server_request_duration_seconds` by method, route and status.
@@ -189,4 +226,36 @@ async fn problem_for_bare_errors(response: Response) -> Response {
     }
     debug_assert_eq!(problem.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
     problem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ambiguous;
+
+    #[test]
+    fn dot_segments_and_encoded_separators_are_ambiguous() {
+        for path in [
+            "/api/v1/auth/../../../metrics",
+            "/api/v1/auth/./login",
+            "/api/v1/auth/%2e%2e/metrics",
+            "/api/v1/auth/.%2E/metrics",
+            "/api/v1/products/..%2f..%2fmetrics",
+            "/api/v1/products/a%2Fb",
+            "/api/v1/products/a%5cb",
+            "/api/v1/products/a\\b",
+            "/..",
+        ] {
+            assert!(is_ambiguous(path), "{path}");
+        }
+        for path in [
+            "/api/v1/products",
+            "/api/v1/products/0190c6d0-0000-7000-8000-000000000000",
+            "/.well-known/jwks.json",
+            "/api/v1/products/file.name",
+            "/api/v1/products/a%20b",
+            "/api/v1/products/...",
+        ] {
+            assert!(!is_ambiguous(path), "{path}");
+        }
+    }
 }

@@ -32,9 +32,11 @@ async fn ready(checks: Arc<Vec<Arc<dyn ReadinessCheck>>>) -> Response {
         let outcome = tokio::time::timeout(std::time::Duration::from_secs(2), check.check()).await;
         let status = match outcome {
             Ok(Ok(())) => json!("ok"),
+            // The cause goes to the log, not to whoever asks on the public port.
             Ok(Err(error)) => {
                 healthy = false;
-                json!(error)
+                tracing::warn!(check = check.name(), %error, "not ready");
+                json!("unavailable")
             }
             Err(_) => {
                 healthy = false;

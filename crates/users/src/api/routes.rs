@@ -58,9 +58,9 @@ async fn login(
     State(identity): State<Arc<Identity>>,
     ClientAddr(client): ClientAddr,
     Json(body): Json<LoginRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let pair = identity.login(&body.email, body.password, client).await?;
-    Ok(Json(pair.into()))
+    Ok(uncacheable(pair.into()))
 }
 
 /// Rotate a refresh token: the presented one stops working. Presenting an already-rotated
@@ -73,9 +73,20 @@ async fn login(
 async fn refresh(
     State(identity): State<Arc<Identity>>,
     Json(body): Json<RefreshRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let pair = identity.refresh(body.refresh_token.expose_secret()).await?;
-    Ok(Json(pair.into()))
+    Ok(uncacheable(pair.into()))
+}
+
+/// Tokens are kept by no cache on the way (RFC 6749, section 5.1).
+fn uncacheable(tokens: TokenResponse) -> impl IntoResponse {
+    (
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        Json(tokens),
+    )
 }
 
 /// End the session a refresh token belongs to.
