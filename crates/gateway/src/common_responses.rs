@@ -10,7 +10,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 const COMMON: [(&str, &str, Applies); 8] = [
     (
         "400",
-        "Malformed request (unreadable JSON or query)",
+        "Malformed request (unreadable JSON or query, or a path with dot segments)",
         Applies::All,
     ),
     (
