@@ -36,6 +36,9 @@ pub struct TokenVerifier {
     verified: Cache<[u8; 32], AccessClaims>,
 }
 
+/// Clock skew tolerated between the issuer and this process, for `exp`, `nbf` and `iat`.
+const LEEWAY_SECS: u64 = 30;
+
 /// Tokens remembered as verified; the least used are forgotten first beyond this.
 const VERIFIED_TOKENS: usize = 10_000;
 
@@ -54,7 +57,9 @@ impl TokenVerifier {
         validation.set_issuer(&[&audience.issuer]);
         validation.set_audience(&[&audience.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = 30;
+        // A token that says it is not valid yet is not (we issue none, but others may).
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         Ok(Self {
             keys,
             validation,
@@ -97,9 +102,15 @@ impl TokenVerifier {
         }
         let kid = header.kid.ok_or(TokenError::UnknownKey)?;
         let key = keys.get(&kid).ok_or(TokenError::UnknownKey)?;
-        jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation)
             .map(|data| data.claims)
-            .map_err(|e| TokenError::Invalid(e.to_string()))
+            .map_err(|e| TokenError::Invalid(e.to_string()))?;
+        // Issued in the future: a clock far off, or a token minted to outlive its lifetime.
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
+        if claims.iat > now.saturating_add_unsigned(LEEWAY_SECS) {
+            return Err(TokenError::Invalid("issued in the future".into()));
+        }
+        Ok(claims)
     }
 
     /// Swaps in a freshly fetched key set; a set with an unusable key changes nothing.
@@ -161,6 +172,44 @@ mod tests {
             jti: uuid::Uuid::now_v7().to_string(),
         })
         .expect("sign")
+    }
+
+    /// A token with the usual claims, `iat` moved by `iat_from_now` and `nbf` when given.
+    fn token_at(key: &SigningKey, iat_from_now: i64, nbf_from_now: Option<i64>) -> String {
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).expect("now");
+        let audience = TokenAudience::default();
+        let mut claims = serde_json::json!({
+            "sub": uuid::Uuid::now_v7().to_string(),
+            "roles": ["customer"],
+            "iss": audience.issuer,
+            "aud": audience.audience,
+            "exp": now + 900,
+            "iat": now + iat_from_now,
+            "jti": uuid::Uuid::now_v7().to_string(),
+        });
+        if let Some(nbf) = nbf_from_now {
+            claims["nbf"] = serde_json::json!(now + nbf);
+        }
+        key.sign(&claims).expect("sign")
+    }
+
+    #[test]
+    fn a_token_not_valid_yet_or_issued_in_the_future_is_refused() {
+        let key = SigningKey::generate();
+        let verifier =
+            TokenVerifier::from_jwks(&jwks(&key), &TokenAudience::default()).expect("verifier");
+        verifier.verify(&token_at(&key, 0, None)).expect("now");
+        verifier
+            .verify(&token_at(&key, 20, Some(20)))
+            .expect("within the leeway");
+        assert!(matches!(
+            verifier.verify(&token_at(&key, 0, Some(300))),
+            Err(TokenError::Invalid(reason)) if reason == "ImmatureSignature"
+        ));
+        assert!(matches!(
+            verifier.verify(&token_at(&key, 300, None)),
+            Err(TokenError::Invalid(reason)) if reason == "issued in the future"
+        ));
     }
 
     #[test]
