@@ -137,6 +137,12 @@ pub fn count_retry(group: &str, event_type: &str, reason: &'static str) {
     .increment(1);
 }
 
+/// `commercex_dlq_depth` at 0 for `group`, before anything is sampled: a series that does
+/// not exist yet hides the queue from dashboards and from `absent()` alerts.
+pub fn start_dlq_depth(group: &str) {
+    metrics::gauge!("commercex_dlq_depth", "consumer_group" => group.to_owned()).set(0.0);
+}
+
 /// Samples what a service database says about event flow: `commercex_outbox_backlog` and
 /// `commercex_outbox_oldest_age_seconds` (unpublished events), `commercex_dlq_depth` per
 /// consumer group (dead letters waiting for an operator), and the pool's connections.

@@ -23,6 +23,9 @@ pub struct Sampler {
 
 impl Sampler {
     pub async fn run(self, cancel: CancellationToken) {
+        for group in &self.groups {
+            events::observe::start_dlq_depth(&group.group);
+        }
         loop {
             self.sample().await;
             tokio::select! {

@@ -40,6 +40,15 @@ app_tests! {
         let app = spawn_app(&storage).await;
         let admin = app.admin_token().await;
         let (customer, _) = app.signed_up("curious@example.com").await;
+        // Every group's depth is there from the start, at 0.
+        for service in ["catalog", "inventory", "orders", "payments"] {
+            let base = metrics_base(&app, service);
+            wait_for("every depth at 0", || async {
+                let text = app.metrics_of(&base).await;
+                sample(&text, "commercex_dlq_depth", &[&format!("consumer_group=\"{service}\"")]) == Some(0.0)
+            })
+            .await;
+        }
         let poison = poisoned_order_placed();
         app.inject("commercex.orders", poison.clone()).await;
 
