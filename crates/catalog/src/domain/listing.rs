@@ -104,12 +104,23 @@ impl Cursor {
         URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default())
     }
 
+    /// A cursor as this API returned it: one whose key is not of its sort's kind was made or
+    /// changed by hand, and would compare a price with a name in SQL.
     pub fn decode(raw: &str) -> Result<Self, &'static str> {
         URL_SAFE_NO_PAD
             .decode(raw)
             .ok()
-            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .and_then(|bytes| serde_json::from_slice::<Self>(&bytes).ok())
+            .filter(Self::key_fits_sort)
             .ok_or("cursor is not one this API returned")
+    }
+
+    fn key_fits_sort(&self) -> bool {
+        match (self.sort, &self.key) {
+            (Sort::Name, CursorKey::Text(_)) => true,
+            (Sort::Name, CursorKey::Int(_)) => false,
+            (_, key) => matches!(key, CursorKey::Int(_)),
+        }
     }
 }
 
@@ -144,6 +155,22 @@ mod tests {
         };
         assert_eq!(Cursor::decode(&named.encode()).unwrap(), named);
         assert!(Cursor::decode("garbage!").is_err());
+    }
+
+    #[test]
+    fn a_cursor_whose_key_does_not_fit_its_sort_is_refused() {
+        let id = Uuid::now_v7();
+        let tampered = [
+            (Sort::Price, CursorKey::Text("zzz".into())),
+            (Sort::PriceDesc, CursorKey::Text("1".into())),
+            (Sort::NewestFirst, CursorKey::Text("x".into())),
+            (Sort::Relevance, CursorKey::Text("x".into())),
+            (Sort::Name, CursorKey::Int(5)),
+        ];
+        for (sort, key) in tampered {
+            let cursor = Cursor { sort, key, id };
+            assert!(Cursor::decode(&cursor.encode()).is_err(), "{cursor:?}");
+        }
     }
 
     #[test]

@@ -207,6 +207,14 @@ app_tests! {
         let page = app.list("sort=price&limit=2").await;
         let cursor = page["next_cursor"].as_str().unwrap();
         problem(app.get(&format!("/api/v1/products?sort=name&cursor={cursor}"), None).await, 422).await;
+        // Made by hand: the sort is right, the key (a name where a price belongs) is not.
+        let forged = {
+            use base64::Engine as _;
+            let json = json!({"s": "price", "k": "zzz", "id": uuid::Uuid::now_v7()}).to_string();
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        };
+        let errors = problem(app.get(&format!("/api/v1/products?sort=price&cursor={forged}"), None).await, 422).await;
+        assert_eq!(errors["errors"][0]["field"], "cursor", "{errors}");
         app.stop().await;
     }
 
