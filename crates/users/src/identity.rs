@@ -32,6 +32,9 @@ pub enum IdentityError {
     BadRefreshToken,
     #[error("user not found")]
     UnknownUser,
+    /// Every core is hashing passwords and the queue behind them is full.
+    #[error("too many passwords are being checked at once")]
+    Busy,
     /// A fault of ours (database, hashing, signing), kept with its cause chain for the log.
     #[error("{0}")]
     Internal(String),
@@ -40,6 +43,15 @@ pub enum IdentityError {
 impl IdentityError {
     fn internal(error: impl std::fmt::Display) -> Self {
         Self::Internal(format!("{error:#}"))
+    }
+}
+
+impl From<passwords::HashError> for IdentityError {
+    fn from(error: passwords::HashError) -> Self {
+        match error {
+            passwords::HashError::Busy => Self::Busy,
+            failed @ passwords::HashError::Failed(_) => Self::internal(failed),
+        }
     }
 }
 
@@ -107,9 +119,7 @@ impl Identity {
         registration: Registration,
         roles: Vec<Role>,
     ) -> Result<User, IdentityError> {
-        let password_hash = passwords::hash(&registration.password)
-            .await
-            .map_err(IdentityError::internal)?;
+        let password_hash = passwords::hash(&registration.password).await?;
         let new = NewUser {
             email: registration.email,
             name: registration.name,
@@ -158,7 +168,7 @@ impl Identity {
             Some((user, hash)) => (Some(user), Some(hash)),
             None => (None, None),
         };
-        let matches = passwords::verify(password.expose_secret().to_owned(), hash).await;
+        let matches = passwords::verify(password.expose_secret().to_owned(), hash).await?;
         let Some(user) = user.filter(|_| matches) else {
             self.throttle.record_failure(&subjects).await;
             return Err(IdentityError::BadCredentials);
@@ -253,9 +263,7 @@ impl Identity {
                     .await
             }
             Some((mut user, _)) => {
-                let hash = passwords::hash(&password)
-                    .await
-                    .map_err(IdentityError::internal)?;
+                let hash = passwords::hash(&password).await?;
                 if !user.roles.contains(&Role::Admin) {
                     user.roles.insert(0, Role::Admin);
                 }

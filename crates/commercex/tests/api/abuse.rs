@@ -19,6 +19,31 @@ async fn product_count(app: &TestApp) -> usize {
 }
 
 app_tests! {
+    async fn a_flood_of_logins_is_turned_away_with_503_not_taken_on(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        app.register("flood@example.com").await;
+        // Far more than the cores and the queue behind them can take at once.
+        let logins = (0..150).map(|_| app.login("flood@example.com", PASSWORD));
+        let answers = futures::future::join_all(logins).await;
+        let mut turned_away = 0;
+        for answer in answers {
+            match answer.status().as_u16() {
+                200 => {}
+                503 => {
+                    assert_eq!(answer.headers()["retry-after"], "1");
+                    let body: Value = answer.json().await.unwrap();
+                    assert_eq!(body["status"], 503, "{body}");
+                    turned_away += 1;
+                }
+                other => panic!("a login answered {other}"),
+            }
+        }
+        assert!(turned_away > 0, "nothing was turned away: the work is not bounded");
+        // Once the flood has passed, logging in works again.
+        assert_eq!(app.login("flood@example.com", PASSWORD).await.status(), 200);
+        app.stop().await;
+    }
+
     async fn customers_are_refused_every_admin_operation_and_change_nothing(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let admin = app.admin_token().await;

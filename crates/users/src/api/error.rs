@@ -24,6 +24,9 @@ impl From<IdentityError> for ApiError {
             IdentityError::UnknownUser => {
                 ApiError::Unauthorized("the access token is invalid or expired".into())
             }
+            IdentityError::Busy => ApiError::Unavailable(
+                "too many sign-ins are being checked at once; try again shortly".into(),
+            ),
             IdentityError::Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
         }
     }
