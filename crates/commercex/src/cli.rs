@@ -160,6 +160,11 @@ pub enum AdminCommand {
         /// File holding the password (default: read one line from standard input).
         #[arg(long)]
         password_file: Option<PathBuf>,
+        /// Make an existing account that is not an administrator one (its sessions end).
+        /// Without it such an account is refused: someone may have registered the address
+        /// first.
+        #[arg(long)]
+        force: bool,
     },
 }
 

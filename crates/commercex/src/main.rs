@@ -7,6 +7,7 @@ use commercex::telemetry::{LIFECYCLE, LogStream};
 use commercex::{commands, config_file, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
+use users::identity::Promotion;
 
 /// Allocation was a fifth of the gateway's instructions per proxied request under glibc's
 /// malloc (callgrind); see docs/BENCHMARKS.md for the before and after.
@@ -85,7 +86,15 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
             email,
             name,
             password_file,
-        }) => commands::admin::create(options, &stored, &email, &name, password_file).await,
+            force,
+        }) => {
+            let promotion = if force {
+                Promotion::Allowed
+            } else {
+                Promotion::AdminsOnly
+            };
+            commands::admin::create(options, &stored, &email, &name, password_file, promotion).await
+        }
         Command::Probe { url } => commands::probe::run(&url).await,
     }
 }

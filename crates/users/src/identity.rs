@@ -20,6 +20,15 @@ use crate::tokens::TokenIssuer;
 
 pub const SOURCE: &str = "commercex/users";
 
+/// Whether [`Identity::ensure_admin`] may make an existing non-admin account an administrator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Promotion {
+    /// Only an existing administrator's password is set; any other account is refused.
+    AdminsOnly,
+    /// An existing account is made an administrator (the operator said so: `--force`).
+    Allowed,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
     #[error("a user with this email already exists")]
@@ -32,6 +41,12 @@ pub enum IdentityError {
     BadRefreshToken,
     #[error("user not found")]
     UnknownUser,
+    /// The account exists and is not an administrator; promoting it was not asked for.
+    #[error(
+        "an account with this email exists and is not an administrator; promoting it needs \
+         `commercex admin create --force` (which ends its sessions)"
+    )]
+    NotAnAdmin,
     /// Every core is hashing passwords and the queue behind them is full.
     #[error("too many passwords are being checked at once")]
     Busy,
@@ -244,13 +259,16 @@ impl Identity {
         self.users.find(id).await?.ok_or(IdentityError::UnknownUser)
     }
 
-    /// Makes sure an admin account with this email exists: creates it, or grants the role
-    /// and sets the password on an existing account.
+    /// Makes sure an admin account with this email exists: creates it, or sets the password
+    /// of the existing administrator. An account that exists but is not an administrator
+    /// (someone may have registered the address first) is promoted only when `promotion`
+    /// allows it. A change of roles or password ends every session the account had.
     pub async fn ensure_admin(
         &self,
         email: Email,
         password: Password,
         name: DisplayName,
+        promotion: Promotion,
     ) -> Result<User, IdentityError> {
         match self.users.find_credentials(&email).await? {
             None => {
@@ -262,9 +280,18 @@ impl Identity {
                 self.register(registration, vec![Role::Admin, Role::Customer])
                     .await
             }
-            Some((mut user, _)) => {
+            Some((mut user, stored)) => {
+                let promote = !user.roles.contains(&Role::Admin);
+                if promote && promotion == Promotion::AdminsOnly {
+                    return Err(IdentityError::NotAnAdmin);
+                }
+                let same_password =
+                    passwords::verify(password.expose().to_owned(), Some(stored)).await?;
+                if !promote && same_password {
+                    return Ok(user);
+                }
                 let hash = passwords::hash(&password).await?;
-                if !user.roles.contains(&Role::Admin) {
+                if promote {
                     user.roles.insert(0, Role::Admin);
                 }
                 let mut tx = self.db.begin_as("ensure admin").await?;
@@ -272,7 +299,12 @@ impl Identity {
                 self.users
                     .set_password_hash(&mut tx, user.id, &hash)
                     .await?;
+                let ended = self
+                    .tokens
+                    .revoke_user_families(&mut tx, user.id, "credentials changed")
+                    .await?;
                 tx.commit().await?;
+                tracing::info!(user_id = %user.id, promoted = promote, sessions_ended = ended, "administrator's credentials set");
                 Ok(user)
             }
         }

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 use users::UsersService;
 use users::domain::{DisplayName, Email, Password, User};
+use users::identity::{IdentityError, Promotion};
 
 use bus::{BusReady, open_bus};
 use services::{DOMAIN_SERVICES, Services};
@@ -339,16 +340,26 @@ async fn bootstrap_configured_admin(
     settings: &Settings,
     users: &UsersService,
 ) -> anyhow::Result<()> {
-    if let Some(admin) = &settings.admin {
-        bootstrap_admin(
-            users,
-            &admin.email,
-            admin.password.expose_secret(),
-            "Administrator",
-        )
-        .await?;
+    let Some(admin) = &settings.admin else {
+        return Ok(());
+    };
+    let made = bootstrap_admin(
+        users,
+        &admin.email,
+        admin.password.expose_secret(),
+        "Administrator",
+        Promotion::AdminsOnly,
+    )
+    .await;
+    match made {
+        // Someone registered the configured address first. Refusing to start would let them
+        // keep the platform down; it runs, without making their account an administrator.
+        Err(error) if matches!(error.downcast_ref(), Some(IdentityError::NotAnAdmin)) => {
+            tracing::error!(email = %admin.email, "the configured administrator was not created: {error:#}");
+            Ok(())
+        }
+        made => made.map(|_| ()),
     }
-    Ok(())
 }
 
 pub async fn bootstrap_admin(
@@ -356,15 +367,16 @@ pub async fn bootstrap_admin(
     email: &str,
     password: &str,
     name: &str,
+    promotion: Promotion,
 ) -> anyhow::Result<User> {
     let email = Email::parse(email).map_err(|e| anyhow::anyhow!("admin email: {e}"))?;
     let password = Password::parse(password).map_err(|e| anyhow::anyhow!("admin password: {e}"))?;
     let name = DisplayName::parse(name).map_err(|e| anyhow::anyhow!("admin name: {e}"))?;
     let admin = users
         .identity()
-        .ensure_admin(email, password, name)
+        .ensure_admin(email, password, name, promotion)
         .await
-        .map_err(|e| anyhow::anyhow!("creating the admin account: {e}"))?;
+        .context("creating the admin account")?;
     tracing::info!(user_id = %admin.id, "admin account ready");
     Ok(admin)
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use platform::secret::read_secret_file;
 use secrecy::{ExposeSecret, SecretString};
+use users::identity::Promotion;
 
 use crate::app::bootstrap_admin;
 use crate::app::services::Services;
@@ -18,6 +19,7 @@ pub async fn create(
     email: &str,
     name: &str,
     password_file: Option<PathBuf>,
+    promotion: Promotion,
 ) -> anyhow::Result<()> {
     let password = match password_file {
         Some(file) => read_secret_file(&file)?,
@@ -34,7 +36,7 @@ pub async fn create(
     let settings = Settings::load(options, stored, Signing::Signs)?;
     let services = Services::open(&settings, &[ServiceName::Users], None).await?;
     let users = services.users.context("the users service is open")?;
-    let admin = bootstrap_admin(&users, email, password.expose_secret(), name).await?;
+    let admin = bootstrap_admin(&users, email, password.expose_secret(), name, promotion).await?;
     println!("admin {} ({}) is ready", admin.email.as_str(), admin.id);
     Ok(())
 }

@@ -168,6 +168,41 @@ backend_tests! {
         assert!(me["roles"].as_array().unwrap().contains(&serde_json::json!("admin")));
         app.stop().await;
     }
+
+    async fn an_account_registered_first_is_promoted_only_with_force_and_loses_its_sessions(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        // Someone registers the future administrator's address before the operator does.
+        let (_, squatter_refresh) = app.signed_up("boss@example.com").await;
+        let dir = tempfile::tempdir().unwrap();
+        let password_file = write_file(dir.path(), "pw", "the real admin password\n");
+        let create = |force: bool| {
+            let mut args = vec!["admin", "create", "--email", "boss@example.com", "--password-file", password_file.to_str().unwrap()];
+            if force {
+                args.push("--force");
+            }
+            with_storage(&storage, &args)
+        };
+        let (args, guard) = create(false);
+        let refused = run_cli(&args).await;
+        drop(guard);
+        assert!(!refused.status.success(), "promoted without --force");
+        assert!(text(&refused.stderr).contains("--force"), "{}", text(&refused.stderr));
+        let still: Value = app.post_json("/api/v1/auth/refresh", &serde_json::json!({"refresh_token": squatter_refresh})).await.json().await.unwrap();
+        let squatter_refresh = still["refresh_token"].as_str().unwrap().to_owned();
+        let me: Value = app.get("/api/v1/users/me", still["access_token"].as_str()).await.json().await.unwrap();
+        assert!(!me["roles"].as_array().unwrap().contains(&serde_json::json!("admin")));
+
+        let (args, guard) = create(true);
+        let forced = run_cli(&args).await;
+        drop(guard);
+        assert!(forced.status.success(), "{}", text(&forced.stderr));
+        // The session opened before the promotion mints nothing any more.
+        problem(app.post_json("/api/v1/auth/refresh", &serde_json::json!({"refresh_token": squatter_refresh})).await, 401).await;
+        let tokens: Value = app.login("boss@example.com", "the real admin password").await.json().await.unwrap();
+        let me: Value = app.get("/api/v1/users/me", tokens["access_token"].as_str()).await.json().await.unwrap();
+        assert!(me["roles"].as_array().unwrap().contains(&serde_json::json!("admin")));
+        app.stop().await;
+    }
 }
 
 #[tokio::test]

@@ -24,6 +24,8 @@ impl From<IdentityError> for ApiError {
             IdentityError::UnknownUser => {
                 ApiError::Unauthorized("the access token is invalid or expired".into())
             }
+            // Only the command line asks for promotions.
+            IdentityError::NotAnAdmin => ApiError::Conflict(error.to_string()),
             IdentityError::Busy => ApiError::Unavailable(
                 "too many sign-ins are being checked at once; try again shortly".into(),
             ),

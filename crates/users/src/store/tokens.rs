@@ -90,6 +90,26 @@ impl TokenStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Ends every session of `user_id`: what a change of roles or password must do, so that
+    /// no refresh token issued before it mints access tokens after it.
+    pub async fn revoke_user_families(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        user_id: Uuid,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE refresh_token_families SET revoked_at = $1, revoked_reason = $2 \
+             WHERE user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(to_millis(platform::time::now()))
+        .bind(reason)
+        .bind(user_id.to_string())
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn revoke_family(
         &self,
         tx: &mut Transaction<'static, Any>,
