@@ -349,6 +349,11 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,
 
+    /// Let the production profile run the sandbox payment provider (it charges nothing: a
+    /// demonstration, or a staging copy). Without it, production refuses to take payments.
+    #[arg(long, global = true, env = "COMMERCEX_ALLOW_SANDBOX_PAYMENTS")]
+    pub allow_sandbox_payments: bool,
+
     /// How long stock is held for an order awaiting payment, e.g. `2s`, `15m`.
     #[arg(long, global = true, env = "COMMERCEX_RESERVATION_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub reservation_ttl: Duration,

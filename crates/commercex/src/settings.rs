@@ -77,6 +77,8 @@ pub struct Settings {
     pub internal_tls: ClientTls,
     /// Serve `/metrics` on this separate address instead of the app's listener.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// The sandbox payment provider may run although the profile is production.
+    pub allow_sandbox_payments: bool,
     /// The Vault login the secrets came from, kept alive while the process runs.
     pub vault: Option<Arc<VaultSession>>,
 }
@@ -238,6 +240,7 @@ impl Settings {
             tls: tls.server,
             internal_tls: tls.client,
             metrics_listen: options.metrics_listen,
+            allow_sandbox_payments: options.allow_sandbox_payments,
             vault: stored.session(),
         })
     }
@@ -468,6 +471,24 @@ fn refuse_development_defaults(
             "plain HTTP on a non-loopback address: set COMMERCEX_TLS_CERT_FILE and \
              COMMERCEX_TLS_KEY_FILE, or terminate TLS in front of CommerceX and set \
              COMMERCEX_ALLOW_PLAINTEXT=true (--allow-plaintext), or listen on a loopback address",
+        );
+    }
+    if options.metrics_listen.is_none() {
+        problems.push(
+            "/metrics would be served on the public listener: set COMMERCEX_METRICS_LISTEN \
+             (--metrics-listen) to an address of its own for Prometheus and the probes",
+        );
+    }
+    if options.rate_limit_per_client == Some(0) {
+        problems.push(
+            "COMMERCEX_RATE_LIMIT_PER_CLIENT=0 turns the per-client quota off: leave it unset \
+             (1200 per minute) or set a limit",
+        );
+    }
+    if options.rate_limit_per_user == Some(0) {
+        problems.push(
+            "COMMERCEX_RATE_LIMIT_PER_USER=0 turns the per-user quota off: leave it unset \
+             (600 per minute) or set a limit",
         );
     }
     if problems.is_empty() {

@@ -19,7 +19,7 @@ use users::{UsersConfig, UsersService};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::dead_letters::{self, Queues};
-use crate::cli::ServiceName;
+use crate::cli::{Profile, ServiceName};
 use crate::settings::Settings;
 
 /// The domain services (everything but the gateway), in start-up order.
@@ -93,6 +93,15 @@ impl Services {
                 }
                 ServiceName::Payments => {
                     // Real providers plug in here, chosen by configuration, behind one trait.
+                    // The sandbox charges nothing: production takes it only when told to.
+                    if settings.profile == Profile::Production && !settings.allow_sandbox_payments {
+                        anyhow::bail!(
+                            "the production profile would take payments with the sandbox \
+                             provider, which charges nothing: set \
+                             COMMERCEX_ALLOW_SANDBOX_PAYMENTS=true (--allow-sandbox-payments) \
+                             for a demonstration or staging copy"
+                        );
+                    }
                     let provider = Arc::new(SandboxProvider::new());
                     services.payments =
                         Some(PaymentsService::open(storage, store, provider).await?);

@@ -220,6 +220,8 @@ async fn the_production_profile_refuses_development_defaults() {
         "redis://:hunter2@127.0.0.1:6379".into(),
         "--sqlite-synchronous".into(),
         "normal".into(),
+        "--rate-limit-per-client".into(),
+        "0".into(),
     ])
     .await;
     assert!(!output.status.success());
@@ -235,29 +237,48 @@ async fn the_production_profile_refuses_development_defaults() {
         "{stderr}"
     );
     assert!(stderr.contains("COMMERCEX_ALLOW_PLAINTEXT"), "{stderr}");
+    assert!(stderr.contains("COMMERCEX_METRICS_LISTEN"), "{stderr}");
+    assert!(
+        stderr.contains("COMMERCEX_RATE_LIMIT_PER_CLIENT"),
+        "{stderr}"
+    );
     assert!(
         !dir.path().join("dev-signing-key.pem").exists(),
         "no key was generated"
     );
 
-    // With a real key it starts.
+    // With a real key and metrics apart, it refuses only the sandbox payments, by name.
     let key = platform::auth::SigningKey::generate();
     let key_file = write_file(
         dir.path(),
         "signing.pem",
         secrecy::ExposeSecret::expose_secret(key.to_pkcs8_pem()),
     );
-    let (mut child, addr) = start(&[
-        "--profile".into(),
-        "production".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--data-dir".into(),
-        data_dir,
-        "--jwt-signing-key-file".into(),
-        key_file.display().to_string(),
-    ])
-    .await;
+    let mut args: Vec<String> = [
+        "--profile",
+        "production",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &data_dir,
+        "--jwt-signing-key-file",
+        &key_file.display().to_string(),
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let sandbox = run_cli(&args).await;
+    assert!(!sandbox.status.success());
+    let stderr = text(&sandbox.stderr);
+    assert!(
+        stderr.contains("COMMERCEX_ALLOW_SANDBOX_PAYMENTS"),
+        "{stderr}"
+    );
+    // Told that the sandbox is meant, it starts.
+    args.push("--allow-sandbox-payments".into());
+    let (mut child, addr) = start(&args).await;
     let jwks = published_jwks(&addr).await;
     assert_eq!(jwks["keys"][0]["kid"], key.kid());
     assert!(signal_and_wait(&mut child, "-TERM").await.success());
@@ -448,6 +469,8 @@ async fn in_production_only_the_identity_service_needs_the_signing_key() {
             "--profile",
             "production",
             "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
             "127.0.0.1:0",
             "--data-dir",
             data,

@@ -126,6 +126,7 @@ async fn start_platform(
         "127.0.0.1:0",
         "--admin-email",
         ADMIN_EMAIL,
+        "--allow-sandbox-payments",
     ]
     .iter()
     .map(|s| (*s).to_owned())
