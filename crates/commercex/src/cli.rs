@@ -358,6 +358,11 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_RESERVATION_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
     pub reservation_ttl: Duration,
 
+    /// How long an order may stay pending before it is cancelled (`timed_out`), whatever
+    /// holds it up: a dead letter, a service down. Default: the reservation TTL plus 5 minutes.
+    #[arg(long, global = true, env = "COMMERCEX_SAGA_DEADLINE", value_parser = humantime::parse_duration)]
+    pub saga_deadline: Option<Duration>,
+
     /// How long shutdown waits for in-flight work.
     #[arg(long, global = true, env = "COMMERCEX_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,

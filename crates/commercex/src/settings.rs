@@ -62,6 +62,8 @@ pub struct Settings {
     pub admin: Option<AdminBootstrap>,
     pub relay: RelaySettings,
     pub reservation_ttl: std::time::Duration,
+    /// How long an order may stay pending before it is cancelled as timed out.
+    pub saga_deadline: std::time::Duration,
     pub shutdown_timeout: std::time::Duration,
     pub bus: BusSettings,
     pub redis_url: Option<SecretString>,
@@ -216,6 +218,11 @@ impl Settings {
             admin,
             relay: RelaySettings::default(),
             reservation_ttl: options.reservation_ttl,
+            // A payment may wait for the customer (3-D Secure) until the reservation
+            // expires; the deadline is for the sagas nothing will move any more.
+            saga_deadline: options
+                .saga_deadline
+                .unwrap_or(options.reservation_ttl + Duration::from_secs(5 * 60)),
             shutdown_timeout: options.shutdown_timeout,
             bus: bus(options, stored)?,
             redis_url: stored.resolve(

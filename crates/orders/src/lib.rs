@@ -2,6 +2,7 @@
 //! checkout saga, and cancellation.
 
 pub mod api;
+pub mod deadline;
 pub mod domain;
 pub mod handlers;
 pub mod observe;

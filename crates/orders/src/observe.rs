@@ -93,6 +93,10 @@ pub async fn sample_pending(db: &Db) -> Result<(), sqlx::Error> {
 /// Help text for the metrics above.
 pub fn describe() {
     metrics::describe_counter!(
+        "commercex_saga_timeouts_total",
+        "Orders cancelled because they were still pending at the saga deadline."
+    );
+    metrics::describe_counter!(
         "commercex_orders_placed_total",
         "Orders accepted (repeats of an idempotent request not counted)."
     );

@@ -61,6 +61,9 @@ pub struct Placed {
     pub repeated: bool,
 }
 
+/// Overdue orders cancelled per sweep at most; the next sweep takes the rest.
+const OVERDUE_BATCH: i64 = 100;
+
 pub struct Orders {
     db: Db,
     outbox: Outbox,
@@ -319,6 +322,52 @@ impl Orders {
             self.watchers.settled(id);
         }
         self.store.find(id).await?.ok_or(OrdersError::NotFound)
+    }
+
+    /// Cancels the pending orders placed before `placed_before` (a batch of them): whatever
+    /// held a saga up (a dead letter, a service down longer than the deadline), its customer
+    /// gets an answer, its stock is released and its payment voided. How many were cancelled.
+    pub async fn time_out_overdue(
+        &self,
+        placed_before: chrono::DateTime<chrono::Utc>,
+    ) -> Result<usize, OrdersError> {
+        let mut cancelled = 0;
+        for (id, placed_at) in self.store.overdue(placed_before, OVERDUE_BATCH).await? {
+            let reason = CancelReason::TimedOut;
+            let (from, to) = (OrderStatus::Pending, OrderStatus::Cancelled);
+            let mut tx = self.db.begin_as("time out order").await?;
+            // Settled meanwhile: nothing to do.
+            if !self
+                .store
+                .set_status(&mut tx, id, from, to, Some(reason.as_str()))
+                .await?
+            {
+                continue;
+            }
+            self.store
+                .note(
+                    &mut tx,
+                    id,
+                    "cancelled",
+                    "not settled within the saga deadline",
+                    None,
+                )
+                .await?;
+            self.announce_cancel(&mut tx, id, reason.as_str(), false, None)
+                .await?;
+            tx.commit().await?;
+            Finished {
+                order_id: id,
+                cancelled: Some(reason),
+                placed_at,
+            }
+            .record();
+            metrics::counter!("commercex_saga_timeouts_total").increment(1);
+            self.watchers.settled(id);
+            tracing::warn!(order_id = %id, %placed_at, "order timed out: cancelled");
+            cancelled += 1;
+        }
+        Ok(cancelled)
     }
 
     async fn announce_cancel(

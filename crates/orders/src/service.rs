@@ -51,6 +51,11 @@ impl OrdersService {
         )
     }
 
+    /// What cancels orders still pending `deadline` after they were placed.
+    pub fn deadline(&self, deadline: std::time::Duration) -> crate::deadline::Deadline {
+        crate::deadline::Deadline::new(self.orders.clone(), deadline)
+    }
+
     pub fn store(&self) -> &ServiceDb {
         &self.store
     }

@@ -1,5 +1,6 @@
 //! SQL for orders, their lines and timeline, and the catalog read model.
 
+use chrono::{DateTime, Utc};
 use platform::db::{Db, is_unique_violation};
 use platform::time::{from_millis, to_millis};
 use sqlx::any::AnyRow;
@@ -232,6 +233,31 @@ impl OrderStore {
             })
         })
         .transpose()
+    }
+
+    /// Pending orders placed before `placed_before`, oldest first, at most `limit`: their id
+    /// and when they were placed.
+    pub async fn overdue(
+        &self,
+        placed_before: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<(Uuid, DateTime<Utc>)>, StoreError> {
+        let sql = format!(
+            "SELECT id, created_at FROM orders WHERE status = 'pending' AND created_at < $1 \
+             ORDER BY created_at {}",
+            platform::db::literal_limit(limit)
+        );
+        let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(to_millis(placed_before))
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.into_iter()
+            .map(|(id, created_at)| {
+                let id =
+                    Uuid::parse_str(&id).map_err(|e| StoreError::Corrupt(format!("id: {e}")))?;
+                Ok((id, from_millis(created_at)))
+            })
+            .collect()
     }
 
     /// Moves the order from `from` to `to`; `false` if it was not in `from` any more.

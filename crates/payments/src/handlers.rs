@@ -69,16 +69,19 @@ impl EventHandler for PaymentsHandler {
             }
             ReservationExpiredV1::TYPE => {
                 let expired: ReservationExpiredV1 = event.decode()?;
-                payments.void(tx, expired.order_id).await
+                payments
+                    .void(tx, expired.order_id, "reservation expired")
+                    .await
             }
             OrderCancelledV1::TYPE => {
                 let cancelled: OrderCancelledV1 = event.decode()?;
                 if cancelled.compensate {
                     payments.refund(tx, cancelled.order_id, event).await
                 } else {
-                    // Cancelled before payment: never charge it, even if stock is held later.
+                    // Cancelled before payment: never charge it, even if stock is held
+                    // later, and void a charge the provider still holds open.
                     payments
-                        .abandon(tx, cancelled.order_id, "order cancelled")
+                        .void(tx, cancelled.order_id, "order cancelled")
                         .await
                 }
             }

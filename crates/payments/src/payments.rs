@@ -150,7 +150,15 @@ impl Payments {
     }
 
     /// The order's stock hold expired: a charge still pending is voided.
-    pub async fn void(&self, tx: &mut Tx, order_id: Uuid) -> Result<(), HandlerError> {
+    /// The order will not be paid (its reservation expired, or it was cancelled before
+    /// payment): a charge the provider still holds open is voided there, one not started is
+    /// never made.
+    pub async fn void(
+        &self,
+        tx: &mut Tx,
+        order_id: Uuid,
+        reason: &str,
+    ) -> Result<(), HandlerError> {
         let payment = self.payment(tx, order_id).await?;
         if payment.status == "pending" {
             let reference = payment.provider_ref.clone().unwrap_or_default();
@@ -158,14 +166,14 @@ impl Payments {
                 .void(&format!("void-{order_id}"), &reference)
                 .await?;
             self.store
-                .set_status(tx, payment.id, "voided", None, Some("reservation expired"))
+                .set_status(tx, payment.id, "voided", None, Some(reason))
                 .await?;
             self.store
                 .record_attempt(tx, payment.id, "void", "voided", &reference)
                 .await?;
         } else if payment.status == "awaiting_stock" {
             self.store
-                .set_status(tx, payment.id, "voided", None, Some("reservation expired"))
+                .set_status(tx, payment.id, "voided", None, Some(reason))
                 .await?;
         }
         Ok(())

@@ -160,6 +160,10 @@ impl Application {
             let sweeper = inventory.sweeper(RESERVATION_SWEEP_INTERVAL);
             workers.spawn(move |cancel| sweeper.run(cancel));
         }
+        if let Some(orders) = &services.orders {
+            let deadline = orders.deadline(settings.saga_deadline);
+            workers.spawn(move |cancel| deadline.run(cancel));
+        }
         let sampler = sampler::Sampler {
             stores: services.stores().iter().map(|s| s.db.clone()).collect(),
             orders: services.orders.as_ref().map(|s| s.store().db.clone()),

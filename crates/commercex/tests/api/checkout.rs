@@ -305,6 +305,26 @@ app_tests! {
         app.stop().await;
     }
 
+    async fn an_order_still_pending_at_the_saga_deadline_is_cancelled_released_and_voided(storage: TestStorage) {
+        // The payment waits for the customer for ever and the hold would last an hour: only
+        // the deadline ends this saga.
+        let app = spawn_app_with(&storage, &["--saga-deadline", "2s", "--reservation-ttl", "1h"]).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "SAGA-DL", 5).await;
+        let (customer, _) = app.signed_up("stuck@example.com").await;
+        let placed: Value = app.place(&customer, "stuck", &order_body(&[(&product, 2)], "tok_pending")).await.json().await.unwrap();
+        let id = placed["id"].as_str().unwrap();
+        wait_for("the charge pending at the provider", || async { app.payment_status(&customer, id).await.as_deref() == Some("pending") }).await;
+        let order = app.settled(&customer, id).await;
+        assert_eq!(order["status"], "cancelled");
+        assert_eq!(order["cancel_reason"], "timed_out");
+        wait_for("the stock back", || async { app.levels(&product).await == (5, 0) }).await;
+        wait_for("the charge voided", || async { app.payment_status(&customer, id).await.as_deref() == Some("voided") }).await;
+        let timeline: Value = app.get(&format!("/api/v1/orders/{id}/timeline"), Some(&customer)).await.json().await.unwrap();
+        assert!(timeline.to_string().contains("saga deadline"), "{timeline}");
+        app.stop().await;
+    }
+
     async fn cancelling_a_confirmed_order_refunds_and_restocks(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let admin = app.admin_token().await;

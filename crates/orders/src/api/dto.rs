@@ -131,8 +131,8 @@ pub struct OrderResponse {
     pub id: Uuid,
     /// `pending`, `confirmed` or `cancelled`.
     pub status: String,
-    /// For cancelled orders: `out_of_stock`, `payment_declined`, `reservation_expired` or
-    /// `cancelled_by_customer`.
+    /// For cancelled orders: `out_of_stock`, `payment_declined`, `reservation_expired`,
+    /// `cancelled_by_customer` or `timed_out` (not settled within the saga deadline).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
     pub items: Vec<OrderItemResponse>,

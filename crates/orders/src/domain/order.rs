@@ -35,6 +35,8 @@ pub enum CancelReason {
     PaymentDeclined,
     ReservationExpired,
     CancelledByCustomer,
+    /// Not settled within the saga deadline, whatever held it up.
+    TimedOut,
 }
 
 impl CancelReason {
@@ -44,6 +46,7 @@ impl CancelReason {
             Self::PaymentDeclined => "payment_declined",
             Self::ReservationExpired => "reservation_expired",
             Self::CancelledByCustomer => "cancelled_by_customer",
+            Self::TimedOut => "timed_out",
         }
     }
 }
