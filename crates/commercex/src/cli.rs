@@ -304,6 +304,11 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_REFRESH_TOKEN_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
     pub refresh_token_ttl: Duration,
 
+    /// How long a session lasts at most from its login, however often its refresh token is
+    /// rotated; then the user signs in again.
+    #[arg(long, global = true, env = "COMMERCEX_SESSION_MAX_AGE", default_value = "90days", value_parser = humantime::parse_duration)]
+    pub session_max_age: Duration,
+
     /// Failed logins per account before logins for it are refused for a while.
     #[arg(
         long,

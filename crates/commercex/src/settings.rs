@@ -209,6 +209,7 @@ impl Settings {
             lifetimes: TokenLifetimes {
                 access: options.access_token_ttl,
                 refresh: options.refresh_token_ttl,
+                session: options.session_max_age,
             },
             throttle: ThrottlePolicy {
                 max_failures_per_account: options.login_max_failures,

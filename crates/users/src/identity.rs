@@ -192,7 +192,9 @@ impl Identity {
 
         let mut tx = self.db.begin_as("log in").await?;
         let family = self.tokens.create_family(&mut tx, user.id).await?;
-        let pair = self.issue(&mut tx, &user, family).await?;
+        let pair = self
+            .issue(&mut tx, &user, family, platform::time::now())
+            .await?;
         tx.commit().await?;
         Ok(pair)
     }
@@ -234,7 +236,9 @@ impl Identity {
             .find(stored.user_id)
             .await?
             .ok_or(IdentityError::BadRefreshToken)?;
-        let pair = self.issue(&mut tx, &user, stored.family_id).await?;
+        let pair = self
+            .issue(&mut tx, &user, stored.family_id, stored.family_began)
+            .await?;
         tx.commit().await?;
         Ok(pair)
     }
@@ -310,16 +314,22 @@ impl Identity {
         }
     }
 
+    /// A new token pair in `family`, which began at `family_began`: the refresh token
+    /// expires after its own lifetime or when the session's ends, whichever comes first.
     async fn issue(
         &self,
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         user: &User,
         family: Uuid,
+        family_began: chrono::DateTime<chrono::Utc>,
     ) -> Result<TokenPair, IdentityError> {
         let lifetimes = self.issuer.lifetimes;
         let refresh_token = RefreshToken::generate();
-        let expires_at = platform::time::now()
-            + chrono::Duration::from_std(lifetimes.refresh).unwrap_or(chrono::Duration::days(30));
+        let lifetime = |d: std::time::Duration| {
+            chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(30))
+        };
+        let expires_at = (platform::time::now() + lifetime(lifetimes.refresh))
+            .min(family_began + lifetime(lifetimes.session));
         self.tokens
             .insert(tx, family, &refresh_token.hash(), expires_at)
             .await?;

@@ -12,7 +12,11 @@ use crate::domain::User;
 #[derive(Debug, Clone, Copy)]
 pub struct TokenLifetimes {
     pub access: Duration,
+    /// How long one refresh token stays usable; each rotation starts a new one.
     pub refresh: Duration,
+    /// How long a session (a refresh family) lasts at most from its login, however often it
+    /// is refreshed: then the user signs in again.
+    pub session: Duration,
 }
 
 impl Default for TokenLifetimes {
@@ -20,6 +24,7 @@ impl Default for TokenLifetimes {
         Self {
             access: Duration::from_secs(15 * 60),
             refresh: Duration::from_secs(30 * 24 * 3600),
+            session: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }

@@ -133,6 +133,21 @@ app_tests! {
         app.stop().await;
     }
 
+    async fn a_session_ends_at_its_absolute_lifetime_however_often_it_is_refreshed(storage: TestStorage) {
+        let app = spawn_app_with(&storage, &["--session-max-age", "3s"]).await;
+        let (_, mut refresh) = app.signed_up("mallory@example.com").await;
+        // Refreshing keeps it going only until the session's lifetime from its login is over.
+        for _ in 0..2 {
+            let rotated = app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": refresh})).await;
+            assert_eq!(rotated.status(), 200);
+            refresh = rotated.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+        problem(app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": refresh})).await, 401).await;
+        assert_eq!(app.login("mallory@example.com", PASSWORD).await.status(), 200, "signing in again works");
+        app.stop().await;
+    }
+
     async fn logout_revokes_the_session(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let (_, refresh) = app.signed_up("judy@example.com").await;

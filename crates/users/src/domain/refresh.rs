@@ -43,6 +43,8 @@ impl RefreshToken {
 #[derive(Debug, Clone)]
 pub struct StoredRefreshToken {
     pub family_id: Uuid,
+    /// When the session's login happened: its absolute lifetime counts from here.
+    pub family_began: DateTime<Utc>,
     pub user_id: Uuid,
     pub expires_at: DateTime<Utc>,
     pub rotated_at: Option<DateTime<Utc>>,
@@ -82,6 +84,7 @@ mod tests {
     fn stored() -> StoredRefreshToken {
         StoredRefreshToken {
             family_id: Uuid::now_v7(),
+            family_began: Utc::now(),
             user_id: Uuid::now_v7(),
             expires_at: Utc::now() + Duration::days(1),
             rotated_at: None,

@@ -53,7 +53,7 @@ impl TokenStore {
         hash: &RefreshTokenHash,
     ) -> Result<Option<StoredRefreshToken>, StoreError> {
         let row = sqlx::query(
-            "SELECT t.family_id, f.user_id, t.expires_at, t.rotated_at, f.revoked_at \
+            "SELECT t.family_id, f.user_id, f.created_at, t.expires_at, t.rotated_at, f.revoked_at \
              FROM refresh_tokens t JOIN refresh_token_families f ON f.id = t.family_id \
              WHERE t.token_hash = $1",
         )
@@ -67,6 +67,7 @@ impl TokenStore {
         };
         Ok(Some(StoredRefreshToken {
             family_id: uuid("family_id")?,
+            family_began: from_millis(row.try_get("created_at")?),
             user_id: uuid("user_id")?,
             expires_at: from_millis(row.try_get("expires_at")?),
             rotated_at: row
