@@ -60,6 +60,34 @@ pub struct DeadLetter {
     pub envelope: Envelope,
 }
 
+/// Fields of event data that are credentials, not records: shown to no one.
+const SECRET_FIELDS: &[&str] = &["payment_token"];
+
+impl DeadLetter {
+    /// The letter as an operator may see it: its event's credentials (a payment token)
+    /// replaced by `[redacted]`. Replaying uses the stored event, not this copy.
+    pub fn redacted(mut self) -> Self {
+        redact(&mut self.envelope.data);
+        self
+    }
+}
+
+fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(fields) => {
+            for (name, field) in fields.iter_mut() {
+                if SECRET_FIELDS.contains(&name.as_str()) {
+                    *field = serde_json::Value::from("[redacted]");
+                } else {
+                    redact(field);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
 pub(crate) struct NewDeadLetter<'a> {
     pub group: &'a str,
     pub delivery: &'a Delivery,

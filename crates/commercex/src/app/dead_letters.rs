@@ -115,6 +115,7 @@ fn dlq_error(error: DlqError) -> ApiError {
 }
 
 fn response(service: &str, letter: DeadLetter) -> Result<DeadLetterResponse, ApiError> {
+    let letter = letter.redacted();
     let corrupt =
         |what: &str| ApiError::Internal(anyhow::anyhow!("dead letter {what} is not a uuid"));
     Ok(DeadLetterResponse {

@@ -68,7 +68,7 @@ pub async fn run(
         }
         DlqCommand::Show { id } => {
             let (_, letter) = find(&queues, &id).await?;
-            println!("{}", serde_json::to_string_pretty(&letter)?);
+            println!("{}", serde_json::to_string_pretty(&letter.redacted())?);
         }
         DlqCommand::Replay { id } => {
             let (queue, _) = find(&queues, &id).await?;

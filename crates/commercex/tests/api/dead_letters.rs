@@ -7,14 +7,15 @@ use testkit::app_tests;
 
 use crate::helpers::*;
 
-/// `order.placed` with data no consumer can read: payments and inventory both give up on it.
+/// `order.placed` with data no consumer can read (but a payment token, which an operator must
+/// not see): payments and inventory both give up on it.
 fn poisoned_order_placed() -> events::Envelope {
     let order_id = uuid::Uuid::now_v7().to_string();
     events::Envelope::new(
         "commercex/chaos",
         "commercex.order.placed.v1",
         order_id,
-        &json!({"poisoned": true}),
+        &json!({"poisoned": true, "payment_token": "tok_secret_card"}),
     )
 }
 
@@ -63,7 +64,8 @@ app_tests! {
             assert_eq!(letter["status"], "dead");
             assert_eq!(letter["attempts"], 1, "unreadable data is not retried");
             assert!(letter["error"].as_str().unwrap().contains("unreadable data"), "{letter}");
-            assert_eq!(letter["envelope"]["data"], json!({"poisoned": true}));
+            // Shown without the card token it carries.
+            assert_eq!(letter["envelope"]["data"], json!({"poisoned": true, "payment_token": "[redacted]"}));
             let id = letter["id"].as_str().unwrap();
             let shown: Value = app.get(&format!("/api/v1/admin/dlq/{service}/{id}"), Some(&admin)).await.json().await.unwrap();
             assert_eq!(&shown, letter);
