@@ -569,7 +569,7 @@ fn redis_url_has_password(options: &Options) -> bool {
 fn development_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
     let path = data_dir.join(DEV_KEY_FILE);
     if !path.exists() {
-        std::fs::create_dir_all(data_dir)
+        platform::db::create_private_dir(data_dir)
             .with_context(|| format!("creating {}", data_dir.display()))?;
         let key = SigningKey::generate();
         if publish_private(&path, key.to_pkcs8_pem().expose_secret())? {

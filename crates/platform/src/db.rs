@@ -198,14 +198,14 @@ impl Storage {
         let mut checkpointer = None;
         let (pool, writer) = match self {
             Self::Sqlite { dir, synchronous } => {
-                std::fs::create_dir_all(dir).map_err(|source| DbError::DataDir {
-                    dir: dir.display().to_string(),
-                    source,
-                })?;
-                let url = format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.join(format!("{schema}.db")).display()
-                );
+                let file = dir.join(format!("{schema}.db"));
+                create_private_dir(dir)
+                    .and_then(|()| create_private_file(&file))
+                    .map_err(|source| DbError::DataDir {
+                        dir: dir.display().to_string(),
+                        source,
+                    })?;
+                let url = format!("sqlite://{}?mode=rwc", file.display());
                 let connect: AnyConnectOptions = url.parse().map_err(connect_error)?;
                 let setup = sqlite_setup(*synchronous);
                 // A file does not drop connections: pinging one before every use would be
@@ -422,6 +422,32 @@ impl Db {
     }
 }
 
+/// Creates `dir` and its missing parents readable by this user only (0700): orders,
+/// customers and password hashes live there. A directory that exists keeps its mode.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Creates `file` empty with mode 0600 unless it exists. SQLite then opens it as it is, and
+/// gives its write-ahead log and shared-memory files the same mode.
+fn create_private_file(file: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(file)
+    {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
 /// `LIMIT n`, to be written into the SQL text rather than bound as a parameter. SQLite (3.51)
 /// plans a bound LIMIT with the value it was prepared with, and so marks the statement to be
 /// prepared again whenever that parameter is bound anew: on every execution. Re-parsing the
@@ -525,6 +551,28 @@ mod tests {
         // SQLite's numbers: NORMAL is 1, FULL is 2.
         assert_eq!(synchronous_of(Synchronous::Normal).await, (1, 1, 0));
         assert_eq!(synchronous_of(Synchronous::Full).await, (2, 2, 0));
+    }
+
+    #[tokio::test]
+    async fn data_files_are_the_owners_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir()
+            .join(format!("cx-db-{}", uuid::Uuid::now_v7()))
+            .join("data");
+        let storage = Storage::Sqlite {
+            dir: dir.clone(),
+            synchronous: Synchronous::Normal,
+        };
+        let db = storage.open("test", PoolSettings::default()).await.unwrap();
+        db.begin_as("test").await.unwrap().commit().await.unwrap();
+        let mode =
+            |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for file in ["test.db", "test.db-wal", "test.db-shm"] {
+            assert_eq!(mode(&dir.join(file)), 0o600, "{file}");
+        }
+        db.close().await;
+        std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
     }
 
     #[tokio::test]
