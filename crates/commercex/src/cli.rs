@@ -354,6 +354,17 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,
 
+    /// Proxies in front of CommerceX whose `X-Forwarded-For` is believed (CIDRs,
+    /// comma-separated, e.g. the ingress controller's network). The client is the right-most
+    /// address in the header that is not one of them; without any, the TCP peer is the client.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Let the production profile run the sandbox payment provider (it charges nothing: a
     /// demonstration, or a staging copy). Without it, production refuses to take payments.
     #[arg(long, global = true, env = "COMMERCEX_ALLOW_SANDBOX_PAYMENTS")]

@@ -81,6 +81,8 @@ pub struct Settings {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// The sandbox payment provider may run although the profile is production.
     pub allow_sandbox_payments: bool,
+    /// Proxies whose `x-forwarded-for` is believed.
+    pub trusted_proxies: Arc<[ipnet::IpNet]>,
     /// The Vault login the secrets came from, kept alive while the process runs.
     pub vault: Option<Arc<VaultSession>>,
 }
@@ -249,6 +251,7 @@ impl Settings {
             internal_tls: tls.client,
             metrics_listen: options.metrics_listen,
             allow_sandbox_payments: options.allow_sandbox_payments,
+            trusted_proxies: options.trusted_proxies.clone().into(),
             vault: stored.session(),
         })
     }

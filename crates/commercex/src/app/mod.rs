@@ -23,7 +23,7 @@ use events::outbox::Handoff;
 use events::sequencer::{Sequencer, SequencerSettings};
 use platform::auth::TokenVerifier;
 use platform::db::Db;
-use platform::http::{ReadinessCheck, TrustForwardedFor};
+use platform::http::{ForwardedBy, ReadinessCheck};
 use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -78,7 +78,12 @@ impl Application {
         if service == ServiceName::Gateway {
             let redis = edge::shared_redis(&settings)?;
             let mut workers = Workers::default();
-            let router = edge::proxy(&settings, redis, &mut workers).await?;
+            let router = edge::proxy(&settings, redis, &mut workers)
+                .await?
+                .layer(Extension(ForwardedBy {
+                    any_peer: false,
+                    proxies: settings.trusted_proxies.clone(),
+                }));
             return Self::listen(settings, router, Vec::new(), workers, service.name()).await;
         }
         let redis = edge::shared_redis(&settings)?;
@@ -196,9 +201,16 @@ impl Application {
             limits: settings.limits,
             rate_limits: parts.rate_limits,
         });
-        if parts.behind_gateway {
-            router = router.layer(Extension(TrustForwardedFor));
-        }
+        // Behind the gateway over mutual TLS, every peer proved it is one of ours, and the
+        // gateway names the client; over plain HTTP only the trusted proxies are believed.
+        let mutual_tls = settings
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.client_ca_file.is_some());
+        router = router.layer(Extension(ForwardedBy {
+            any_peer: parts.behind_gateway && mutual_tls,
+            proxies: settings.trusted_proxies.clone(),
+        }));
         Self::listen(settings, router, parts.databases, parts.workers, service).await
     }
 
@@ -336,7 +348,8 @@ struct DomainParts {
     databases: Vec<Db>,
     workers: Workers,
     rate_limits: Option<gateway::ratelimit::RateLimits>,
-    /// A service process: its peer is the gateway, whose `x-forwarded-for` names the client.
+    /// A service process: its peer is the gateway, whose `x-forwarded-for` names the client
+    /// (believed over mutual TLS, or from a trusted proxy address).
     behind_gateway: bool,
 }
 

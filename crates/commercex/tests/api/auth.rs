@@ -110,6 +110,37 @@ app_tests! {
         app.stop().await;
     }
 
+    async fn clients_behind_a_trusted_proxy_are_told_apart_and_the_header_is_believed_from_it_only(storage: TestStorage) {
+        let failures = ["--login-max-failures-per-client", "3"];
+        let login_from = |app: &TestApp, forwarded: &str| {
+            app.client
+                .post(app.url("/api/v1/auth/login"))
+                .header("x-forwarded-for", forwarded.to_owned())
+                .json(&json!({"email": "probe@example.com", "password": "guessing passwords"}))
+                .send()
+        };
+        // The test talks from loopback: as a proxy, when loopback is trusted.
+        let behind_proxy = spawn_app_with(&storage, &[failures[0], failures[1], "--trusted-proxies", "127.0.0.0/8,::1/128"]).await;
+        for _ in 0..3 {
+            problem(login_from(&behind_proxy, "203.0.113.1").await.unwrap(), 401).await;
+        }
+        problem(login_from(&behind_proxy, "203.0.113.1").await.unwrap(), 429).await;
+        // Another client behind the same proxy is not blocked by the first one's failures...
+        problem(login_from(&behind_proxy, "203.0.113.2").await.unwrap(), 401).await;
+        // ...and the first cannot pass for it: what a client writes itself is left of the hop
+        // the proxy added, and not believed.
+        problem(login_from(&behind_proxy, "203.0.113.2, 203.0.113.1").await.unwrap(), 429).await;
+        behind_proxy.stop().await;
+
+        // Nobody trusted: the header is the client's own say, and changes nothing.
+        let direct = spawn_app_with(&storage, &failures).await;
+        for n in 0..3 {
+            problem(login_from(&direct, &format!("198.51.100.{n}")).await.unwrap(), 401).await;
+        }
+        problem(login_from(&direct, "198.51.100.99").await.unwrap(), 429).await;
+        direct.stop().await;
+    }
+
     async fn refresh_rotates_and_reuse_revokes_the_whole_family(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let (_, first) = app.signed_up("ivan@example.com").await;

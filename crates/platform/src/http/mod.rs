@@ -7,7 +7,7 @@ mod health;
 mod json;
 mod query;
 
-pub use client::{ClientAddr, TrustForwardedFor};
+pub use client::{ClientAddr, ForwardedBy};
 pub use conventions::{HttpLimits, apply_conventions, describe_metrics, method_label};
 pub use health::{ReadinessCheck, health_routes};
 pub use json::{Json, parse as parse_json_body};
