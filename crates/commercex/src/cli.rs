@@ -354,6 +354,20 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_ALLOW_PLAINTEXT")]
     pub allow_plaintext: bool,
 
+    /// Open connections a listener keeps at most; more are closed when accepted.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_MAX_CONNECTIONS",
+        default_value_t = 4096
+    )]
+    pub max_connections: usize,
+
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// connection stays open.
+    #[arg(long, global = true, env = "COMMERCEX_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
     /// Proxies in front of CommerceX whose `X-Forwarded-For` is believed (CIDRs,
     /// comma-separated, e.g. the ingress controller's network). The client is the right-most
     /// address in the header that is not one of them; without any, the TCP peer is the client.

@@ -83,6 +83,10 @@ pub struct Settings {
     pub allow_sandbox_payments: bool,
     /// Proxies whose `x-forwarded-for` is believed.
     pub trusted_proxies: Arc<[ipnet::IpNet]>,
+    /// Open connections per listener at most.
+    pub max_connections: usize,
+    /// Time for a request's headers, and the longest idle connection.
+    pub header_read_timeout: Duration,
     /// The Vault login the secrets came from, kept alive while the process runs.
     pub vault: Option<Arc<VaultSession>>,
 }
@@ -252,6 +256,8 @@ impl Settings {
             metrics_listen: options.metrics_listen,
             allow_sandbox_payments: options.allow_sandbox_payments,
             trusted_proxies: options.trusted_proxies.clone().into(),
+            max_connections: options.max_connections,
+            header_read_timeout: options.header_read_timeout,
             vault: stored.session(),
         })
     }

@@ -5,6 +5,7 @@
 //! production does.
 
 mod bus;
+mod connections;
 mod dead_letters;
 mod edge;
 mod jwks;
@@ -50,6 +51,7 @@ pub struct Application {
     workers: Workers,
     shutdown_timeout: std::time::Duration,
     tls: Option<Arc<rustls::ServerConfig>>,
+    connection_limits: connections::ConnectionLimits,
     /// A listener of its own for `/metrics`, `/healthz` and `/readyz`, when the API's is
     /// public or needs a client certificate.
     management: Option<(SocketAddr, axum::Router)>,
@@ -260,6 +262,10 @@ impl Application {
             workers,
             shutdown_timeout: settings.shutdown_timeout,
             tls,
+            connection_limits: connections::ConnectionLimits {
+                max: settings.max_connections,
+                header_read_timeout: settings.header_read_timeout,
+            },
             management,
         })
     }
@@ -284,28 +290,32 @@ impl Application {
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        // One server for plain HTTP and TLS, so both get the same limits and the same
+        // bounded drain.
+        let handle = axum_server::Handle::new();
+        let draining = handle.clone();
+        let drain_within = self.shutdown_timeout;
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            draining.graceful_shutdown(Some(drain_within));
+        });
+        let listener = self.listener.into_std().context("taking the listener")?;
         match self.tls {
-            None => axum::serve(self.listener, app)
-                .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                .await
-                .context("serving HTTP")?,
+            None => {
+                let server = axum_server::from_tcp(listener).context("serving HTTP")?;
+                connections::limit(server, handle, self.connection_limits)
+                    .serve(app)
+                    .await
+                    .context("serving HTTP")?;
+            }
             Some(config) => {
-                let handle = axum_server::Handle::new();
-                let draining = handle.clone();
-                let drain_within = self.shutdown_timeout;
-                tokio::spawn(async move {
-                    shutdown.cancelled().await;
-                    draining.graceful_shutdown(Some(drain_within));
-                });
-                axum_server::from_tcp_rustls(
-                    self.listener.into_std().context("taking the listener")?,
-                    axum_server::tls_rustls::RustlsConfig::from_config(config),
-                )
-                .context("serving HTTPS")?
-                .handle(handle)
-                .serve(app)
-                .await
-                .context("serving HTTPS")?;
+                let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+                let server =
+                    axum_server::from_tcp_rustls(listener, config).context("serving HTTPS")?;
+                connections::limit(server, handle, self.connection_limits)
+                    .serve(app)
+                    .await
+                    .context("serving HTTPS")?;
             }
         }
         tracing::info!("HTTP drained; stopping background work");

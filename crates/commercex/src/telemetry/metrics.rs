@@ -60,6 +60,10 @@ fn describe() {
     gateway::describe_metrics();
     crate::secrets::vault::describe();
     metrics::describe_counter!(
+        "commercex_connections_refused_total",
+        "Connections closed as soon as accepted because the listener had --max-connections open."
+    );
+    metrics::describe_counter!(
         "commercex_redis_failures_total",
         "Redis commands that failed or were skipped while its circuit breaker was open."
     );

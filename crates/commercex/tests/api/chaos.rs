@@ -143,6 +143,8 @@ async fn customer(
 ) -> Tally {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
+        // Below the server's header read timeout, which closes idle connections.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()
         .unwrap();
     let mut tally = Tally::default();

@@ -113,10 +113,7 @@ pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &La
     let task = tokio::spawn(app.run(shutdown.clone()));
     TestApp {
         addr,
-        client: Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .expect("http client"),
+        client: test_client(),
         data_dir,
         storage: storage.storage.clone(),
         shutdown,
@@ -126,16 +123,23 @@ pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &La
     }
 }
 
+/// The client tests talk HTTP with. Idle connections are dropped before the server's
+/// header read timeout (10 s) would close them under a request.
+fn test_client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client")
+}
+
 impl TestApp {
     /// Drives an app already running elsewhere (a `commercex` child process) at `addr`.
     pub fn attach(addr: SocketAddr, storage: &TestStorage) -> Self {
         let (_, data_dir, _) = storage_args(storage);
         TestApp {
             addr,
-            client: Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("http client"),
+            client: test_client(),
             data_dir,
             storage: storage.storage.clone(),
             shutdown: CancellationToken::new(),

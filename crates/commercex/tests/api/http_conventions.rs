@@ -62,6 +62,43 @@ app_tests! {
         app.stop().await;
     }
 
+    async fn idle_and_trickling_connections_are_closed_and_connections_are_capped(storage: TestStorage) {
+        use tokio::io::AsyncWriteExt;
+        let app = spawn_app_with(&storage, &["--header-read-timeout", "1s", "--max-connections", "8"]).await;
+        // A connection that never sends a request.
+        let mut idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        assert!(closed_within(&mut idle, 5).await, "an idle connection stayed open");
+        // Slowloris: a request whose headers arrive a line every 300 ms, for ever.
+        let (mut reader, mut writer) = tokio::net::TcpStream::connect(app.addr).await.unwrap().into_split();
+        let trickle = tokio::spawn(async move {
+            writer.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.ok();
+            for n in 0..50 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                if writer.write_all(format!("X-Slow-{n}: 1\r\n").as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        assert!(closed_within(&mut reader, 5).await, "a trickled request held its connection");
+        trickle.abort();
+
+        // Beyond the cap, connections are closed at once; the ones within it stay.
+        let mut held = Vec::new();
+        for _ in 0..12 {
+            held.push(tokio::net::TcpStream::connect(app.addr).await.unwrap());
+        }
+        let mut refused = 0;
+        for stream in &mut held {
+            if closed_within(stream, 0).await {
+                refused += 1;
+            }
+        }
+        assert!((4..12).contains(&refused), "{refused} of 12 refused with a cap of 8");
+        drop(held);
+        assert_eq!(app.get("/healthz", None).await.status(), 200);
+        app.stop().await;
+    }
+
     async fn request_ids_are_echoed_or_generated(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let given = app.client.get(app.url("/healthz")).header("x-request-id", "req-abc-123").send().await.unwrap();
@@ -147,4 +184,15 @@ async fn raw_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
         .and_then(|code| code.parse().ok())
         .unwrap();
     (status, answer)
+}
+
+/// Whether the server closes `stream` within `seconds` (0: is it closed already, give or take
+/// a moment), reading whatever it sends first.
+async fn closed_within(stream: &mut (impl tokio::io::AsyncRead + Unpin), seconds: u64) -> bool {
+    use tokio::io::AsyncReadExt;
+    let wait = std::time::Duration::from_millis(seconds * 1000 + 300);
+    let mut answer = Vec::new();
+    tokio::time::timeout(wait, stream.read_to_end(&mut answer))
+        .await
+        .is_ok()
 }

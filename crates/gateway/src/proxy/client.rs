@@ -31,7 +31,9 @@ pub fn forward_client(mut tls: rustls::ClientConfig) -> ForwardClient {
         .enable_http2()
         .wrap_connector(http);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
+        // Below the services' header read timeout (10 s), which closes idle connections:
+        // the gateway lets a connection go before a service can close it under a request.
+        .pool_idle_timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(64)
         .build(connector)
 }

@@ -58,7 +58,9 @@ impl Proxy {
 pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(2))
-        .pool_idle_timeout(Duration::from_secs(60))
+        // Below the services' header read timeout (10 s), which closes idle connections:
+        // the gateway lets a connection go before a service can close it under a request.
+        .pool_idle_timeout(Duration::from_secs(5))
         .pool_max_idle_per_host(64)
         .tcp_nodelay(true)
         .redirect(reqwest::redirect::Policy::none())

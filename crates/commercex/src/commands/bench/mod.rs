@@ -61,6 +61,8 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let client = Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(options.customers)
+        // Below the server's header read timeout, which closes idle connections.
+        .pool_idle_timeout(Duration::from_secs(5))
         .build()?;
     let base = options.url.trim_end_matches('/').to_owned();
     let run_id = uuid::Uuid::now_v7().simple().to_string();
