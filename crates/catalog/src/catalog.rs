@@ -23,8 +23,10 @@ pub enum CatalogError {
     NotFound,
     #[error("the product changed since it was read; fetch it again")]
     Stale,
-    #[error("{0}")]
-    Internal(String),
+    /// A fault of ours (a database that failed or could not be reached, a broken invariant),
+    /// with its cause.
+    #[error("internal error")]
+    Internal(#[source] platform::BoxError),
 }
 
 impl From<StoreError> for CatalogError {
@@ -32,14 +34,14 @@ impl From<StoreError> for CatalogError {
         match error {
             StoreError::DuplicateSku => Self::DuplicateSku,
             StoreError::VersionConflict => Self::Stale,
-            other => Self::Internal(other.to_string()),
+            other => Self::Internal(other.into()),
         }
     }
 }
 
 impl From<sqlx::Error> for CatalogError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Internal(error.to_string())
+        Self::Internal(error.into())
     }
 }
 

@@ -97,7 +97,9 @@ pub(crate) struct NewDeadLetter<'a> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
-    #[error(transparent)]
+    /// Kept as the cause (not transparent), so that what decides the answer finds the
+    /// `sqlx::Error` in the chain and can tell an unreachable database from a bug.
+    #[error("database error")]
     Db(#[from] sqlx::Error),
     #[error("dead letter {0} not found")]
     NotFound(String),

@@ -19,19 +19,21 @@ pub enum InventoryError {
     NotFound,
     #[error("on hand would fall below what is reserved ({reserved})")]
     BelowReserved { reserved: i64 },
-    #[error("{0}")]
-    Internal(String),
+    /// A fault of ours (a database that failed or could not be reached, a broken invariant),
+    /// with its cause.
+    #[error("internal error")]
+    Internal(#[source] platform::BoxError),
 }
 
 impl From<StoreError> for InventoryError {
     fn from(error: StoreError) -> Self {
-        Self::Internal(error.to_string())
+        Self::Internal(error.into())
     }
 }
 
 impl From<sqlx::Error> for InventoryError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Internal(error.to_string())
+        Self::Internal(error.into())
     }
 }
 
@@ -292,9 +294,9 @@ impl Inventory {
                 .apply(tx, line.product_id, &change)
                 .await?
                 .ok_or_else(|| {
-                    InventoryError::Internal(format!(
-                        "reservation of {order_id} exceeds the stock it holds"
-                    ))
+                    InventoryError::Internal(
+                        format!("reservation of {order_id} exceeds the stock it holds").into(),
+                    )
                 })?;
             self.announce(tx, &levels, &change).await?;
         }

@@ -33,19 +33,21 @@ pub enum OrdersError {
     /// Field problems: (JSON pointer, message).
     #[error("the order cannot be placed")]
     Unplaceable(Vec<(String, String)>),
-    #[error("{0}")]
-    Internal(String),
+    /// A fault of ours (a database that failed or could not be reached, a broken invariant),
+    /// with its cause.
+    #[error("internal error")]
+    Internal(#[source] platform::BoxError),
 }
 
 impl From<StoreError> for OrdersError {
     fn from(error: StoreError) -> Self {
-        Self::Internal(error.to_string())
+        Self::Internal(error.into())
     }
 }
 
 impl From<sqlx::Error> for OrdersError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Internal(error.to_string())
+        Self::Internal(error.into())
     }
 }
 

@@ -11,7 +11,9 @@ use uuid::Uuid;
 pub enum StoreError {
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
-    #[error(transparent)]
+    /// Kept as the cause (not transparent), so that what decides the answer finds the
+    /// `sqlx::Error` in the chain and can tell an unreachable database from a bug.
+    #[error("database error")]
     Db(#[from] sqlx::Error),
 }
 

@@ -457,6 +457,43 @@ pub fn literal_limit(n: i64) -> String {
     format!("LIMIT {n}")
 }
 
+/// True when `error` says the database could not do the work now, rather than that the work
+/// was wrong: unreachable, restarting, out of connections, busy or locked, out of disk. Such
+/// a request may succeed if tried again (a 503 with Retry-After, and a consumer that waits
+/// instead of spending its attempts).
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database) => {
+            let postgres = database
+                .try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                .is_some();
+            database.code().is_some_and(|code| {
+                if postgres {
+                    // SQLSTATE: connection exceptions, an administrator's or a crash's
+                    // shutdown, "cannot connect now", too many connections, disk full, a
+                    // database not accepting connections.
+                    code.starts_with("08")
+                        || matches!(
+                            code.as_ref(),
+                            "57P01" | "57P02" | "57P03" | "53300" | "53100" | "55000"
+                        )
+                } else {
+                    // SQLite's result code, whose low byte is the primary one: BUSY, LOCKED,
+                    // IOERR, FULL, CANTOPEN.
+                    code.parse::<i64>()
+                        .is_ok_and(|sqlite| matches!(sqlite & 0xff, 5 | 6 | 10 | 13 | 14))
+                }
+            })
+        }
+        _ => false,
+    }
+}
+
 /// True when `error` is a unique-constraint violation, which callers turn into a 409.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     error
@@ -573,6 +610,29 @@ mod tests {
         }
         db.close().await;
         std::fs::remove_dir_all(dir.parent().unwrap()).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_locked_sqlite_database_is_unavailable_not_broken() {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let dir = std::env::temp_dir().join(format!("cx-db-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.join("locked.db").display());
+        let mut holder = sqlx::AnyConnection::connect(&url).await.unwrap();
+        holder.execute("CREATE TABLE t (v INTEGER)").await.unwrap();
+        holder.execute("BEGIN EXCLUSIVE").await.unwrap();
+        let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
+        other.execute("PRAGMA busy_timeout = 0").await.unwrap();
+        let busy = other.execute("INSERT INTO t VALUES (1)").await.unwrap_err();
+        assert!(is_unavailable(&busy), "{busy:?}");
+        holder.execute("COMMIT").await.unwrap();
+        let wrong = other
+            .execute("INSERT INTO nowhere VALUES (1)")
+            .await
+            .unwrap_err();
+        assert!(!is_unavailable(&wrong), "{wrong:?}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[tokio::test]

@@ -11,3 +11,8 @@ pub mod time;
 pub mod trace_context;
 
 pub use problem::{ApiError, FieldError};
+
+/// A cause kept whole (its type and its own causes), for errors that wrap a fault of ours:
+/// where the answer is decided (`ApiError`), a database that cannot be reached is still told
+/// from a bug.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;

@@ -148,15 +148,9 @@ impl ApiError {
 fn unreachable_backend(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some()
-            || matches!(
-                cause.downcast_ref::<sqlx::Error>(),
-                Some(
-                    sqlx::Error::Io(_)
-                        | sqlx::Error::Tls(_)
-                        | sqlx::Error::PoolTimedOut
-                        | sqlx::Error::PoolClosed
-                )
-            )
+            || cause
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(crate::db::is_unavailable)
     })
 }
 

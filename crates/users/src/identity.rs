@@ -50,14 +50,14 @@ pub enum IdentityError {
     /// Every core is hashing passwords and the queue behind them is full.
     #[error("too many passwords are being checked at once")]
     Busy,
-    /// A fault of ours (database, hashing, signing), kept with its cause chain for the log.
-    #[error("{0}")]
-    Internal(String),
+    /// A fault of ours (database, hashing, signing), with its cause.
+    #[error("internal error")]
+    Internal(#[source] platform::BoxError),
 }
 
 impl IdentityError {
-    fn internal(error: impl std::fmt::Display) -> Self {
-        Self::Internal(format!("{error:#}"))
+    fn internal(error: impl Into<platform::BoxError>) -> Self {
+        Self::Internal(error.into())
     }
 }
 

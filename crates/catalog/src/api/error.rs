@@ -14,7 +14,9 @@ impl From<CatalogError> for ApiError {
             CatalogError::Stale => ApiError::PreconditionFailed(
                 "the product changed since it was read; fetch it again".into(),
             ),
-            CatalogError::Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
+            internal @ CatalogError::Internal(_) => {
+                ApiError::Internal(anyhow::Error::new(internal))
+            }
         }
     }
 }

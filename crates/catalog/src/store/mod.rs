@@ -21,7 +21,9 @@ pub enum StoreError {
     VersionConflict,
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
-    #[error(transparent)]
+    /// Kept as the cause (not transparent), so that what decides the answer finds the
+    /// `sqlx::Error` in the chain and can tell an unreachable database from a bug.
+    #[error("database error")]
     Db(#[from] sqlx::Error),
 }
 

@@ -196,3 +196,76 @@ async fn closed_within(stream: &mut (impl tokio::io::AsyncRead + Unpin), seconds
         .await
         .is_ok()
 }
+
+/// Every service, its database refusing connections (PostgreSQL: connections cut, new ones
+/// refused): each answers 503 with Retry-After, never 500, and serves again once the database
+/// is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_service_answers_503_while_its_database_is_unreachable() {
+    use secrecy::ExposeSecret;
+    use sqlx::{Connection, Executor};
+    let Some(storage) = testkit::TestStorage::postgres().await else {
+        return;
+    };
+    let platform::db::Storage::Postgres { url } = &storage.storage else {
+        unreachable!("a PostgreSQL storage");
+    };
+    let name = url.expose_secret().rsplit('/').next().unwrap().to_owned();
+    let app = spawn_app(&storage).await;
+    let admin = app.admin_token().await;
+    let product = app.orderable_product(&admin, "OUTAGE-1", 5).await;
+    let (customer, _) = app.signed_up("outage@example.com").await;
+    let reads = [
+        ("users", "/api/v1/users/me".to_owned(), customer.clone()),
+        (
+            "catalog",
+            "/api/v1/products?limit=5".to_owned(),
+            customer.clone(),
+        ),
+        (
+            "inventory",
+            format!("/api/v1/inventory/{product}"),
+            admin.clone(),
+        ),
+        ("orders", "/api/v1/orders".to_owned(), customer.clone()),
+        (
+            "payments",
+            format!("/api/v1/payments?order_id={}", uuid::Uuid::now_v7()),
+            admin.clone(),
+        ),
+    ];
+    let mut admin_db = sqlx::AnyConnection::connect(&testkit::postgres_url().unwrap())
+        .await
+        .unwrap();
+    let allow = |allowed: bool| format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {allowed}");
+    admin_db
+        .execute(sqlx::AssertSqlSafe(allow(false)))
+        .await
+        .unwrap();
+    admin_db
+        .execute(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        )))
+        .await
+        .unwrap();
+    for (service, path, token) in &reads {
+        let answer = app.get(path, Some(token)).await;
+        let status = answer.status();
+        let retry_after = answer.headers().get("retry-after").cloned();
+        let body = answer.text().await.unwrap();
+        assert_eq!(status, 503, "{service}: {path}: {body}");
+        assert_eq!(retry_after.unwrap(), "1", "{service}");
+    }
+    admin_db
+        .execute(sqlx::AssertSqlSafe(allow(true)))
+        .await
+        .unwrap();
+    for (service, path, token) in &reads {
+        let path = path.clone();
+        wait_for(service, || async {
+            app.get(&path, Some(token)).await.status() != 503
+        })
+        .await;
+    }
+    app.stop().await;
+}

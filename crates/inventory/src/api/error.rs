@@ -11,7 +11,9 @@ impl From<InventoryError> for ApiError {
                 ApiError::NotFound("no stock record for this product".into())
             }
             error @ InventoryError::BelowReserved { .. } => ApiError::Conflict(error.to_string()),
-            InventoryError::Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
+            internal @ InventoryError::Internal(_) => {
+                ApiError::Internal(anyhow::Error::new(internal))
+            }
         }
     }
 }

@@ -17,7 +17,7 @@ impl From<OrdersError> for ApiError {
                     .map(|(field, detail)| FieldError::new(field, "invalid", detail))
                     .collect(),
             ),
-            OrdersError::Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
+            internal @ OrdersError::Internal(_) => ApiError::Internal(anyhow::Error::new(internal)),
         }
     }
 }

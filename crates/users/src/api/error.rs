@@ -29,7 +29,9 @@ impl From<IdentityError> for ApiError {
             IdentityError::Busy => ApiError::Unavailable(
                 "too many sign-ins are being checked at once; try again shortly".into(),
             ),
-            IdentityError::Internal(cause) => ApiError::Internal(anyhow::anyhow!(cause)),
+            internal @ IdentityError::Internal(_) => {
+                ApiError::Internal(anyhow::Error::new(internal))
+            }
         }
     }
 }
