@@ -99,16 +99,7 @@ impl TokenStore {
         user_id: Uuid,
         reason: &str,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE refresh_token_families SET revoked_at = $1, revoked_reason = $2 \
-             WHERE user_id = $3 AND revoked_at IS NULL",
-        )
-        .bind(to_millis(platform::time::now()))
-        .bind(reason)
-        .bind(user_id.to_string())
-        .execute(&mut **tx)
-        .await?;
-        Ok(done.rows_affected())
+        revoke_where(tx, Families::OfUser, user_id, reason).await
     }
 
     pub async fn revoke_family(
@@ -117,15 +108,39 @@ impl TokenStore {
         family: Uuid,
         reason: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE refresh_token_families SET revoked_at = $1, revoked_reason = $2 \
-             WHERE id = $3 AND revoked_at IS NULL",
-        )
-        .bind(to_millis(platform::time::now()))
-        .bind(reason)
-        .bind(family.to_string())
-        .execute(&mut **tx)
-        .await?;
+        revoke_where(tx, Families::One, family, reason).await?;
         Ok(())
     }
+}
+
+/// Which families a revocation ends: the one with an id, or every one of a user.
+enum Families {
+    One,
+    OfUser,
+}
+
+/// Revokes the families still open that `which` and `id` name; how many.
+async fn revoke_where(
+    tx: &mut Transaction<'static, Any>,
+    which: Families,
+    id: Uuid,
+    reason: &str,
+) -> Result<u64, StoreError> {
+    let sql = match which {
+        Families::One => {
+            "UPDATE refresh_token_families SET revoked_at = $1, revoked_reason = $2 \
+             WHERE id = $3 AND revoked_at IS NULL"
+        }
+        Families::OfUser => {
+            "UPDATE refresh_token_families SET revoked_at = $1, revoked_reason = $2 \
+             WHERE user_id = $3 AND revoked_at IS NULL"
+        }
+    };
+    let done = sqlx::query(sql)
+        .bind(to_millis(platform::time::now()))
+        .bind(reason)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
 }
