@@ -309,27 +309,45 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_SESSION_MAX_AGE", default_value = "90days", value_parser = humantime::parse_duration)]
     pub session_max_age: Duration,
 
-    /// Failed logins per account before logins for it are refused for a while.
+    /// Failed logins for one account from one client address before each further attempt
+    /// from there must wait: 1 s, then twice as long each time, up to --login-failure-window.
     #[arg(
         long,
         global = true,
         env = "COMMERCEX_LOGIN_MAX_FAILURES",
         default_value_t = 5
     )]
-    pub login_max_failures: usize,
+    pub login_max_failures: u32,
 
-    /// Failed logins per client address before its logins are refused for a while.
+    /// Failed logins for one account from all addresses together before each further attempt
+    /// must wait: growing delays that end at one minute, so guesses from elsewhere slow the
+    /// owner down but never lock them out.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_LOGIN_MAX_FAILURES_PER_ACCOUNT",
+        default_value_t = 20
+    )]
+    pub login_max_failures_per_account: u32,
+
+    /// Failed logins from one client address, whatever the account, before each further
+    /// attempt from it must wait (growing delays up to --login-failure-window).
     #[arg(
         long,
         global = true,
         env = "COMMERCEX_LOGIN_MAX_FAILURES_PER_CLIENT",
         default_value_t = 20
     )]
-    pub login_max_failures_per_client: usize,
+    pub login_max_failures_per_client: u32,
 
-    /// The window failed logins are counted in.
+    /// How long failed logins and sign-ups are remembered after the last one.
     #[arg(long, global = true, env = "COMMERCEX_LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
     pub login_failure_window: Duration,
+
+    /// Sign-ups from one client address (within --login-failure-window) before each further
+    /// one must wait (0: unlimited); default 10 in production, unlimited in development.
+    #[arg(long, global = true, env = "COMMERCEX_SIGNUPS_PER_CLIENT")]
+    pub signups_per_client: Option<u32>,
 
     /// Email of the first administrator, created (or promoted) at start-up.
     #[arg(long, global = true, env = "COMMERCEX_ADMIN_EMAIL")]

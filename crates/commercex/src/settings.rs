@@ -217,11 +217,7 @@ impl Settings {
                 refresh: options.refresh_token_ttl,
                 session: options.session_max_age,
             },
-            throttle: ThrottlePolicy {
-                max_failures_per_account: options.login_max_failures,
-                max_failures_per_client: options.login_max_failures_per_client,
-                window: options.login_failure_window,
-            },
+            throttle: throttle(options),
             admin,
             relay: RelaySettings::default(),
             reservation_ttl: options.reservation_ttl,
@@ -380,6 +376,22 @@ fn tls(options: &Options) -> anyhow::Result<Tls> {
     })
 }
 
+/// Login and sign-up throttling; sign-ups are unlimited in development unless set.
+fn throttle(options: &Options) -> ThrottlePolicy {
+    let production = options.profile == Profile::Production;
+    let signups = options
+        .signups_per_client
+        .unwrap_or(if production { 10 } else { 0 });
+    ThrottlePolicy {
+        per_account_and_client: options.login_max_failures,
+        per_account: options.login_max_failures_per_account,
+        per_client: options.login_max_failures_per_client,
+        registrations_per_client: (signups > 0).then_some(signups),
+        window: options.login_failure_window,
+        ..ThrottlePolicy::default()
+    }
+}
+
 /// Quotas at the gateway: unlimited in development unless set, protective in production.
 fn rate_limits(options: &Options) -> RateLimitSettings {
     let production = options.profile == Profile::Production;
@@ -500,6 +512,12 @@ fn refuse_development_defaults(
         problems.push(
             "COMMERCEX_RATE_LIMIT_PER_CLIENT=0 turns the per-client quota off: leave it unset \
              (1200 per minute) or set a limit",
+        );
+    }
+    if options.signups_per_client == Some(0) {
+        problems.push(
+            "COMMERCEX_SIGNUPS_PER_CLIENT=0 turns the sign-up throttle off: leave it unset \
+             (10 per client address) or set a limit",
         );
     }
     if options.rate_limit_per_user == Some(0) {

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::domain::{DisplayName, Email, NewUser, Password, RefreshToken, RefreshVerdict, User};
 use crate::passwords;
 use crate::store::{StoreError, TokenStore, UserStore};
-use crate::throttle::{LoginThrottle, Subject};
+use crate::throttle::{AttemptThrottle, Subject, ThrottlePolicy};
 use crate::tokens::TokenIssuer;
 
 pub const SOURCE: &str = "commercex/users";
@@ -105,7 +105,8 @@ pub struct Identity {
     users: UserStore,
     tokens: TokenStore,
     issuer: Arc<TokenIssuer>,
-    throttle: Arc<dyn LoginThrottle>,
+    throttle: Arc<dyn AttemptThrottle>,
+    policy: ThrottlePolicy,
 }
 
 impl Identity {
@@ -113,7 +114,8 @@ impl Identity {
         db: Db,
         outbox: Outbox,
         issuer: Arc<TokenIssuer>,
-        throttle: Arc<dyn LoginThrottle>,
+        throttle: Arc<dyn AttemptThrottle>,
+        policy: ThrottlePolicy,
     ) -> Self {
         Self {
             users: UserStore::new(db.clone()),
@@ -122,6 +124,7 @@ impl Identity {
             outbox,
             issuer,
             throttle,
+            policy,
         }
     }
 
@@ -158,37 +161,54 @@ impl Identity {
         Ok(user)
     }
 
-    /// Checks credentials, charging failures to the account and the client address.
+    /// A customer's own sign-up, counted against the client address it came from.
+    pub async fn sign_up(
+        &self,
+        registration: Registration,
+        client: Option<String>,
+    ) -> Result<User, IdentityError> {
+        // Counted before the (costly) password hash, and whatever the outcome: a refused
+        // duplicate tells an address prober as much as a new account does.
+        self.throttle
+            .charge(&self.policy.registration_subjects(client.as_deref()))
+            .await
+            .map_err(IdentityError::Throttled)?;
+        self.register(registration, vec![Role::Customer]).await
+    }
+
+    /// Checks credentials. The attempt is charged to the account, the client address and the
+    /// pair before the password is verified, and given back if it was right.
     pub async fn login(
         &self,
         email: &str,
         password: SecretString,
         client: Option<String>,
     ) -> Result<TokenPair, IdentityError> {
-        // Throttle on what was typed, even when it is not a valid email, so probing with
+        // Charged on what was typed, even when it is not a valid email, so probing with
         // malformed addresses is limited too.
-        let account = Subject::Account(email.trim().to_lowercase());
-        let mut subjects = vec![account.clone()];
-        subjects.extend(client.map(Subject::Client));
+        let subjects = self.policy.login_subjects(email, client.as_deref());
         self.throttle
-            .check(&subjects)
+            .charge(&subjects)
             .await
             .map_err(IdentityError::Throttled)?;
-
-        let found = match Email::parse(email) {
-            Ok(email) => self.users.find_credentials(&email).await?,
-            Err(_) => None,
+        let verified = self.verify(email, password).await;
+        let user = match verified {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(IdentityError::BadCredentials),
+            Err(error) => {
+                // Nothing was learnt about the password.
+                self.throttle.refund(&subjects).await;
+                return Err(error);
+            }
         };
-        let (user, hash) = match found {
-            Some((user, hash)) => (Some(user), Some(hash)),
-            None => (None, None),
-        };
-        let matches = passwords::verify(password.expose_secret().to_owned(), hash).await?;
-        let Some(user) = user.filter(|_| matches) else {
-            self.throttle.record_failure(&subjects).await;
-            return Err(IdentityError::BadCredentials);
-        };
-        self.throttle.forgive(&account).await;
+        self.throttle.refund(&subjects).await;
+        // The right password from this address wipes its slate with the account.
+        for pair in subjects
+            .iter()
+            .filter(|subject| matches!(subject, Subject::AccountFromClient { .. }))
+        {
+            self.throttle.forgive(pair).await;
+        }
 
         let mut tx = self.db.begin_as("log in").await?;
         let family = self.tokens.create_family(&mut tx, user.id).await?;
@@ -197,6 +217,26 @@ impl Identity {
             .await?;
         tx.commit().await?;
         Ok(pair)
+    }
+
+    /// The user whose password `password` is, if `email` names one.
+    async fn verify(
+        &self,
+        email: &str,
+        password: SecretString,
+    ) -> Result<Option<User>, IdentityError> {
+        let found = match Email::parse(email) {
+            Ok(email) => self.users.find_credentials(&email).await?,
+            Err(_) => None,
+        };
+        let (user, hash) = match found {
+            Some((user, hash)) => (Some(user), Some(hash)),
+            None => (None, None),
+        };
+        // Verified against a dummy hash when there is no account, so the answer takes as
+        // long either way.
+        let matches = passwords::verify(password.expose_secret().to_owned(), hash).await?;
+        Ok(user.filter(|_| matches))
     }
 
     /// Rotates a refresh token. Presenting one that was already rotated revokes its family.

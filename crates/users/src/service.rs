@@ -10,7 +10,7 @@ use platform::shared_redis::SharedRedis;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::identity::Identity;
-use crate::throttle::{LoginThrottle, MemoryThrottle, RedisThrottle, ThrottlePolicy};
+use crate::throttle::{AttemptThrottle, MemoryThrottle, RedisThrottle, ThrottlePolicy};
 use crate::tokens::{TokenIssuer, TokenLifetimes};
 
 /// The SQLite file / PostgreSQL schema this service owns.
@@ -32,7 +32,7 @@ pub struct UsersConfig {
     pub audience: TokenAudience,
     pub lifetimes: TokenLifetimes,
     pub throttle: ThrottlePolicy,
-    /// Shares login throttling with every identity instance; `None` keeps it in memory.
+    /// Shares login and sign-up throttling with every identity instance; `None` keeps it in memory.
     pub redis: Option<Arc<SharedRedis>>,
 }
 
@@ -65,6 +65,7 @@ impl UsersService {
             store.outbox.clone(),
             Arc::new(issuer),
             throttle(config.throttle, config.redis),
+            config.throttle,
         );
         Ok(Self {
             store,
@@ -87,7 +88,7 @@ impl UsersService {
 
 /// Redis-backed when configured, so a burst of guesses spread over identity instances is
 /// still one burst; in this process's memory otherwise.
-fn throttle(policy: ThrottlePolicy, redis: Option<Arc<SharedRedis>>) -> Arc<dyn LoginThrottle> {
+fn throttle(policy: ThrottlePolicy, redis: Option<Arc<SharedRedis>>) -> Arc<dyn AttemptThrottle> {
     match redis {
         Some(redis) => Arc::new(RedisThrottle::new(policy, redis)),
         None => Arc::new(MemoryThrottle::new(policy)),

@@ -222,6 +222,8 @@ async fn the_production_profile_refuses_development_defaults() {
         "normal".into(),
         "--rate-limit-per-client".into(),
         "0".into(),
+        "--signups-per-client".into(),
+        "0".into(),
     ])
     .await;
     assert!(!output.status.success());
@@ -242,6 +244,7 @@ async fn the_production_profile_refuses_development_defaults() {
         stderr.contains("COMMERCEX_RATE_LIMIT_PER_CLIENT"),
         "{stderr}"
     );
+    assert!(stderr.contains("COMMERCEX_SIGNUPS_PER_CLIENT"), "{stderr}");
     assert!(
         !dir.path().join("dev-signing-key.pem").exists(),
         "no key was generated"

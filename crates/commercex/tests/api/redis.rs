@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gateway::ratelimit::{RateLimits, RedisRateLimits};
 use platform::shared_redis::SharedRedis;
-use users::throttle::{LoginThrottle, RedisThrottle, Subject, ThrottlePolicy};
+use users::throttle::{AttemptThrottle, RedisThrottle, ThrottlePolicy};
 
 fn redis_url() -> Option<String> {
     testkit::required_env("REDIS_URL", "Redis")
@@ -19,39 +19,63 @@ fn shared(url: &str) -> Arc<SharedRedis> {
 }
 
 const POLICY: ThrottlePolicy = ThrottlePolicy {
-    max_failures_per_account: 3,
-    max_failures_per_client: 100,
+    per_account_and_client: 3,
+    per_account: 100,
+    per_client: 100,
+    registrations_per_client: None,
+    first_delay: Duration::from_secs(20),
     window: Duration::from_secs(60),
 };
 
 #[tokio::test]
-async fn identity_instances_share_login_failures() {
+async fn identity_instances_share_login_attempts() {
     let Some(url) = redis_url() else { return };
     let redis = shared(&url);
     // Two identity instances: separate throttles, one Redis.
     let first = RedisThrottle::new(POLICY, redis.clone());
     let second = RedisThrottle::new(POLICY, redis);
-    let who = [
-        Subject::Account("shared@example.com".into()),
-        Subject::Client("10.0.0.1".into()),
-    ];
-    first.record_failure(&who).await;
-    second.record_failure(&who).await;
-    assert!(first.check(&who).await.is_ok());
-    first.record_failure(&who).await;
+    let who = POLICY.login_subjects("shared@example.com", Some("10.0.0.1"));
+    first.charge(&who).await.unwrap();
+    second.charge(&who).await.unwrap();
+    first.charge(&who).await.unwrap();
     let wait = second
-        .check(&who)
+        .charge(&who)
         .await
-        .expect_err("three failures across instances block");
+        .expect_err("three attempts across instances use the allowance up");
     assert!(
-        wait > Duration::from_secs(50) && wait <= Duration::from_secs(60),
+        wait > Duration::from_secs(15) && wait <= Duration::from_secs(20),
         "{wait:?}"
     );
-    second.forgive(&who[0]).await;
+    first.refund(&who).await;
+    second.charge(&who).await.expect("a refund gives one back");
+    assert!(second.charge(&who).await.is_err());
+    for subject in &who {
+        second.forgive(subject).await;
+    }
     assert!(
-        first.check(&who).await.is_ok(),
-        "a success on one instance forgives on all"
+        first.charge(&who).await.is_ok(),
+        "forgiving on one instance forgives on all"
     );
+}
+
+#[tokio::test]
+async fn concurrent_guesses_on_several_instances_get_no_more_than_the_allowance() {
+    let Some(url) = redis_url() else { return };
+    let redis = shared(&url);
+    let instances = [
+        Arc::new(RedisThrottle::new(POLICY, redis.clone())),
+        Arc::new(RedisThrottle::new(POLICY, redis)),
+    ];
+    let who = POLICY.login_subjects("raced@example.com", Some("10.0.0.3"));
+    let guesses = (0..30).map(|n| {
+        let (throttle, who) = (instances[n % 2].clone(), who.clone());
+        tokio::spawn(async move { throttle.charge(&who).await.is_ok() })
+    });
+    let mut passed = 0;
+    for guess in guesses {
+        passed += usize::from(guess.await.unwrap());
+    }
+    assert_eq!(passed, 3);
 }
 
 #[tokio::test]
@@ -72,13 +96,12 @@ async fn without_redis_quotas_open_and_throttling_stays_per_instance() {
         );
     }
     let throttle = RedisThrottle::new(POLICY, gone.clone());
-    let who = [Subject::Account("offline@example.com".into())];
+    let who = POLICY.login_subjects("offline@example.com", Some("10.0.0.2"));
     for _ in 0..3 {
-        assert!(throttle.check(&who).await.is_ok());
-        throttle.record_failure(&who).await;
+        assert!(throttle.charge(&who).await.is_ok());
     }
     assert!(
-        throttle.check(&who).await.is_err(),
+        throttle.charge(&who).await.is_err(),
         "the instance's own memory still throttles"
     );
     assert!(gone.failures() > 0, "the failures are counted");

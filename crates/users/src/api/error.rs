@@ -14,7 +14,8 @@ impl From<IdentityError> for ApiError {
                 ApiError::Unauthorized("the email or password is wrong".into())
             }
             IdentityError::Throttled(retry_after) => ApiError::TooManyRequests {
-                detail: "too many failed logins; try again later".into(),
+                detail: "too many attempts; wait as long as Retry-After says, then try again"
+                    .into(),
                 retry_after,
             },
             IdentityError::BadRefreshToken => {

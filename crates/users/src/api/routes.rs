@@ -13,7 +13,6 @@ use utoipa_axum::routes;
 
 use super::dto::{LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserResponse};
 use crate::identity::Identity;
-use platform::auth::Role;
 
 const TAG: &str = "identity";
 
@@ -35,15 +34,15 @@ pub fn router(identity: Arc<Identity>) -> OpenApiRouter {
         (status = 201, description = "The new account", body = UserResponse),
         (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many sign-ups from this address, or a request quota used up; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn register(
     State(identity): State<Arc<Identity>>,
+    ClientAddr(client): ClientAddr,
     Json(body): Json<RegisterRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let registration = body.parse()?;
-    let user = identity
-        .register(registration, vec![Role::Customer])
-        .await?;
+    let user = identity.sign_up(registration, client).await?;
     Ok((StatusCode::CREATED, Json(UserResponse::from(user))))
 }
 
@@ -52,7 +51,7 @@ async fn register(
     responses(
         (status = 200, description = "A new token pair", body = TokenResponse),
         (status = 401, description = "Wrong email or password", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed logins; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins, or a request quota used up; wait as long as Retry-After says", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn login(
     State(identity): State<Arc<Identity>>,

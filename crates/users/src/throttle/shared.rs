@@ -1,15 +1,62 @@
-//! Login throttling shared through Redis: a sorted set of failure times per subject, so the
-//! window slides exactly as the in-memory one does. When Redis is unavailable the instance's
-//! own memory throttles (it records every failure too), so an outage weakens the limit to
-//! per-instance but never lifts it.
+//! Attempt counts shared through Redis: one hash per subject (`n` attempts, `t` the last one's
+//! time in Redis's own clock, so instances with skewed clocks agree), charged by one script so
+//! the check and the count are one atomic step. When Redis is unavailable the instance's
+//! own memory throttles; it mirrors every charge Redis accepted, so an outage weakens the
+//! limits to per-instance but never lifts them.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use platform::shared_redis::SharedRedis;
 
-use super::{LoginThrottle, MemoryThrottle, Subject, ThrottlePolicy};
+use super::{AttemptThrottle, MemoryThrottle, Subject, ThrottlePolicy};
+
+/// KEYS: one per subject. ARGV: window and first delay (ms), then each key's free attempts
+/// and longest delay (ms). Returns 0 when charged, else the milliseconds to wait.
+static CHARGE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local clock = redis.call('TIME')
+local now = clock[1] * 1000 + math.floor(clock[2] / 1000)
+local window = tonumber(ARGV[1])
+local first = tonumber(ARGV[2])
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local seen = redis.call('HMGET', key, 'n', 't')
+  local count = tonumber(seen[1]) or 0
+  local free = tonumber(ARGV[1 + 2 * i])
+  if count >= free then
+    local spacing = math.min(first * 2 ^ math.min(count - free, 30), tonumber(ARGV[2 + 2 * i]))
+    wait = math.max(wait, tonumber(seen[2]) + spacing - now)
+  end
+end
+if wait > 0 then
+  return math.ceil(wait)
+end
+for _, key in ipairs(KEYS) do
+  redis.call('HINCRBY', key, 'n', 1)
+  redis.call('HSET', key, 't', now)
+  redis.call('PEXPIRE', key, window)
+end
+return 0
+",
+    )
+});
+
+/// KEYS: one per subject; each gives one attempt back.
+static REFUND: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+for _, key in ipairs(KEYS) do
+  if redis.call('HINCRBY', key, 'n', -1) <= 0 then
+    redis.call('DEL', key)
+  end
+end
+return 0
+",
+    )
+});
 
 pub struct RedisThrottle {
     policy: ThrottlePolicy,
@@ -28,107 +75,77 @@ impl RedisThrottle {
 
     fn key(&self, subject: &Subject) -> String {
         self.redis.key(&match subject {
-            Subject::Account(email) => format!("login-failures:account:{email}"),
-            Subject::Client(addr) => format!("login-failures:client:{addr}"),
+            Subject::AccountFromClient { account, client } => {
+                format!("attempts:account-client:{account}|{client}")
+            }
+            Subject::Account(account) => format!("attempts:account:{account}"),
+            Subject::Client(client) => format!("attempts:client:{client}"),
+            Subject::Registrant(client) => format!("attempts:registrant:{client}"),
         })
     }
 
-    fn limit(&self, subject: &Subject) -> usize {
-        match subject {
-            Subject::Account(_) => self.policy.max_failures_per_account,
-            Subject::Client(_) => self.policy.max_failures_per_client,
+    async fn invoke(
+        &self,
+        script: &redis::Script,
+        subjects: &[Subject],
+        args: Vec<u64>,
+    ) -> Result<u64, String> {
+        let mut invocation = script.prepare_invoke();
+        for subject in subjects {
+            invocation.key(self.key(subject));
         }
-    }
-
-    fn window_ms(&self) -> i64 {
-        i64::try_from(self.policy.window.as_millis()).unwrap_or(i64::MAX)
-    }
-
-    /// How long `subject` must wait, per Redis.
-    async fn wait_for(&self, subject: &Subject, now: i64) -> Result<Duration, String> {
-        let key = self.key(subject);
-        let limit = self.limit(subject);
-        let window = self.window_ms();
-        let (scored,): (Vec<(String, f64)>,) = self
-            .redis
-            .run(|mut connection| async move {
-                redis::pipe()
-                    .atomic()
-                    .zrembyscore(&key, "-inf", now - window)
-                    .ignore()
-                    .cmd("ZRANGE")
-                    .arg(&key)
-                    .arg(0)
-                    .arg(-1)
-                    .arg("WITHSCORES")
-                    .query_async(&mut connection)
-                    .await
-            })
+        for arg in args {
+            invocation.arg(arg);
+        }
+        self.redis
+            .run(|mut connection| async move { invocation.invoke_async(&mut connection).await })
             .await
-            .map_err(|e| e.to_string())?;
-        // Scores are the failure times in milliseconds, well inside f64's exact range.
-        let times: Vec<i64> = scored.into_iter().map(|(_, at)| at as i64).collect();
-        if times.len() < limit || limit == 0 {
-            return Ok(Duration::ZERO);
-        }
-        // Blocked until enough failures age out to fall below the limit.
-        let freeing = times[times.len() - limit];
-        let left = (freeing + window - now).max(0);
-        Ok(Duration::from_millis(u64::try_from(left).unwrap_or(0)))
+            .map_err(|e| e.to_string())
     }
 }
 
-fn now_ms() -> i64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[async_trait]
-impl LoginThrottle for RedisThrottle {
-    async fn check(&self, subjects: &[Subject]) -> Result<(), Duration> {
-        let now = now_ms();
-        let mut wait = Duration::ZERO;
+impl AttemptThrottle for RedisThrottle {
+    async fn charge(&self, subjects: &[Subject]) -> Result<(), Duration> {
+        if subjects.is_empty() {
+            return Ok(());
+        }
+        let mut args = vec![millis(self.policy.window), millis(self.policy.first_delay)];
         for subject in subjects {
-            match self.wait_for(subject, now).await {
-                Ok(left) => wait = wait.max(left),
-                Err(error) => {
-                    tracing::warn!(%error, "login throttle falls back to this instance's memory");
-                    return self.fallback.check(subjects).await;
-                }
+            let allowance = self.policy.allowance(subject);
+            args.extend([u64::from(allowance.free), millis(allowance.max_delay)]);
+        }
+        match self.invoke(&CHARGE, subjects, args).await {
+            Ok(0) => {
+                self.fallback.charge_now(subjects, false);
+                Ok(())
+            }
+            Ok(wait) => Err(Duration::from_millis(wait)),
+            Err(error) => {
+                tracing::warn!(%error, "throttling falls back to this instance's memory");
+                self.fallback.charge(subjects).await
             }
         }
-        if wait.is_zero() { Ok(()) } else { Err(wait) }
     }
 
-    async fn record_failure(&self, subjects: &[Subject]) {
-        self.fallback.record_failure(subjects).await;
-        let now = now_ms();
-        let window = self.window_ms();
-        let keys: Vec<String> = subjects.iter().map(|subject| self.key(subject)).collect();
-        let member = format!("{now}-{}", uuid::Uuid::new_v4());
-        let recorded = self
-            .redis
-            .run(|mut connection| async move {
-                let mut pipe = redis::pipe();
-                pipe.atomic();
-                for key in &keys {
-                    pipe.zadd(key, &member, now).ignore();
-                    pipe.pexpire(key, window).ignore();
-                }
-                pipe.query_async::<()>(&mut connection).await
-            })
-            .await;
-        if let Err(error) = recorded {
-            tracing::warn!(%error, "could not record a failed login in Redis");
+    async fn refund(&self, subjects: &[Subject]) {
+        self.fallback.refund(subjects).await;
+        if subjects.is_empty() {
+            return;
+        }
+        if let Err(error) = self.invoke(&REFUND, subjects, Vec::new()).await {
+            tracing::warn!(%error, "could not give a throttled attempt back in Redis");
         }
     }
 
     async fn forgive(&self, subject: &Subject) {
         self.fallback.forgive(subject).await;
         if let Err(error) = self.redis.delete(&self.key(subject)).await {
-            tracing::warn!(%error, "could not forgive failed logins in Redis");
+            tracing::warn!(%error, "could not forgive attempts in Redis");
         }
     }
 }
