@@ -137,6 +137,16 @@ pub fn count_retry(group: &str, event_type: &str, reason: &'static str) {
     .increment(1);
 }
 
+/// `commercex_consumer_outage_pauses_total`: pauses of a consumer group because its
+/// database was unavailable (the consumer waits the outage out; nothing is dead-lettered).
+pub fn count_outage_pause(group: &str) {
+    metrics::counter!(
+        "commercex_consumer_outage_pauses_total",
+        "consumer_group" => group.to_owned(),
+    )
+    .increment(1);
+}
+
 /// `commercex_dlq_depth` at 0 for `group`, before anything is sampled: a series that does
 /// not exist yet hides the queue from dashboards and from `absent()` alerts.
 pub fn start_dlq_depth(group: &str) {

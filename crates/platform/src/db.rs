@@ -476,11 +476,19 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
                 if postgres {
                     // SQLSTATE: connection exceptions, an administrator's or a crash's
                     // shutdown, "cannot connect now", too many connections, disk full, a
-                    // database not accepting connections.
+                    // database not accepting connections, and a statement or lock wait cut
+                    // short by its timeout (a table locked by someone else: SQLite's BUSY).
                     code.starts_with("08")
                         || matches!(
                             code.as_ref(),
-                            "57P01" | "57P02" | "57P03" | "53300" | "53100" | "55000"
+                            "57P01"
+                                | "57P02"
+                                | "57P03"
+                                | "53300"
+                                | "53100"
+                                | "55000"
+                                | "57014"
+                                | "55P03"
                         )
                 } else {
                     // SQLite's result code, whose low byte is the primary one: BUSY, LOCKED,

@@ -60,6 +60,23 @@ impl HandlerError {
     pub fn not_yet(error: impl Into<BoxError>) -> Self {
         Self::NotYet(error.into())
     }
+
+    /// True when the handler failed because its database is unavailable (I/O, busy, locked,
+    /// disk full, a lock or statement timeout, no connection): the outage's fault, not the
+    /// event's, so the try does not count against the handler's attempts.
+    pub fn is_outage(&self) -> bool {
+        let Self::Transient(error) = self else {
+            return false;
+        };
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error.as_ref());
+        while let Some(error) = cause {
+            if let Some(database) = error.downcast_ref::<sqlx::Error>() {
+                return platform::db::is_unavailable(database);
+            }
+            cause = error.source();
+        }
+        false
+    }
 }
 
 /// Database errors are transient by default: connections drop, locks time out.
@@ -91,4 +108,23 @@ pub trait EventHandler: Send + Sync + 'static {
     /// place for effects outside the database, such as dropping a cache entry, that must not
     /// happen before the change is visible. Best effort: it is not retried.
     async fn after_commit(&self, _event: &Envelope) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store error that keeps its cause, as the services' stores do.
+    #[derive(Debug, thiserror::Error)]
+    #[error("database error")]
+    struct StoreError(#[source] sqlx::Error);
+
+    #[test]
+    fn an_unavailable_database_is_an_outage_wherever_it_sits_in_the_causes() {
+        assert!(HandlerError::from(sqlx::Error::PoolTimedOut).is_outage());
+        assert!(HandlerError::transient(StoreError(sqlx::Error::PoolTimedOut)).is_outage());
+        assert!(!HandlerError::from(sqlx::Error::RowNotFound).is_outage());
+        assert!(!HandlerError::transient("a dependency timed out").is_outage());
+        assert!(!HandlerError::permanent(StoreError(sqlx::Error::PoolTimedOut)).is_outage());
+    }
 }

@@ -9,7 +9,7 @@ use super::parked::{Parked, ParkedEvent};
 use super::{EventHandler, HandlerError, RetryPolicy, positions};
 use crate::bus::{Delivery, EventBus, Positions, Subscription};
 use crate::dlq::{DeadLetters, NewDeadLetter};
-use crate::observe::{Consumed, count_consumed, count_retry};
+use crate::observe::{Consumed, count_consumed, count_outage_pause, count_retry};
 
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
@@ -279,6 +279,7 @@ impl Consumer {
                 Err(error) => {
                     outage += 1;
                     let delay = self.settings.retry.outage_delay(outage);
+                    count_outage_pause(&self.settings.group);
                     tracing::warn!(
                         group = self.settings.group,
                         %error,
@@ -329,36 +330,57 @@ impl Consumer {
         let policy = self.settings.retry;
         let started = Instant::now();
         let mut error = first;
+        // Whether the last try failed as a whole transaction (the database, not the handler).
+        let mut transaction_failed = false;
         let mut attempt = 1;
+        let mut outages = 0;
         loop {
-            if attempt >= policy.max_attempts {
-                let reason = format!("gave up after {attempt} attempts: {error}");
-                self.dead_letter_alone(delivery, &reason, attempt, unsaved, cancel)
-                    .await?;
-                count_consumed(
+            let delay = if transaction_failed || error.is_outage() {
+                // The database is unavailable: the consumer waits it out, however long,
+                // without using up the handler's attempts.
+                outages += 1;
+                count_outage_pause(&self.settings.group);
+                let delay = policy.outage_delay(outages);
+                tracing::warn!(
+                    group = self.settings.group,
+                    event_id = %delivery.envelope.id,
+                    retry_in_ms = delay.as_millis() as u64,
+                    %error,
+                    "the handler's database is unavailable; pausing"
+                );
+                delay
+            } else {
+                outages = 0;
+                if attempt >= policy.max_attempts {
+                    let reason = format!("gave up after {attempt} attempts: {error}");
+                    self.dead_letter_alone(delivery, &reason, attempt, unsaved, cancel)
+                        .await?;
+                    count_consumed(
+                        &self.settings.group,
+                        &delivery.envelope.event_type,
+                        Consumed::DeadLettered,
+                        started.elapsed(),
+                    );
+                    break;
+                }
+                count_retry(
                     &self.settings.group,
                     &delivery.envelope.event_type,
-                    Consumed::DeadLettered,
-                    started.elapsed(),
+                    "transient",
                 );
-                break;
-            }
-            count_retry(
-                &self.settings.group,
-                &delivery.envelope.event_type,
-                "transient",
-            );
-            let delay = policy.delay(attempt);
-            tracing::warn!(
-                group = self.settings.group,
-                event_id = %delivery.envelope.id,
-                attempt,
-                retry_in_ms = delay.as_millis() as u64,
-                %error,
-                "handler failed; will retry"
-            );
+                let delay = policy.delay(attempt);
+                tracing::warn!(
+                    group = self.settings.group,
+                    event_id = %delivery.envelope.id,
+                    attempt,
+                    retry_in_ms = delay.as_millis() as u64,
+                    %error,
+                    "handler failed; will retry"
+                );
+                attempt += 1;
+                delay
+            };
             pause(cancel, delay).await?;
-            attempt += 1;
             match self
                 .in_one_transaction(std::slice::from_ref(delivery), unsaved)
                 .await
@@ -367,11 +389,13 @@ impl Consumer {
                 Ok(Finished {
                     failed: Some(again),
                     ..
-                }) => error = again,
+                }) => {
+                    error = again;
+                    transaction_failed = false;
+                }
                 Err(db_error) => {
-                    // An outage, not the handler: this try does not count.
-                    attempt -= 1;
                     error = HandlerError::transient(db_error);
+                    transaction_failed = true;
                 }
             }
         }

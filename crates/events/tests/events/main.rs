@@ -134,6 +134,24 @@ backend_tests! {
         assert!(DeadLetters::new(world.service.clone()).list_open().await.expect("dlq").is_empty());
     }
 
+    async fn an_unavailable_database_pauses_the_consumer_without_using_up_attempts(storage: TestStorage) {
+        let world = World::new(&storage).await;
+        // More failures than attempts: were they counted, the event would be dead-lettered.
+        let handler = Recorder::failing_with_outage(6);
+        let policy = RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+            ..RetryPolicy::default()
+        };
+        world.publish(&[event(1)]).await;
+        let running = world.start(handler.clone(), policy);
+        wait_for("the event handled", || async { world.effects().await.len() == 1 }).await;
+        running.stop().await;
+        assert_eq!(handler.calls.load(Ordering::SeqCst), 7);
+        assert!(DeadLetters::new(world.service.clone()).list_open().await.expect("dlq").is_empty());
+    }
+
     async fn a_failing_event_rolls_back_alone_and_the_events_before_it_commit(storage: TestStorage) {
         let world = World::new(&storage).await;
         let handler = Recorder::new();

@@ -238,6 +238,7 @@ pub fn poison_event() -> Envelope {
 pub struct Recorder {
     pub calls: AtomicU32,
     transient_failures_left: AtomicU32,
+    outage_failures_left: AtomicU32,
     always_transient: Mutex<Option<Uuid>>,
     /// An event, and the one whose effect it needs first.
     waiting_on_earlier: Mutex<Option<(Uuid, Uuid)>>,
@@ -255,6 +256,13 @@ impl Recorder {
         recorder
             .transient_failures_left
             .store(times, Ordering::SeqCst);
+        Arc::new(recorder)
+    }
+
+    /// Fails `times` as a handler does whose database is unavailable (its pool exhausted).
+    pub fn failing_with_outage(times: u32) -> Arc<Self> {
+        let recorder = Self::default();
+        recorder.outage_failures_left.store(times, Ordering::SeqCst);
         Arc::new(recorder)
     }
 
@@ -306,6 +314,15 @@ impl EventHandler for Recorder {
         }
         if !healed && *self.always_transient.lock().expect("lock") == Some(event.id) {
             return Err(HandlerError::transient("dependency unavailable"));
+        }
+        if self
+            .outage_failures_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+        {
+            return Err(sqlx::Error::PoolTimedOut.into());
         }
         if self
             .transient_failures_left
