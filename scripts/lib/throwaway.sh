@@ -143,7 +143,20 @@ for _ in \$(seq 100); do kill -0 \$pid 2>/dev/null || exit 0; sleep 0.1; done; k
   log "started a throwaway tansu broker ($("$tansu" --version 2>/dev/null | head -n 1), $storage) on port $port"
 }
 
+# A tmpfs of SIZE (e.g. 64m) in $SMALL_DISK, writable by the throwaway PostgreSQL server:
+# a disk that a test can fill up. Needs root.
+mount_small_disk() {
+  SMALL_DISK=$(mktemp -d /tmp/commercex-small-disk.XXXXXX)
+  if ! mount -t tmpfs -o "size=$1" tmpfs "$SMALL_DISK" 2>/dev/null; then
+    rmdir "$SMALL_DISK"
+    SMALL_DISK=""
+    return 1
+  fi
+  if [ "$(id -u)" = 0 ]; then chown postgres "$SMALL_DISK"; fi
+}
+
 cleanup() {
+  if [ -n "${SMALL_DISK:-}" ]; then umount "$SMALL_DISK" 2>/dev/null || true; rmdir "$SMALL_DISK" 2>/dev/null || true; fi
   if [ -n "${PG_STOP:-}" ]; then "${PG_STOP[@]}" >/dev/null 2>&1 || true; fi
   if [ -n "${PG_TMP:-}" ]; then rm -rf "$PG_TMP"; fi
   if [ -n "${REDIS_TMP:-}" ]; then

@@ -1,6 +1,7 @@
 //! The fault run behind `scripts/chaos`: the distributed runtime under continuous checkout
 //! load while each service is killed with SIGKILL and restarted, the Kafka broker stops
-//! answering, PostgreSQL restarts and Redis goes away; then, once the load stops and the
+//! answering, PostgreSQL restarts, Redis goes away, inventory's tables are locked for a
+//! minute and its disk fills up; then, once the load stops and the
 //! system drains, the invariants that must hold whatever happened, read from the services'
 //! databases. It prints a summary and `violations: N`.
 //!
@@ -37,6 +38,8 @@ struct Params {
     redis_down: Duration,
     poison: usize,
     drain: Duration,
+    db_lock: Duration,
+    disk_full: Duration,
 }
 
 fn setting<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -63,6 +66,8 @@ impl Params {
             redis_down: seconds("CHAOS_REDIS_DOWN_SECS", 10),
             poison: setting("CHAOS_POISON", 2),
             drain: seconds("CHAOS_DRAIN_SECS", 240),
+            db_lock: seconds("CHAOS_DB_LOCK_SECS", 60),
+            disk_full: seconds("CHAOS_DISK_FULL_SECS", 30),
         }
     }
 }
@@ -85,6 +90,8 @@ enum Fault {
     KafkaDown,
     PostgresRestart,
     RedisDown,
+    DatabaseLocked,
+    DiskFull,
 }
 
 impl Fault {
@@ -94,6 +101,8 @@ impl Fault {
             Fault::KafkaDown => "kafka",
             Fault::PostgresRestart => "postgres",
             Fault::RedisDown => "redis",
+            Fault::DatabaseLocked => "locked",
+            Fault::DiskFull => "disk",
         }
     }
 
@@ -103,6 +112,8 @@ impl Fault {
             Fault::KafkaDown => "Kafka broker stopped".into(),
             Fault::PostgresRestart => "PostgreSQL restarted".into(),
             Fault::RedisDown => "Redis stopped".into(),
+            Fault::DatabaseLocked => "inventory's tables locked".into(),
+            Fault::DiskFull => "inventory's disk full".into(),
         }
     }
 }
@@ -240,7 +251,109 @@ async fn inject(app: &mut TestApp, fault: &Fault, params: &Params) -> Result<(),
             tokio::time::sleep(params.redis_down).await;
             run_control("CHAOS_REDIS_START")
         }
+        Fault::DatabaseLocked => lock_inventory(app, params.db_lock).await,
+        Fault::DiskFull => fill_disk(app, params.disk_full).await,
     }
+}
+
+/// The schema whose database the storage faults break: inventory holds the stock, so a
+/// consumer that gave up on it would strand orders.
+const BROKEN_SCHEMA: &str = "inventory";
+/// The tablespace, on a small file system of its own (`CHAOS_DISK_DIR`), that the broken
+/// schema's tables and indexes live in, so that filling it fills only their disk.
+const SMALL_TABLESPACE: &str = "chaos_small_disk";
+
+async fn broken_schema_tables(db: &platform::db::Db) -> Result<Vec<String>, String> {
+    let tables: Vec<(String,)> =
+        sqlx::query_as("SELECT tablename::text FROM pg_tables WHERE schemaname = $1")
+            .bind(BROKEN_SCHEMA)
+            .fetch_all(db.pool())
+            .await
+            .map_err(|e| e.to_string())?;
+    Ok(tables
+        .into_iter()
+        .map(|(table,)| format!("{BROKEN_SCHEMA}.{table}"))
+        .collect())
+}
+
+/// Holds an exclusive lock on every table of the broken schema for `how_long`, as a
+/// migration or a DBA's session would: its statements wait, then time out.
+async fn lock_inventory(app: &TestApp, how_long: Duration) -> Result<(), String> {
+    let db = app.database(BROKEN_SCHEMA).await;
+    let tables = broken_schema_tables(&db).await?;
+    let mut tx = db.pool().begin().await.map_err(|e| e.to_string())?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+        tables.join(", ")
+    )))
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| format!("taking the lock: {e}"))?;
+    tokio::time::sleep(how_long).await;
+    tx.rollback().await.map_err(|e| e.to_string())?;
+    db.close().await;
+    Ok(())
+}
+
+/// Moves the broken schema's tables and indexes onto the small file system, before the load.
+async fn move_to_small_disk(app: &TestApp, dir: &str) {
+    let db = app.database(BROKEN_SCHEMA).await;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLESPACE {SMALL_TABLESPACE} LOCATION '{dir}'"
+    )))
+    .execute(db.pool())
+    .await
+    .expect("a tablespace on CHAOS_DISK_DIR");
+    let indexes: Vec<(String,)> =
+        sqlx::query_as("SELECT indexname::text FROM pg_indexes WHERE schemaname = $1")
+            .bind(BROKEN_SCHEMA)
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    for table in broken_schema_tables(&db).await.unwrap() {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE {table} SET TABLESPACE {SMALL_TABLESPACE}"
+        )))
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    for (index,) in indexes {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER INDEX {BROKEN_SCHEMA}.{index} SET TABLESPACE {SMALL_TABLESPACE}"
+        )))
+        .execute(db.pool())
+        .await
+        .unwrap();
+    }
+    db.close().await;
+}
+
+/// Fills the small file system for `how_long`, proves that the broken schema cannot grow
+/// meanwhile, then frees it.
+async fn fill_disk(app: &TestApp, how_long: Duration) -> Result<(), String> {
+    use std::io::Write;
+    let dir = std::env::var("CHAOS_DISK_DIR").map_err(|_| "CHAOS_DISK_DIR is not set")?;
+    let filler = std::path::Path::new(&dir).join("filler");
+    let mut file = std::fs::File::create(&filler).map_err(|e| e.to_string())?;
+    let chunk = vec![0u8; 1 << 20];
+    while file.write_all(&chunk).is_ok() {}
+    drop(file);
+    let db = app.database(BROKEN_SCHEMA).await;
+    let probe = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE TABLE chaos_probe TABLESPACE {SMALL_TABLESPACE} AS \
+         SELECT repeat('x', 1000) AS filler FROM generate_series(1, 10000)"
+    )))
+    .execute(db.pool())
+    .await;
+    db.close().await;
+    let full = match probe {
+        Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("53100") => Ok(()),
+        other => Err(format!("the disk did not fill up: {other:?}")),
+    };
+    tokio::time::sleep(how_long).await;
+    std::fs::remove_file(&filler).map_err(|e| e.to_string())?;
+    full
 }
 
 /// One invariant: what was checked and every way it was broken.
@@ -457,6 +570,10 @@ async fn chaos() {
         ..Layout::default()
     };
     let mut app = spawn_app_layout(&storage, &[], &layout).await;
+    let disk_dir = std::env::var("CHAOS_DISK_DIR").ok();
+    if let Some(dir) = &disk_dir {
+        move_to_small_disk(&app, dir).await;
+    }
     let admin = app.admin_token().await;
     let mut initial = HashMap::new();
     for n in 0..params.products {
@@ -500,10 +617,17 @@ async fn chaos() {
         .iter()
         .map(|p| Fault::Kill(p.name.clone()))
         .collect();
-    faults.extend([Fault::KafkaDown, Fault::PostgresRestart, Fault::RedisDown]);
-    // CHAOS_FAULTS=kill,kafka,postgres,redis (the default: all of them) picks the kinds.
-    let kinds =
-        std::env::var("CHAOS_FAULTS").unwrap_or_else(|_| "kill,kafka,postgres,redis".into());
+    faults.extend([
+        Fault::KafkaDown,
+        Fault::PostgresRestart,
+        Fault::RedisDown,
+        Fault::DatabaseLocked,
+    ]);
+    faults.extend(disk_dir.as_ref().map(|_| Fault::DiskFull));
+    // CHAOS_FAULTS=kill,kafka,postgres,redis,locked,disk (the default: all of them) picks the
+    // kinds.
+    let kinds = std::env::var("CHAOS_FAULTS")
+        .unwrap_or_else(|_| "kill,kafka,postgres,redis,locked,disk".into());
     faults.retain(|fault| kinds.split(',').any(|kind| kind.trim() == fault.kind()));
     let gap = params.duration / (faults.len() as u32 + 1);
     let mut injected = Vec::new();
