@@ -15,6 +15,8 @@ random postgres-password
 random redis-password
 random admin-password
 [ -s signing-key.pem ] || openssl genpkey -algorithm ed25519 -out signing-key.pem 2>/dev/null
+# Orders seals payment tokens with it, payments opens them: the same file for both.
+[ -s payment-token-keys ] || openssl rand -base64 32 >payment-token-keys
 printf 'postgres://commercex:%s@postgres:5432/commercex?sslmode=verify-full&sslrootcert=/run/secrets/ca.pem\n' \
   "$(cat postgres-password)" >database-url
 printf 'rediss://:%s@redis:6379\n' "$(cat redis-password)" >redis-url

@@ -271,6 +271,13 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_JWT_SIGNING_KEY_FILE")]
     pub jwt_signing_key_file: Option<PathBuf>,
 
+    /// The keys that seal customers' payment tokens inside events (AES-256-GCM; 32 bytes in
+    /// base64, one per line: the first seals, all open, so a rotation puts the new key first).
+    /// Orders and payments need the same file. Default in development: a key generated once
+    /// and kept in --data-dir.
+    #[arg(long, global = true, env = "COMMERCEX_PAYMENT_TOKEN_KEYS_FILE")]
+    pub payment_token_keys_file: Option<PathBuf>,
+
     /// Retired signing keys (PEM files, comma-separated) still published in the JWKS during rotation.
     #[arg(
         long,

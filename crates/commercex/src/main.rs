@@ -2,7 +2,7 @@ use anyhow::Context;
 use commercex::app::Application;
 use commercex::cli::{AdminCommand, Command, ServiceName, TopicsCommand};
 use commercex::secrets::StoredSecrets;
-use commercex::settings::{self, Settings, Signing};
+use commercex::settings::{self, NeededKeys, Settings};
 use commercex::telemetry::{LIFECYCLE, LogStream};
 use commercex::{commands, config_file, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
@@ -104,11 +104,7 @@ async fn serve(
     stored: &StoredSecrets,
     service: Option<ServiceName>,
 ) -> anyhow::Result<()> {
-    let signing = match service {
-        None | Some(ServiceName::Users) => Signing::Signs,
-        Some(_) => Signing::VerifiesOnly,
-    };
-    let settings = Settings::load(options, stored, signing)?;
+    let settings = Settings::load(options, stored, NeededKeys::for_service(service))?;
     let app = match service {
         None => Application::build(settings).await?,
         Some(service) => Application::build_service(settings, service).await?,

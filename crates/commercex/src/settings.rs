@@ -13,6 +13,7 @@ use jsonwebtoken::jwk::Jwk;
 use platform::auth::{SigningKey, TokenAudience};
 use platform::db::{PoolSettings, Storage, Synchronous};
 use platform::http::HttpLimits;
+use platform::sealing::SealingKeys;
 use platform::secret::read_secret_file;
 use secrecy::{ExposeSecret, SecretString};
 use users::throttle::ThrottlePolicy;
@@ -20,7 +21,7 @@ use users::tokens::TokenLifetimes;
 
 use gateway::proxy::routes::Service;
 
-use crate::cli::{BusKind, LogFormat, Options, Profile, SqliteSynchronous};
+use crate::cli::{BusKind, LogFormat, Options, Profile, ServiceName, SqliteSynchronous};
 use crate::secrets::vault::VaultSession;
 use crate::secrets::{Field, StoredSecrets};
 use crate::tls::{ClientTls, ReloadingCertificate, ServerTls};
@@ -32,12 +33,29 @@ pub struct SigningKeys {
     pub retired: Vec<Jwk>,
 }
 
-/// Whether the process signs access tokens (it runs the identity service), and so needs the
-/// signing keys.
+/// Which keys the process needs: the signing keys when it runs the identity service (it signs
+/// access tokens), the payment token keys when it runs orders (it seals) or payments (it
+/// opens).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signing {
-    Signs,
-    VerifiesOnly,
+pub struct NeededKeys {
+    pub signing: bool,
+    pub payment_tokens: bool,
+}
+
+impl NeededKeys {
+    pub const ALL: NeededKeys = NeededKeys {
+        signing: true,
+        payment_tokens: true,
+    };
+
+    /// For `serve` of one service, or of them all (`None`).
+    pub fn for_service(service: Option<ServiceName>) -> Self {
+        let runs = |name: ServiceName| service.is_none_or(|service| service == name);
+        Self {
+            signing: runs(ServiceName::Users),
+            payment_tokens: runs(ServiceName::Orders) || runs(ServiceName::Payments),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -56,6 +74,8 @@ pub struct Settings {
     /// The keys access tokens are signed with: only a process that runs the identity service
     /// has them.
     pub signing: Option<SigningKeys>,
+    /// The keys payment tokens are sealed with: only processes that run orders or payments.
+    pub payment_token_keys: Option<Arc<SealingKeys>>,
     pub audience: TokenAudience,
     pub lifetimes: TokenLifetimes,
     pub throttle: ThrottlePolicy,
@@ -187,14 +207,18 @@ impl Settings {
     pub fn load(
         options: &Options,
         stored: &StoredSecrets,
-        signing: Signing,
+        keys: NeededKeys,
     ) -> anyhow::Result<Self> {
         if options.profile == Profile::Production {
-            refuse_development_defaults(options, stored, signing)?;
+            refuse_development_defaults(options, stored, keys)?;
         }
-        let signing = match signing {
-            Signing::Signs => Some(signing_keys(options, stored)?),
-            Signing::VerifiesOnly => None,
+        let signing = match keys.signing {
+            true => Some(signing_keys(options, stored)?),
+            false => None,
+        };
+        let payment_token_keys = match keys.payment_tokens {
+            true => Some(Arc::new(payment_token_keys(options, stored)?)),
+            false => None,
         };
         let admin = admin(options, stored)?;
         let tls = tls(options)?;
@@ -208,6 +232,7 @@ impl Settings {
                 request_timeout: options.request_timeout,
             },
             signing,
+            payment_token_keys,
             audience: TokenAudience {
                 issuer: options.jwt_issuer.clone(),
                 audience: options.jwt_audience.clone(),
@@ -447,10 +472,21 @@ pub fn admin(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Option
 fn refuse_development_defaults(
     options: &Options,
     stored: &StoredSecrets,
-    signing: Signing,
+    keys: NeededKeys,
 ) -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    if signing == Signing::Signs
+    if keys.payment_tokens
+        && options.payment_token_keys_file.is_none()
+        && stored.get(Field::PaymentTokenKeys).is_none()
+    {
+        problems.push(
+            "no payment token keys: set COMMERCEX_PAYMENT_TOKEN_KEYS_FILE \
+             (--payment-token-keys-file) to a file with 32 random bytes in base64 (e.g. from \
+             `openssl rand -base64 32`), the same for orders and payments, or \
+             payment_token_keys in Vault",
+        );
+    }
+    if keys.signing
         && options.jwt_signing_key_file.is_none()
         && stored.get(Field::JwtSigningKey).is_none()
     {
@@ -552,6 +588,34 @@ fn signing_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Sig
         current: Arc::new(current),
         retired: retired_keys(options, stored)?,
     })
+}
+
+const DEV_PAYMENT_TOKEN_KEYS_FILE: &str = "dev-payment-token-keys";
+
+/// The payment token keys: from their file, the secret store, or in development generated once
+/// into the data directory (which every process of a development deployment shares).
+fn payment_token_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<SealingKeys> {
+    let given = stored.resolve(
+        None,
+        options.payment_token_keys_file.as_ref(),
+        Field::PaymentTokenKeys,
+    )?;
+    let text = match given {
+        Some(text) => text,
+        None => {
+            let path = options.data_dir.join(DEV_PAYMENT_TOKEN_KEYS_FILE);
+            if !path.exists() {
+                platform::db::create_private_dir(&options.data_dir)
+                    .with_context(|| format!("creating {}", options.data_dir.display()))?;
+                let line = SealingKeys::generate_line()?;
+                if publish_private(&path, &format!("{line}\n"))? {
+                    tracing::warn!(path = %path.display(), "generated a development payment token key; production needs COMMERCEX_PAYMENT_TOKEN_KEYS_FILE");
+                }
+            }
+            read_secret_file(&path)?
+        }
+    };
+    SealingKeys::parse(text.expose_secret()).context("loading the payment token keys")
 }
 
 /// The public halves of retired signing keys, still published in the JWKS during a rotation:

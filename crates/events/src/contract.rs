@@ -184,8 +184,10 @@ pub mod orders {
         pub customer_id: Uuid,
         pub lines: Vec<OrderLine>,
         pub total: Price,
-        /// Opaque token the payment provider charges; only the payments service uses it.
-        pub payment_token: String,
+        /// What the customer pays with, sealed for this order with the payment token keys
+        /// (`platform::sealing`): only the payments service opens it, when it charges. The
+        /// token itself is never in an event.
+        pub sealed_payment_token: String,
     }
 
     impl EventKind for OrderPlacedV1 {

@@ -61,7 +61,9 @@ pub struct DeadLetter {
 }
 
 /// Fields of event data that are credentials, not records: shown to no one.
-const SECRET_FIELDS: &[&str] = &["payment_token"];
+// A sealed token is safe to show, but an operator has no use for it either; the plain one
+// only appears in events from before tokens were sealed.
+const SECRET_FIELDS: &[&str] = &["payment_token", "sealed_payment_token"];
 
 impl DeadLetter {
     /// The letter as an operator may see it: its event's credentials (a payment token)

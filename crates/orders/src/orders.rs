@@ -10,6 +10,8 @@ use events::contract::{EventKind, Price};
 use events::outbox::Outbox;
 use platform::auth::AuthUser;
 use platform::db::{Db, Tx};
+use platform::sealing::SealingKeys;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -69,17 +71,20 @@ const OVERDUE_BATCH: i64 = 100;
 pub struct Orders {
     db: Db,
     outbox: Outbox,
+    /// Seal the customer's payment token before it goes into `order.placed`.
+    payment_tokens: Arc<SealingKeys>,
     store: OrderStore,
     settled: Settled,
     watchers: Watchers,
 }
 
 impl Orders {
-    pub fn new(db: Db, outbox: Outbox) -> Self {
+    pub fn new(db: Db, outbox: Outbox, payment_tokens: Arc<SealingKeys>) -> Self {
         Self {
             store: OrderStore::new(db.clone()),
             db,
             outbox,
+            payment_tokens,
             settled: Settled::default(),
             watchers: Watchers::default(),
         }
@@ -193,7 +198,10 @@ impl Orders {
                 amount: order.total,
                 currency: order.currency.clone(),
             },
-            payment_token: request.payment_token,
+            sealed_payment_token: self
+                .payment_tokens
+                .seal(&request.payment_token, order.id.as_bytes())
+                .map_err(|error| OrdersError::Internal(error.into()))?,
         };
         let envelope =
             Envelope::of(SOURCE, order.id.to_string(), &event).correlated(order.id.to_string());

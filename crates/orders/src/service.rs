@@ -6,6 +6,7 @@ use events::bus::EventBus;
 use events::consumer::{Consumer, ConsumerSettings};
 use events::service_db::{ServiceDb, StoreSettings};
 use platform::db::{DbError, Migrations, Storage};
+use platform::sealing::SealingKeys;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::handlers::{GROUP, OrdersHandler, TOPICS};
@@ -31,9 +32,19 @@ impl OrdersService {
         ServiceDb::open(storage, store, SCHEMA, &migrations()).await
     }
 
-    pub async fn open(storage: &Storage, store: StoreSettings) -> Result<Self, DbError> {
+    /// Opens (and migrates) the service's database; `payment_tokens` seal what customers pay
+    /// with before it goes into `order.placed`.
+    pub async fn open(
+        storage: &Storage,
+        store: StoreSettings,
+        payment_tokens: Arc<SealingKeys>,
+    ) -> Result<Self, DbError> {
         let store = Self::open_db(storage, store).await?;
-        let orders = Arc::new(Orders::new(store.db.clone(), store.outbox.clone()));
+        let orders = Arc::new(Orders::new(
+            store.db.clone(),
+            store.outbox.clone(),
+            payment_tokens,
+        ));
         Ok(Self { store, orders })
     }
 

@@ -53,7 +53,7 @@ impl EventHandler for PaymentsHandler {
                         order.order_id,
                         order.customer_id,
                         &order.total,
-                        &order.payment_token,
+                        &order.sealed_payment_token,
                     )
                     .await
             }

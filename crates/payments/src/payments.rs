@@ -10,6 +10,8 @@ use events::contract::{EventKind, Price};
 use events::outbox::Outbox;
 use platform::db::Tx;
 use platform::money::{Currency, Money};
+use platform::sealing::SealingKeys;
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::provider::{ChargeOutcome, PaymentProvider, ProviderError};
@@ -32,6 +34,8 @@ impl From<ProviderError> for HandlerError {
 pub struct Payments {
     store: PaymentStore,
     provider: Arc<dyn PaymentProvider>,
+    /// Open the sealed payment token at the moment of the charge, and not before.
+    payment_tokens: Arc<SealingKeys>,
     outbox: Outbox,
 }
 
@@ -43,10 +47,16 @@ fn price(money: Money) -> Price {
 }
 
 impl Payments {
-    pub fn new(store: PaymentStore, provider: Arc<dyn PaymentProvider>, outbox: Outbox) -> Self {
+    pub fn new(
+        store: PaymentStore,
+        provider: Arc<dyn PaymentProvider>,
+        payment_tokens: Arc<SealingKeys>,
+        outbox: Outbox,
+    ) -> Self {
         Self {
             store,
             provider,
+            payment_tokens,
             outbox,
         }
     }
@@ -55,19 +65,20 @@ impl Payments {
         &self.store
     }
 
-    /// An order was placed: remember what to charge once its stock is held.
+    /// An order was placed: remember what to charge once its stock is held. The payment
+    /// token stays sealed at rest.
     pub async fn expect(
         &self,
         tx: &mut Tx,
         order_id: Uuid,
         customer_id: Uuid,
         total: &Price,
-        token: &str,
+        sealed_token: &str,
     ) -> Result<(), HandlerError> {
         let currency = Currency::parse(&total.currency).map_err(HandlerError::permanent)?;
         let amount = Money::price(total.amount, currency).map_err(HandlerError::permanent)?;
         self.store
-            .open(tx, order_id, customer_id, amount, token)
+            .open(tx, order_id, customer_id, amount, sealed_token)
             .await?;
         Ok(())
     }
@@ -90,10 +101,16 @@ impl Payments {
         if payment.status != "awaiting_stock" {
             return Ok(());
         }
+        // A token that does not open is the operator's to fix (a key missing from this
+        // process): dead-lettered, and replayed once the key is back.
+        let token = self
+            .payment_tokens
+            .open(&payment.sealed_token, order_id.as_bytes())
+            .map_err(HandlerError::permanent)?;
         let key = format!("charge-{order_id}");
         let outcome = self
             .provider
-            .charge(&key, &payment.token, payment.amount)
+            .charge(&key, token.expose_secret(), payment.amount)
             .await?;
         let subject = order_id.to_string();
         match outcome {

@@ -6,6 +6,7 @@ use events::bus::EventBus;
 use events::consumer::{Consumer, ConsumerSettings};
 use events::service_db::{ServiceDb, StoreSettings};
 use platform::db::{DbError, Migrations, Storage};
+use platform::sealing::SealingKeys;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::handlers::{GROUP, PaymentsHandler, TOPICS};
@@ -37,11 +38,13 @@ impl PaymentsService {
         storage: &Storage,
         store: StoreSettings,
         provider: Arc<dyn PaymentProvider>,
+        payment_tokens: Arc<SealingKeys>,
     ) -> Result<Self, DbError> {
         let store = Self::open_db(storage, store).await?;
         let payments = Arc::new(Payments::new(
             PaymentStore::new(store.db.clone()),
             provider,
+            payment_tokens,
             store.outbox.clone(),
         ));
         Ok(Self { store, payments })

@@ -23,7 +23,8 @@ pub struct Payment {
     pub order_id: Uuid,
     pub customer_id: Uuid,
     pub amount: Money,
-    pub token: String,
+    /// The customer's payment token as `order.placed` carried it: sealed (`platform::sealing`).
+    pub sealed_token: String,
     pub status: String,
     pub provider_ref: Option<String>,
     pub failure_reason: Option<String>,
@@ -60,7 +61,7 @@ fn read(row: &AnyRow) -> Result<Payment, StoreError> {
         order_id: uuid(row, "order_id")?,
         customer_id: uuid(row, "customer_id")?,
         amount: Money::new(row.try_get("amount")?, currency),
-        token: row.try_get("payment_token")?,
+        sealed_token: row.try_get("payment_token")?,
         status: row.try_get("status")?,
         provider_ref: row.try_get("provider_ref")?,
         failure_reason: row.try_get("failure_reason")?,

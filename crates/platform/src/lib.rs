@@ -5,6 +5,7 @@ pub mod db;
 pub mod http;
 pub mod money;
 pub mod problem;
+pub mod sealing;
 pub mod secret;
 pub mod shared_redis;
 pub mod time;

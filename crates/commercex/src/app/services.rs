@@ -52,6 +52,12 @@ impl Services {
     ) -> anyhow::Result<Self> {
         let (storage, store) = (&settings.storage, settings.store);
         let mut services = Self::default();
+        let payment_token_keys = || {
+            settings
+                .payment_token_keys
+                .clone()
+                .context("orders and payments need the payment token keys")
+        };
         for service in which {
             match service {
                 ServiceName::Users => {
@@ -89,7 +95,8 @@ impl Services {
                     services.inventory = Some(InventoryService::open(storage, store).await?);
                 }
                 ServiceName::Orders => {
-                    services.orders = Some(OrdersService::open(storage, store).await?);
+                    services.orders =
+                        Some(OrdersService::open(storage, store, payment_token_keys()?).await?);
                 }
                 ServiceName::Payments => {
                     // Real providers plug in here, chosen by configuration, behind one trait.
@@ -103,8 +110,10 @@ impl Services {
                         );
                     }
                     let provider = Arc::new(SandboxProvider::new());
-                    services.payments =
-                        Some(PaymentsService::open(storage, store, provider).await?);
+                    services.payments = Some(
+                        PaymentsService::open(storage, store, provider, payment_token_keys()?)
+                            .await?,
+                    );
                 }
                 ServiceName::Gateway => {}
             }

@@ -11,7 +11,7 @@ use crate::app::services::Services;
 use crate::cli::Options;
 use crate::cli::ServiceName;
 use crate::secrets::StoredSecrets;
-use crate::settings::{Settings, Signing};
+use crate::settings::{NeededKeys, Settings};
 
 pub async fn create(
     options: &Options,
@@ -33,7 +33,14 @@ pub async fn create(
             SecretString::from(line.trim_end_matches(['\n', '\r']).to_owned())
         }
     };
-    let settings = Settings::load(options, stored, Signing::Signs)?;
+    let settings = Settings::load(
+        options,
+        stored,
+        NeededKeys {
+            signing: true,
+            payment_tokens: false,
+        },
+    )?;
     let services = Services::open(&settings, &[ServiceName::Users], None).await?;
     let users = services.users.context("the users service is open")?;
     let admin = bootstrap_admin(&users, email, password.expose_secret(), name, promotion).await?;

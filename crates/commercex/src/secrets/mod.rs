@@ -27,16 +27,19 @@ pub enum Field {
     JwtRetiredKeys,
     /// librdkafka properties with credentials (`sasl.password=...`), one `key=value` a line.
     KafkaOptions,
+    /// The keys that seal payment tokens (`platform::sealing`): base64, one per line.
+    PaymentTokenKeys,
 }
 
 impl Field {
-    pub const ALL: [Field; 6] = [
+    pub const ALL: [Field; 7] = [
         Field::DatabaseUrl,
         Field::RedisUrl,
         Field::AdminPassword,
         Field::JwtSigningKey,
         Field::JwtRetiredKeys,
         Field::KafkaOptions,
+        Field::PaymentTokenKeys,
     ];
 
     pub fn key(self) -> &'static str {
@@ -47,6 +50,7 @@ impl Field {
             Field::JwtSigningKey => "jwt_signing_key",
             Field::JwtRetiredKeys => "jwt_retired_keys",
             Field::KafkaOptions => "kafka_options",
+            Field::PaymentTokenKeys => "payment_token_keys",
         }
     }
 

@@ -220,6 +220,33 @@ app_tests! {
         app.stop().await;
     }
 
+    async fn the_payment_token_is_sealed_in_the_event_and_at_rest(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "SEALED-1", 5).await;
+        let (customer, _) = app.signed_up("sealed@example.com").await;
+        let response = app.place(&customer, "sealed-1", &order_body(&[(&product, 1)], "tok_visa")).await;
+        let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        // Payments opened it: the charge went through with the customer's token.
+        assert_eq!(app.settled(&customer, &id).await["status"], "confirmed");
+        wait_for("order.placed on the bus", || async { !app.published(&id).await.is_empty() }).await;
+        let published = app.published(&id).await;
+        let placed = published.iter().find(|e| e["type"] == "commercex.order.placed.v1").unwrap();
+        let sealed = placed["data"]["sealed_payment_token"].as_str().unwrap();
+        assert!(sealed.starts_with("cxs1."), "{sealed}");
+        assert!(placed["data"].get("payment_token").is_none());
+        assert!(!placed.to_string().contains("tok_visa"), "the token is not in the event");
+        let db = app.database("payments").await;
+        let stored: String = sqlx::query_scalar("SELECT payment_token FROM payments WHERE order_id = $1")
+            .bind(&id)
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+        db.close().await;
+        assert!(stored.starts_with("cxs1.") && !stored.contains("tok_visa"), "payments keeps it sealed");
+        app.stop().await;
+    }
+
     async fn a_client_waits_for_its_order_to_settle_in_one_request(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let admin = app.admin_token().await;

@@ -246,16 +246,25 @@ async fn the_production_profile_refuses_development_defaults() {
     );
     assert!(stderr.contains("COMMERCEX_SIGNUPS_PER_CLIENT"), "{stderr}");
     assert!(
+        stderr.contains("COMMERCEX_PAYMENT_TOKEN_KEYS_FILE"),
+        "{stderr}"
+    );
+    assert!(
         !dir.path().join("dev-signing-key.pem").exists(),
         "no key was generated"
     );
 
-    // With a real key and metrics apart, it refuses only the sandbox payments, by name.
+    // With real keys and metrics apart, it refuses only the sandbox payments, by name.
     let key = platform::auth::SigningKey::generate();
     let key_file = write_file(
         dir.path(),
         "signing.pem",
         secrecy::ExposeSecret::expose_secret(key.to_pkcs8_pem()),
+    );
+    let payment_token_keys = write_file(
+        dir.path(),
+        "payment-token-keys",
+        &platform::sealing::SealingKeys::generate_line().unwrap(),
     );
     let mut args: Vec<String> = [
         "--profile",
@@ -268,6 +277,8 @@ async fn the_production_profile_refuses_development_defaults() {
         &data_dir,
         "--jwt-signing-key-file",
         &key_file.display().to_string(),
+        "--payment-token-keys-file",
+        &payment_token_keys.display().to_string(),
     ]
     .iter()
     .map(|s| (*s).to_owned())

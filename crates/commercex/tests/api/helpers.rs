@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use commercex::app::Application;
-use commercex::settings::{Settings, Signing};
+use commercex::settings::{NeededKeys, Settings};
 use platform::db::{Db, PoolSettings, Storage};
 use reqwest::{Client, Response};
 use secrecy::ExposeSecret;
@@ -104,7 +104,7 @@ pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &La
     let cli = commercex::config_file::parse_cli_from(args.into_iter().map(Into::into).collect())
         .expect("parse options");
     let settings =
-        Settings::load(&cli.options, &Default::default(), Signing::Signs).expect("load settings");
+        Settings::load(&cli.options, &Default::default(), NeededKeys::ALL).expect("load settings");
     let app = Application::build(settings)
         .await
         .expect("build the application");
