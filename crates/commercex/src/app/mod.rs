@@ -270,6 +270,12 @@ impl Application {
         })
     }
 
+    /// The databases the process opened (each service's, and the in-database bus's): what an
+    /// operator's tool or a test holds to look at, or lean on, the pools the process uses.
+    pub fn databases(&self) -> &[Db] {
+        &self.databases
+    }
+
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }

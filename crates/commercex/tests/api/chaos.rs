@@ -87,6 +87,7 @@ fn run_control(variable: &str) -> Result<(), String> {
 
 enum Fault {
     Kill(String),
+    Terminate(String),
     KafkaDown,
     PostgresRestart,
     RedisDown,
@@ -98,6 +99,7 @@ impl Fault {
     fn kind(&self) -> &'static str {
         match self {
             Fault::Kill(_) => "kill",
+            Fault::Terminate(_) => "term",
             Fault::KafkaDown => "kafka",
             Fault::PostgresRestart => "postgres",
             Fault::RedisDown => "redis",
@@ -109,6 +111,7 @@ impl Fault {
     fn name(&self) -> String {
         match self {
             Fault::Kill(process) => format!("SIGKILL {process}, restart"),
+            Fault::Terminate(process) => format!("SIGTERM {process}, restart"),
             Fault::KafkaDown => "Kafka broker stopped".into(),
             Fault::PostgresRestart => "PostgreSQL restarted".into(),
             Fault::RedisDown => "Redis stopped".into(),
@@ -123,6 +126,76 @@ struct Injected {
     at: Duration,
     took: Duration,
     outcome: Result<(), String>,
+    /// After a restart: how long until an order placed then was final.
+    resumed: Option<Resumed>,
+}
+
+/// How long, at most, a restarted process may take to be part of checkout again: an order
+/// placed right after it restarted is final within this (docs/ARCHITECTURE.md).
+const RESUME_BOUND: Duration = Duration::from_secs(20);
+
+struct Resumed {
+    order: Option<String>,
+    took: Duration,
+}
+
+/// Places one order now and follows it until it is final: how long the platform takes to
+/// carry a checkout through once a process is back.
+async fn probe_checkout(base: &str, token: &str, product: &str, key: &str) -> Resumed {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let body = order_body(&[(product, 1)], "tok_visa");
+    let give_up = started + PLACE_WAIT + SETTLE_WAIT;
+    let mut order = None;
+    while order.is_none() && Instant::now() < give_up {
+        let answer = client
+            .post(format!("{base}/api/v1/orders"))
+            .bearer_auth(token)
+            .header("idempotency-key", key)
+            .json(&body)
+            .send()
+            .await;
+        match answer {
+            Ok(response) if response.status() == 202 => {
+                let placed: Value = response.json().await.unwrap();
+                order = placed["id"].as_str().map(str::to_owned);
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let Some(id) = order else {
+        return Resumed {
+            order: None,
+            took: started.elapsed(),
+        };
+    };
+    while Instant::now() < give_up {
+        let answer = client
+            .get(format!("{base}/api/v1/orders/{id}?wait=5s"))
+            .bearer_auth(token)
+            .send()
+            .await;
+        let status = match answer {
+            Ok(response) if response.status() == 200 => response
+                .json::<Value>()
+                .await
+                .ok()
+                .and_then(|order| order["status"].as_str().map(str::to_owned)),
+            _ => None,
+        };
+        match status.as_deref() {
+            Some("pending") | None => tokio::time::sleep(Duration::from_millis(50)).await,
+            Some(_) => break,
+        }
+    }
+    Resumed {
+        order: Some(id),
+        took: started.elapsed(),
+    }
 }
 
 /// What one customer saw.
@@ -236,7 +309,15 @@ async fn inject(app: &mut TestApp, fault: &Fault, params: &Params) -> Result<(),
             app.deployment
                 .as_mut()
                 .unwrap()
-                .kill_and_restart(process)
+                .restart(process, "-KILL")
+                .await;
+            Ok(())
+        }
+        Fault::Terminate(process) => {
+            app.deployment
+                .as_mut()
+                .unwrap()
+                .restart(process, "-TERM")
                 .await;
             Ok(())
         }
@@ -608,6 +689,8 @@ async fn chaos() {
         ));
     }
 
+    // Places an order after each restart, to time how soon checkout works again.
+    let (prober, _) = app.signed_up("chaos-prober@example.com").await;
     let started = Instant::now();
     let mut faults: Vec<Fault> = app
         .deployment
@@ -615,7 +698,12 @@ async fn chaos() {
         .unwrap()
         .processes
         .iter()
-        .map(|p| Fault::Kill(p.name.clone()))
+        .flat_map(|p| {
+            [
+                Fault::Kill(p.name.clone()),
+                Fault::Terminate(p.name.clone()),
+            ]
+        })
         .collect();
     faults.extend([
         Fault::KafkaDown,
@@ -624,10 +712,10 @@ async fn chaos() {
         Fault::DatabaseLocked,
     ]);
     faults.extend(disk_dir.as_ref().map(|_| Fault::DiskFull));
-    // CHAOS_FAULTS=kill,kafka,postgres,redis,locked,disk (the default: all of them) picks the
-    // kinds.
+    // CHAOS_FAULTS=kill,term,kafka,postgres,redis,locked,disk (the default: all of them)
+    // picks the kinds.
     let kinds = std::env::var("CHAOS_FAULTS")
-        .unwrap_or_else(|_| "kill,kafka,postgres,redis,locked,disk".into());
+        .unwrap_or_else(|_| "kill,term,kafka,postgres,redis,locked,disk".into());
     faults.retain(|fault| kinds.split(',').any(|kind| kind.trim() == fault.kind()));
     let gap = params.duration / (faults.len() as u32 + 1);
     let mut injected = Vec::new();
@@ -636,11 +724,25 @@ async fn chaos() {
         tokio::time::sleep_until(due.into()).await;
         let at = started.elapsed();
         let outcome = inject(&mut app, fault, &params).await;
+        let took = started.elapsed() - at;
+        let resumed = match fault {
+            Fault::Kill(_) | Fault::Terminate(_) => Some(
+                probe_checkout(
+                    &app.url(""),
+                    &prober,
+                    &products[0],
+                    &format!("chaos-probe-{k}"),
+                )
+                .await,
+            ),
+            _ => None,
+        };
         injected.push(Injected {
             fault: fault.name(),
             at,
-            took: started.elapsed() - at,
+            took,
             outcome,
+            resumed,
         });
     }
     tokio::time::sleep_until((started + params.duration).into()).await;
@@ -657,6 +759,11 @@ async fn chaos() {
         }
     }
     let load_ended = started.elapsed();
+    tally.accepted.extend(
+        injected
+            .iter()
+            .filter_map(|fault| fault.resumed.as_ref()?.order.clone()),
+    );
 
     let drain_started = Instant::now();
     while !drained(&app).await && drain_started.elapsed() < params.drain {
@@ -679,6 +786,17 @@ async fn chaos() {
         });
     }
     checks.push(faults_check);
+    let mut resumed_check = Check::new("an order placed after each restart final within 20 s");
+    for fault in &injected {
+        let Some(resumed) = &fault.resumed else {
+            continue;
+        };
+        resumed_check.expect(
+            resumed.order.is_some() && resumed.took <= RESUME_BOUND,
+            || format!("{}: {:?} after the restart", fault.fault, resumed.took),
+        );
+    }
+    checks.push(resumed_check);
 
     if let Ok(dir) = std::env::var("CHAOS_LOG_DIR") {
         for process in &app.deployment.as_ref().unwrap().processes {
@@ -717,9 +835,13 @@ async fn chaos() {
     println!("{:<44} {:>8}", "poison events injected", poison.len());
     println!("\n{:<36} {:>8} {:>8}  outcome", "fault", "at", "took");
     for fault in &injected {
-        let outcome = match &fault.outcome {
-            Ok(()) => "done".to_owned(),
-            Err(e) => format!("FAILED: {e}"),
+        let outcome = match (&fault.outcome, &fault.resumed) {
+            (Ok(()), None) => "done".to_owned(),
+            (Ok(()), Some(resumed)) => format!(
+                "done; an order placed then was final {:.1?} later",
+                resumed.took
+            ),
+            (Err(e), _) => format!("FAILED: {e}"),
         };
         println!(
             "{:<36} {:>7.1?} {:>7.1?}  {outcome}",

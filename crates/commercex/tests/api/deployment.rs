@@ -154,13 +154,23 @@ impl Deployment {
 
     /// Kills `name` with SIGKILL (no draining, no goodbye) and starts it again on its address.
     pub async fn kill_and_restart(&mut self, name: &str) {
+        self.restart(name, "-KILL").await;
+    }
+
+    /// Stops process `name` with `signal` (`-KILL`: it dies at once; `-TERM`: it drains and
+    /// exits cleanly, as in a rolling update) and starts it again in its place.
+    pub async fn restart(&mut self, name: &str, signal: &str) {
         let process = self
             .processes
             .iter_mut()
             .find(|p| p.name == name)
             .unwrap_or_else(|| panic!("no process {name}"));
-        let status = crate::cli::signal_and_wait(&mut process.child, "-KILL").await;
-        assert!(!status.success(), "{name} was killed");
+        let status = crate::cli::signal_and_wait(&mut process.child, signal).await;
+        assert_eq!(
+            status.success(),
+            signal != "-KILL",
+            "{name} after {signal}: {status:?}"
+        );
         let dir = process.log.parent().expect("log directory").to_owned();
         let command: Vec<&str> = process.command.iter().map(String::as_str).collect();
         let restarted = start_process(

@@ -30,6 +30,8 @@ pub struct TestApp {
     task: Option<JoinHandle<anyhow::Result<()>>>,
     /// The processes, when the platform runs distributed.
     pub deployment: Option<Deployment>,
+    /// The pools the app itself uses, when it runs in this process.
+    pub databases: Vec<platform::db::Db>,
     _data_dir_guard: Option<tempfile::TempDir>,
 }
 
@@ -109,6 +111,7 @@ pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &La
         .await
         .expect("build the application");
     let addr = app.local_addr().expect("bound address");
+    let databases = app.databases().to_vec();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
     TestApp {
@@ -119,6 +122,7 @@ pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &La
         shutdown,
         task: Some(task),
         deployment: None,
+        databases,
         _data_dir_guard: guard,
     }
 }
@@ -145,6 +149,7 @@ impl TestApp {
             shutdown: CancellationToken::new(),
             task: None,
             deployment: None,
+            databases: Vec::new(),
             _data_dir_guard: None,
         }
     }

@@ -1,5 +1,5 @@
 use serde_json::{Value, json};
-use testkit::app_tests;
+use testkit::{app_tests, backend_tests};
 
 use crate::helpers::*;
 
@@ -197,6 +197,66 @@ async fn closed_within(stream: &mut (impl tokio::io::AsyncRead + Unpin), seconds
         .is_ok()
 }
 
+/// A read from each service that touches its database: (service, path, token).
+async fn reads_of_every_service(app: &TestApp) -> Vec<(&'static str, String, String)> {
+    let admin = app.admin_token().await;
+    let product = app.orderable_product(&admin, "OUTAGE-1", 5).await;
+    let (customer, _) = app.signed_up("outage@example.com").await;
+    vec![
+        ("users", "/api/v1/users/me".to_owned(), customer.clone()),
+        (
+            "catalog",
+            "/api/v1/products?limit=5".to_owned(),
+            customer.clone(),
+        ),
+        (
+            "inventory",
+            format!("/api/v1/inventory/{product}"),
+            admin.clone(),
+        ),
+        ("orders", "/api/v1/orders".to_owned(), customer),
+        (
+            "payments",
+            format!("/api/v1/payments?order_id={}", uuid::Uuid::now_v7()),
+            admin,
+        ),
+    ]
+}
+
+/// The answer to `path` is a 503 with `Retry-After: 1`, never a 500.
+async fn assert_unavailable(app: &TestApp, service: &str, path: &str, token: &str) {
+    let answer = app.get(path, Some(token)).await;
+    let status = answer.status();
+    let retry_after = answer.headers().get("retry-after").cloned();
+    let body = answer.text().await.unwrap();
+    assert_eq!(status, 503, "{service}: {path}: {body}");
+    assert_eq!(retry_after.unwrap(), "1", "{service}");
+}
+
+backend_tests! {
+    /// Every service with its pool exhausted (every connection taken, by the test here):
+    /// each answers 503 with Retry-After once it gives up waiting for a connection, on both
+    /// databases, and serves again once connections are free.
+    async fn every_service_answers_503_while_its_pool_is_exhausted(storage: TestStorage) {
+        let app = spawn_app_with(&storage, &["--db-max-connections", "2"]).await;
+        let reads = reads_of_every_service(&app).await;
+        for (service, path, token) in &reads {
+            let db = app.databases.iter().find(|db| db.schema() == *service).unwrap();
+            let mut taken = Vec::new();
+            while let Ok(Ok(connection)) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), db.pool().acquire()).await
+            {
+                taken.push(connection);
+            }
+            assert!(!taken.is_empty(), "{service}: the test holds its connections");
+            assert_unavailable(&app, service, path, token).await;
+            drop(taken);
+            assert_ne!(app.get(path, Some(token)).await.status(), 503, "{service} serves again");
+        }
+        app.stop().await;
+    }
+}
+
 /// Every service, its database refusing connections (PostgreSQL: connections cut, new ones
 /// refused): each answers 503 with Retry-After, never 500, and serves again once the database
 /// is back.
@@ -212,28 +272,7 @@ async fn every_service_answers_503_while_its_database_is_unreachable() {
     };
     let name = url.expose_secret().rsplit('/').next().unwrap().to_owned();
     let app = spawn_app(&storage).await;
-    let admin = app.admin_token().await;
-    let product = app.orderable_product(&admin, "OUTAGE-1", 5).await;
-    let (customer, _) = app.signed_up("outage@example.com").await;
-    let reads = [
-        ("users", "/api/v1/users/me".to_owned(), customer.clone()),
-        (
-            "catalog",
-            "/api/v1/products?limit=5".to_owned(),
-            customer.clone(),
-        ),
-        (
-            "inventory",
-            format!("/api/v1/inventory/{product}"),
-            admin.clone(),
-        ),
-        ("orders", "/api/v1/orders".to_owned(), customer.clone()),
-        (
-            "payments",
-            format!("/api/v1/payments?order_id={}", uuid::Uuid::now_v7()),
-            admin.clone(),
-        ),
-    ];
+    let reads = reads_of_every_service(&app).await;
     let mut admin_db = sqlx::AnyConnection::connect(&testkit::postgres_url().unwrap())
         .await
         .unwrap();
@@ -249,12 +288,7 @@ async fn every_service_answers_503_while_its_database_is_unreachable() {
         .await
         .unwrap();
     for (service, path, token) in &reads {
-        let answer = app.get(path, Some(token)).await;
-        let status = answer.status();
-        let retry_after = answer.headers().get("retry-after").cloned();
-        let body = answer.text().await.unwrap();
-        assert_eq!(status, 503, "{service}: {path}: {body}");
-        assert_eq!(retry_after.unwrap(), "1", "{service}");
+        assert_unavailable(&app, service, path, token).await;
     }
     admin_db
         .execute(sqlx::AssertSqlSafe(allow(true)))
