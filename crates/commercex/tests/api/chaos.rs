@@ -131,8 +131,13 @@ struct Injected {
 }
 
 /// How long, at most, a restarted process may take to be part of checkout again: an order
-/// placed right after it restarted is final within this (docs/ARCHITECTURE.md).
+/// placed right after it restarted is final within this (docs/ARCHITECTURE.md). After SIGTERM
+/// the process left its consumer groups, so the new one takes its partitions at once.
 const RESUME_BOUND: Duration = Duration::from_secs(20);
+/// After SIGKILL the dead process's group members hold their partitions until their session
+/// times out (10 s), and a rebalance waits up to the rebalance timeout
+/// (`max.poll.interval.ms`, 60 s) for members to rejoin; measured on tansu: up to 80 s.
+const CRASH_RESUME_BOUND: Duration = Duration::from_secs(90);
 
 struct Resumed {
     order: Option<String>,
@@ -786,15 +791,19 @@ async fn chaos() {
         });
     }
     checks.push(faults_check);
-    let mut resumed_check = Check::new("an order placed after each restart final within 20 s");
-    for fault in &injected {
-        let Some(resumed) = &fault.resumed else {
+    let mut resumed_check =
+        Check::new("a checkout after a restart: final in 20 s (TERM), 90 s (KILL)");
+    for (fault, injected) in faults.iter().zip(&injected) {
+        let Some(resumed) = &injected.resumed else {
             continue;
         };
-        resumed_check.expect(
-            resumed.order.is_some() && resumed.took <= RESUME_BOUND,
-            || format!("{}: {:?} after the restart", fault.fault, resumed.took),
-        );
+        let bound = match fault {
+            Fault::Kill(_) => CRASH_RESUME_BOUND,
+            _ => RESUME_BOUND,
+        };
+        resumed_check.expect(resumed.order.is_some() && resumed.took <= bound, || {
+            format!("{}: {:?} after the restart", injected.fault, resumed.took)
+        });
     }
     checks.push(resumed_check);
 
