@@ -101,11 +101,13 @@ impl OpenBao {
     }
 }
 
-/// The fields the platform reads: a signing key and the admin's password.
+/// The fields the platform reads: a signing key, the admin's password and the payment token
+/// keys (a fixed one: 32 zero bytes).
 fn secrets(key: &platform::auth::SigningKey, admin_password: &str) -> Value {
     json!({
         "jwt_signing_key": key.to_pkcs8_pem().expose_secret(),
         "admin_password": admin_password,
+        "payment_token_keys": format!("{}=", "A".repeat(43)),
     })
 }
 
