@@ -156,8 +156,9 @@ mount_small_disk() {
 }
 
 cleanup() {
-  if [ -n "${SMALL_DISK:-}" ]; then umount "$SMALL_DISK" 2>/dev/null || true; rmdir "$SMALL_DISK" 2>/dev/null || true; fi
   if [ -n "${PG_STOP:-}" ]; then "${PG_STOP[@]}" >/dev/null 2>&1 || true; fi
+  # After the server that keeps files on it has stopped.
+  if [ -n "${SMALL_DISK:-}" ]; then umount "$SMALL_DISK" 2>/dev/null || true; rmdir "$SMALL_DISK" 2>/dev/null || true; fi
   if [ -n "${PG_TMP:-}" ]; then rm -rf "$PG_TMP"; fi
   if [ -n "${REDIS_TMP:-}" ]; then
     kill "$(cat "$REDIS_TMP/redis.pid" 2>/dev/null)" 2>/dev/null || true
