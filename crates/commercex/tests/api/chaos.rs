@@ -726,30 +726,29 @@ async fn chaos() {
     faults.retain(|fault| kinds.split(',').any(|kind| kind.trim() == fault.kind()));
     let gap = params.duration / (faults.len() as u32 + 1);
     let mut injected = Vec::new();
+    let mut probes = HashMap::new();
     for (k, fault) in faults.iter().enumerate() {
         let due = started + gap * (k as u32 + 1);
         tokio::time::sleep_until(due.into()).await;
         let at = started.elapsed();
         let outcome = inject(&mut app, fault, &params).await;
         let took = started.elapsed() - at;
-        let resumed = match fault {
-            Fault::Kill(_) | Fault::Terminate(_) => Some(
-                probe_checkout(
-                    &app.url(""),
-                    &prober,
-                    &products[0],
-                    &format!("chaos-probe-{k}"),
-                )
-                .await,
-            ),
-            _ => None,
-        };
+        // Timed in the background: the faults keep their schedule, as in a real bad day.
+        if let Fault::Kill(_) | Fault::Terminate(_) = fault {
+            let (base, prober, product) = (app.url(""), prober.clone(), products[0].clone());
+            probes.insert(
+                k,
+                tokio::spawn(async move {
+                    probe_checkout(&base, &prober, &product, &format!("chaos-probe-{k}")).await
+                }),
+            );
+        }
         injected.push(Injected {
             fault: fault.name(),
             at,
             took,
             outcome,
-            resumed,
+            resumed: None,
         });
     }
     tokio::time::sleep_until((started + params.duration).into()).await;
@@ -766,6 +765,9 @@ async fn chaos() {
         }
     }
     let load_ended = started.elapsed();
+    for (k, probe) in probes {
+        injected[k].resumed = Some(probe.await.unwrap());
+    }
     tally.accepted.extend(
         injected
             .iter()
