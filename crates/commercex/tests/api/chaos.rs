@@ -179,19 +179,7 @@ async fn probe_checkout(base: &str, token: &str, product: &str, key: &str) -> Re
         };
     };
     while Instant::now() < give_up {
-        let answer = client
-            .get(format!("{base}/api/v1/orders/{id}?wait=5s"))
-            .bearer_auth(token)
-            .send()
-            .await;
-        let status = match answer {
-            Ok(response) if response.status() == 200 => response
-                .json::<Value>()
-                .await
-                .ok()
-                .and_then(|order| order["status"].as_str().map(str::to_owned)),
-            _ => None,
-        };
+        let status = order_status(&client, base, token, &format!("{id}?wait=5s")).await;
         match status.as_deref() {
             Some("pending") | None => tokio::time::sleep(Duration::from_millis(50)).await,
             Some(_) => break,
@@ -281,19 +269,7 @@ async fn customer(
         let Some(id) = accepted else { continue };
         let give_up = Instant::now() + SETTLE_WAIT;
         loop {
-            let order = client
-                .get(format!("{base}/api/v1/orders/{id}"))
-                .bearer_auth(&token)
-                .send()
-                .await;
-            let status = match order {
-                Ok(response) if response.status() == 200 => response
-                    .json::<Value>()
-                    .await
-                    .ok()
-                    .map(|o| o["status"].clone()),
-                _ => None,
-            };
+            let status = order_status(&client, &base, &token, &id).await;
             if status.as_ref().is_some_and(|s| s != "pending") {
                 break;
             }
@@ -306,6 +282,25 @@ async fn customer(
         tally.accepted.push(id);
     }
     tally
+}
+
+/// The status of the order at `/api/v1/orders/{target}`, or `None` while faults keep the
+/// answer from coming.
+async fn order_status(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    target: &str,
+) -> Option<String> {
+    let response = client
+        .get(format!("{base}/api/v1/orders/{target}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()
+        .filter(|response| response.status() == 200)?;
+    let order: Value = response.json().await.ok()?;
+    order["status"].as_str().map(str::to_owned)
 }
 
 async fn inject(app: &mut TestApp, fault: &Fault, params: &Params) -> Result<(), String> {

@@ -615,6 +615,20 @@ async fn product_reads_are_cached_in_redis_and_catalog_events_drop_stale_entries
     app.stop().await;
 }
 
+/// Waits, at most `bound`, for order `id` to be confirmed.
+async fn confirmed_within(app: &TestApp, customer: &str, id: &str, bound: Duration) {
+    let path = format!("/api/v1/orders/{id}");
+    testkit::wait_for_within("the order to be confirmed", bound, || async {
+        app.get(&path, Some(customer))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["status"]
+            == "confirmed"
+    })
+    .await;
+}
+
 /// A rolling update: each saga service stopped with SIGTERM (it drains and leaves its consumer
 /// groups) and started again; an order placed right after is confirmed within 20 s, the
 /// bound docs/ARCHITECTURE.md states for a graceful restart.
@@ -643,20 +657,7 @@ async fn each_saga_service_restarted_gracefully_is_back_within_20_seconds() {
             .as_str()
             .unwrap()
             .to_owned();
-        let path = format!("/api/v1/orders/{id}");
-        testkit::wait_for_within(
-            "the order placed after the restart to be confirmed",
-            Duration::from_secs(20),
-            || async {
-                app.get(&path, Some(&customer))
-                    .await
-                    .json::<Value>()
-                    .await
-                    .unwrap()["status"]
-                    == "confirmed"
-            },
-        )
-        .await;
+        confirmed_within(&app, &customer, &id, Duration::from_secs(20)).await;
         eprintln!(
             "{service}: confirmed {:?} after the restart",
             restarted.elapsed()
@@ -695,16 +696,7 @@ async fn sagas_survive_services_killed_mid_flight() {
     // Each restarted consumer takes over once the killed one's session (10 s) expires.
     let recovery = Duration::from_secs(90);
     for id in &ids {
-        let path = format!("/api/v1/orders/{id}");
-        testkit::wait_for_within("the order to be confirmed", recovery, || async {
-            app.get(&path, Some(&customer))
-                .await
-                .json::<Value>()
-                .await
-                .unwrap()["status"]
-                == "confirmed"
-        })
-        .await;
+        confirmed_within(&app, &customer, id, recovery).await;
         let payment = app.payment(&customer, id).await;
         assert_eq!(payment["status"], "captured");
         assert_eq!(
