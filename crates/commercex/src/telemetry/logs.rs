@@ -4,7 +4,7 @@
 //! the event itself, the innermost value winning.
 
 use std::fmt;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::sync::{Arc, OnceLock};
 
 use opentelemetry::trace::TraceContextExt;
@@ -12,12 +12,12 @@ use opentelemetry::trace::TraceContextExt;
 use serde_json::{Map, Value};
 use tracing::dispatcher::WeakDispatch;
 use tracing::field::{Field, Visit};
-use tracing::span::Id;
+use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::fmt::format::{JsonFields, Writer};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
+use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::cli::LogFormat;
@@ -56,16 +56,18 @@ where
             std::io::stderr().is_terminal(),
         ),
     };
-    // Colours for a person at a terminal; plain text for files and log collectors.
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
-        .with_ansi(terminal);
     match format {
-        LogFormat::Pretty => Box::new(fmt),
-        LogFormat::Json => Box::new(
-            fmt.fmt_fields(JsonFields::new())
-                .event_format(JsonLines { service, dispatch }),
+        // Colours for a person at a terminal; plain text for files and log collectors.
+        LogFormat::Pretty => Box::new(
+            tracing_subscriber::fmt::layer()
+                .with_writer(writer)
+                .with_ansi(terminal),
         ),
+        LogFormat::Json => Box::new(JsonLines {
+            service,
+            writer,
+            dispatch,
+        }),
     }
 }
 
@@ -74,10 +76,19 @@ fn is_span_control(name: &str) -> bool {
     name.starts_with("otel.")
 }
 
+/// One JSON object per event. Every span opened records its fields, most of them never
+/// logged under (a transaction, an event handled), so a span keeps them as values
+/// ([`SpanFields`]); they become JSON text only when a line is written under the span.
 pub struct JsonLines {
-    pub service: &'static str,
-    pub dispatch: DispatchSlot,
+    service: &'static str,
+    writer: BoxMakeWriter,
+    dispatch: DispatchSlot,
 }
+
+/// A span's fields, kept until a line is written under it; a field recorded again replaces
+/// its value.
+#[derive(Default)]
+struct SpanFields(Vec<(&'static str, Value)>);
 
 impl JsonLines {
     /// The W3C trace and span ids of span `id`, when tracing gave it some.
@@ -89,18 +100,11 @@ impl JsonLines {
         ids.is_valid()
             .then(|| (ids.trace_id().to_string(), ids.span_id().to_string()))
     }
-}
 
-impl<S> FormatEvent<S, JsonFields> for JsonLines
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, JsonFields>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> fmt::Result {
+    fn line<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> Result<String, serde_json::Error>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
         let metadata = event.metadata();
         let mut line = Map::new();
         line.insert(
@@ -113,64 +117,104 @@ where
         line.insert("service".into(), self.service.into());
         line.insert("target".into(), metadata.target().into());
         let ids = ctx
-            .parent_span()
+            .event_span(event)
             .and_then(|span| self.trace_ids(&span.id()));
         if let Some((trace_id, span_id)) = ids {
             line.insert("trace_id".into(), trace_id.into());
             line.insert("span_id".into(), span_id.into());
         }
-        if let Some(scope) = ctx.event_scope() {
-            let mut names = Vec::new();
+        if let Some(scope) = ctx.event_scope(event) {
+            let mut innermost = None;
             for span in scope.from_root() {
-                names.push(span.name());
-                let extensions = span.extensions();
-                let Some(fields) = extensions.get::<FormattedFields<JsonFields>>() else {
-                    continue;
-                };
-                if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(fields) {
-                    line.extend(fields.into_iter().filter(|(k, _)| !is_span_control(k)));
+                innermost = Some(span.name());
+                if let Some(fields) = span.extensions().get::<SpanFields>() {
+                    line.extend(fields.0.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
                 }
             }
-            if let Some(innermost) = names.last() {
-                line.insert("span".into(), (*innermost).into());
+            if let Some(name) = innermost {
+                line.insert("span".into(), name.into());
             }
         }
-        event.record(&mut FieldsInto(&mut line));
+        let mut own = SpanFields::default();
+        event.record(&mut own);
+        line.extend(own.0.into_iter().map(|(k, v)| (k.to_owned(), v)));
         // Some libraries log fields alone (sqlx: `summary`, `db.statement`); the line still
         // has the column operators filter on.
         line.entry("message").or_insert_with(|| "".into());
-        let text = serde_json::to_string(&Value::Object(line)).map_err(|_| fmt::Error)?;
-        writeln!(writer, "{text}")
+        let mut text = serde_json::to_string(&Value::Object(line))?;
+        text.push('\n');
+        Ok(text)
     }
 }
 
-/// Records an event's fields into a JSON object, keeping numbers and booleans typed.
-struct FieldsInto<'a>(&'a mut Map<String, Value>);
+impl<S> Layer<S> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id) {
+            let mut fields = SpanFields::default();
+            attrs.record(&mut fields);
+            span.extensions_mut().insert(fields);
+        }
+    }
 
-impl Visit for FieldsInto<'_> {
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        if let Some(span) = ctx.span(id)
+            && let Some(fields) = span.extensions_mut().get_mut::<SpanFields>()
+        {
+            values.record(fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        // A line that cannot be made or written is lost: there is nowhere to report it.
+        if let Ok(line) = self.line(event, &ctx) {
+            let _ = self
+                .writer
+                .make_writer_for(event.metadata())
+                .write_all(line.as_bytes());
+        }
+    }
+}
+
+impl SpanFields {
+    fn set(&mut self, field: &Field, value: Value) {
+        let name = field.name();
+        if is_span_control(name) {
+            return;
+        }
+        match self.0.iter_mut().find(|(known, _)| *known == name) {
+            Some((_, slot)) => *slot = value,
+            None => self.0.push((name, value)),
+        }
+    }
+}
+
+/// Numbers and booleans stay typed.
+impl Visit for SpanFields {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .insert(field.name().into(), format!("{value:?}").into());
+        self.set(field, format!("{value:?}").into());
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0.insert(field.name().into(), value.into());
+        self.set(field, value.into());
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.0.insert(field.name().into(), value.into());
+        self.set(field, value.into());
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.0.insert(field.name().into(), value.into());
+        self.set(field, value.into());
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.0.insert(field.name().into(), value.into());
+        self.set(field, value.into());
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.0.insert(field.name().into(), value.into());
+        self.set(field, value.into());
     }
 }
 
@@ -208,22 +252,30 @@ mod tests {
         let dispatch = Dispatch::new(
             tracing_subscriber::registry()
                 .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")))
-                .with(
-                    tracing_subscriber::fmt::layer()
-                        .with_writer(move || writer.clone())
-                        .fmt_fields(JsonFields::new())
-                        .event_format(JsonLines {
-                            service: "orders",
-                            dispatch: slot.clone(),
-                        }),
-                ),
+                .with(JsonLines {
+                    service: "orders",
+                    writer: BoxMakeWriter::new(move || writer.clone()),
+                    dispatch: slot.clone(),
+                }),
         );
         slot.set(dispatch.downgrade()).expect("set once");
         tracing::dispatcher::with_default(&dispatch, || {
-            let request =
-                tracing::info_span!("http.request", request_id = "r-1", otel.kind = "server");
+            let request = tracing::info_span!(
+                "http.request",
+                request_id = "r-1",
+                otel.kind = "server",
+                status = tracing::field::Empty,
+                step = "outer",
+            );
             let _request = request.enter();
-            let event = tracing::info_span!("event.process", event_id = "e-1", order_id = "o-1");
+            request.record("status", 201);
+            let event = tracing::info_span!(
+                "event.process",
+                event_id = "e-1",
+                order_id = "o-1",
+                step = "inner",
+                retry = false,
+            );
             let _event = event.enter();
             tracing::warn!(attempt = 2, retry = true, "handler failed");
         });
@@ -236,7 +288,9 @@ mod tests {
         assert_eq!(line["event_id"], "e-1");
         assert_eq!(line["order_id"], "o-1");
         assert_eq!(line["attempt"], 2);
-        assert_eq!(line["retry"], true);
+        assert_eq!(line["retry"], true, "the event's own value wins");
+        assert_eq!(line["step"], "inner", "the innermost span's value wins");
+        assert_eq!(line["status"], 201, "recorded after the span opened");
         assert_eq!(line["span"], "event.process");
         assert_eq!(line["trace_id"].as_str().map(str::len), Some(32));
         assert_eq!(line["span_id"].as_str().map(str::len), Some(16));

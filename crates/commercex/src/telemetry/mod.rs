@@ -11,9 +11,11 @@ pub mod logs;
 pub mod metrics;
 pub mod traces;
 
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing::Subscriber;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, filter};
 
 use crate::cli::LogFormat;
 pub use logs::LogStream;
@@ -52,7 +54,7 @@ pub fn init(
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LEVELS))
         .add_directive(format!("{LIFECYCLE}=info").parse()?);
-    let otel_layer = tracing_opentelemetry::layer().with_tracer(traces.tracer());
+    let otel_layer = otel_layer(&traces);
     let dispatch_slot = logs::DispatchSlot::default();
     let log_layer = logs::layer(format, service, stream, dispatch_slot.clone());
     let dispatch = tracing::Dispatch::new(
@@ -66,4 +68,28 @@ pub fn init(
     Ok(Telemetry {
         traces: installed.is_ok().then_some(traces),
     })
+}
+
+/// The layer that gives spans their OpenTelemetry ids and, when traces are exported, makes
+/// them OpenTelemetry spans. It runs for every span, and every poll of an instrumented
+/// future enters and leaves one, so what it does by default and nobody here reads is off:
+/// source locations, thread names and busy/idle times as attributes (allocations and clock
+/// reads per span or poll), and attaching the span's context to a thread-local on every
+/// entry (`platform::trace_context` reads the span's own context, never the current one).
+/// Log events become span events only when there is an exporter to send them to.
+fn otel_layer<S>(traces: &traces::Traces) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let exporting = traces.exporting();
+    tracing_opentelemetry::layer()
+        .with_tracer(traces.tracer())
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_filter(filter::filter_fn(move |metadata| {
+            exporting || metadata.is_span()
+        }))
 }

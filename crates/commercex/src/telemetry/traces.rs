@@ -18,6 +18,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
 pub struct Traces {
     provider: SdkTracerProvider,
+    exporting: bool,
 }
 
 /// What the environment asks for.
@@ -34,7 +35,9 @@ impl Traces {
             resource = resource.with_service_name(service_name(service));
         }
         let mut provider = SdkTracerProvider::builder().with_resource(resource.build());
-        if let Export::Otlp(protocol) = export(&|name| std::env::var(name).ok())? {
+        let export = export(&|name| std::env::var(name).ok())?;
+        let exporting = export != Export::Off;
+        if let Export::Otlp(protocol) = export {
             // Endpoint, headers, timeout and compression come from the OTEL_* variables.
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
@@ -45,7 +48,14 @@ impl Traces {
         }
         Ok(Self {
             provider: provider.build(),
+            exporting,
         })
+    }
+
+    /// Whether spans leave the process (otherwise they only lend their ids to log lines
+    /// and to what is propagated).
+    pub fn exporting(&self) -> bool {
+        self.exporting
     }
 
     pub fn tracer(&self) -> SdkTracer {
