@@ -73,6 +73,68 @@ pub fn fuzzy_trigrams(term: &str) -> Option<(Vec<String>, usize)> {
     Some((trigrams, needed))
 }
 
+/// A search word and the rules of relevance: the word occurs in the name (3) or the
+/// description (1); for a word of five characters or more, a near miss (two thirds of its
+/// trigrams) in the name (2) or anywhere (1). A product matches a query when every word
+/// scores. Names and descriptions are compared lower-cased, as the words are.
+#[derive(Debug, Clone)]
+pub struct SearchWord {
+    pub text: String,
+    /// For typo tolerance: the word's distinct trigrams and how many must occur.
+    pub fuzzy: Option<(Vec<String>, usize)>,
+}
+
+impl SearchWord {
+    pub fn new(text: &str) -> Self {
+        Self {
+            text: text.to_owned(),
+            fuzzy: fuzzy_trigrams(text),
+        }
+    }
+
+    /// Whether a trigram index knows the word: it holds trigrams, so a word needs three
+    /// characters.
+    pub fn indexable(&self) -> bool {
+        self.text.chars().count() >= 3
+    }
+
+    /// The word's score against a lower-cased name and description; 0 when it does not
+    /// match.
+    pub fn score(&self, name: &str, description: &str) -> i64 {
+        let in_name = i64::from(name.contains(&self.text));
+        let in_description = i64::from(description.contains(&self.text));
+        let Some((trigrams, needed)) = &self.fuzzy else {
+            return 3 * in_name + in_description;
+        };
+        let near = |found: &dyn Fn(&str) -> bool| {
+            i64::from(trigrams.iter().filter(|t| found(t)).count() >= *needed)
+        };
+        let near_name = near(&|t| name.contains(t));
+        let near_anywhere = near(&|t| name.contains(t) || description.contains(t));
+        3 * in_name + in_description + 2 * near_name + near_anywhere
+    }
+
+    /// The trigrams to look the word up by in an index that counts the products holding
+    /// each (`count`): the `n - needed + 1` rarest of its `n` trigrams, where `needed` is
+    /// all `n` for a word that must match exactly and two thirds for a near miss. By the
+    /// pigeonhole principle every product that matches the word holds one of them.
+    pub fn anchors(&self, count: impl Fn(&str) -> i64) -> Vec<String> {
+        let (trigrams, needed) = match &self.fuzzy {
+            Some((trigrams, needed)) => (trigrams.clone(), *needed),
+            None => {
+                let trigrams = trigrams(&self.text);
+                let needed = trigrams.len();
+                (trigrams, needed)
+            }
+        };
+        let mut by_rarity: Vec<(i64, String)> =
+            trigrams.into_iter().map(|t| (count(&t), t)).collect();
+        by_rarity.sort();
+        let take = by_rarity.len() - needed + 1;
+        by_rarity.into_iter().take(take).map(|(_, t)| t).collect()
+    }
+}
+
 /// A word's distinct trigrams (three consecutive characters), sorted.
 pub fn trigrams(term: &str) -> Vec<String> {
     let chars: Vec<char> = term.chars().collect();
@@ -194,6 +256,43 @@ mod tests {
                 .count()
                 < needed
         );
+    }
+
+    #[test]
+    fn relevance_ranks_the_name_above_the_description_and_forgives_typos() {
+        let word = SearchWord::new("headphones");
+        let description = "soft cushions for headphones";
+        assert_eq!(
+            word.score("wireless headphones", ""),
+            6,
+            "3 + near misses 2 + 1"
+        );
+        assert_eq!(word.score("wireless headphones", description), 7);
+        assert_eq!(
+            word.score("ear cushions", description),
+            2,
+            "1 + near miss anywhere 1"
+        );
+        assert_eq!(
+            word.score("headphone stand", ""),
+            3,
+            "near misses only: 2 + 1"
+        );
+        assert_eq!(word.score("desk lamp", "a lamp"), 0);
+        let short = SearchWord::new("lamp");
+        assert_eq!(short.score("desk lamp", "a lamp for desks"), 4);
+        assert_eq!(short.score("desk lump", ""), 0, "short words match exactly");
+    }
+
+    #[test]
+    fn anchors_are_the_rarest_trigrams_enough_to_find_every_match() {
+        let rare = |t: &str| if t == "dph" || t == "adp" { 1 } else { 100 };
+        // 8 trigrams, 6 needed for a near miss: any 3 of them hold one of every match's.
+        let anchors = SearchWord::new("headphones").anchors(rare);
+        assert_eq!(anchors.len(), 3);
+        assert_eq!(&anchors[..2], ["adp", "dph"]);
+        // An exact word needs all its trigrams: one anchor is enough.
+        assert_eq!(SearchWord::new("lamp").anchors(|_| 1), ["amp"]);
     }
 
     #[test]

@@ -6,5 +6,7 @@ mod listing;
 mod product;
 
 pub use fields::{Attributes, Category, Description, ProductName, Sku};
-pub use listing::{Cursor, CursorKey, ListQuery, SearchTerms, Sort, fuzzy_trigrams, trigrams};
+pub use listing::{
+    Cursor, CursorKey, ListQuery, SearchTerms, SearchWord, Sort, fuzzy_trigrams, trigrams,
+};
 pub use product::{NewProduct, Product, ProductPatch, etag_matches};

@@ -1,8 +1,8 @@
 //! The SQL of search. A product matches a query when every word matches: the word occurs in
 //! its name or description, or (for words of five or more characters, to forgive typos) at
 //! least two thirds of the word's trigrams do. Relevance per word: 3 in the name, 1 in the
-//! description; a near miss 2 in the name, 1 anywhere (see `Word::score` for the same rule
-//! computed with fewer comparisons).
+//! description; a near miss 2 in the name, 1 anywhere (`SearchWord::score`, which this
+//! module computes in SQL with fewer comparisons).
 //!
 //! The rules are evaluated by the same `LIKE`s on both databases, so both return the same
 //! products in the same order. What the index does is narrow the products they are evaluated
@@ -22,7 +22,7 @@ use sqlx::Row;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
-use crate::domain::{CursorKey, fuzzy_trigrams, trigrams};
+use crate::domain::{CursorKey, SearchWord};
 
 /// Placeholders and their values, numbered as they are added.
 #[derive(Default)]
@@ -57,72 +57,49 @@ impl Binds {
 
 /// A query's words. Words contain only letters and digits (see `SearchTerms`), so no
 /// `LIKE` wildcard and no FTS5 syntax comes from the caller.
-pub struct Words(Vec<Word>);
-
-struct Word {
-    text: String,
-    /// For typo tolerance: the word's distinct trigrams and how many must occur.
-    fuzzy: Option<(Vec<String>, usize)>,
-}
+pub struct Words(Vec<SearchWord>);
 
 impl Words {
     pub fn new(terms: &[String]) -> Self {
-        Self(
-            terms
-                .iter()
-                .map(|term| Word {
-                    text: term.clone(),
-                    fuzzy: fuzzy_trigrams(term),
-                })
-                .collect(),
-        )
+        Self(terms.iter().map(|term| SearchWord::new(term)).collect())
     }
 
     /// Each word's score as a column (`s0`, `s1`, ...), to be summed and tested.
     pub fn scores(&self, sql: &mut Binds) -> Scores {
-        Scores(self.0.iter().map(|word| word.score(sql)).collect())
+        Scores(self.0.iter().map(|word| score(word, sql)).collect())
     }
 }
 
-impl Word {
-    /// Whether the index knows the word: it holds trigrams, so a word needs three characters.
-    fn indexable(&self) -> bool {
-        self.text.chars().count() >= 3
-    }
-
-    /// The word's score, 0 when it does not match. The rule of the module comment, with
-    /// what follows from it used to skip comparisons: a word in the name has all its
-    /// trigrams there (a near miss in the name and anywhere too: 3 + 2 + 1); a word in the
-    /// description has all its trigrams anywhere (1 + 1).
-    fn score(&self, sql: &mut Binds) -> String {
-        let pattern = sql.text(format!("%{}%", self.text));
-        let in_name = format!("search_name LIKE {pattern}");
-        let in_description = format!("search_description LIKE {pattern}");
-        let Some((trigrams, needed)) = &self.fuzzy else {
-            return format!(
-                "(CASE WHEN {in_name} THEN 3 ELSE 0 END + CASE WHEN {in_description} THEN 1 ELSE 0 END)"
-            );
-        };
-        let patterns: Vec<String> = trigrams
+/// `SearchWord::score` in SQL, with what follows from the rule used to skip comparisons: a
+/// word in the name has all its trigrams there (a near miss in the name and anywhere too:
+/// 3 + 2 + 1); a word in the description has all its trigrams anywhere (1 + 1).
+fn score(word: &SearchWord, sql: &mut Binds) -> String {
+    let pattern = sql.text(format!("%{}%", word.text));
+    let in_name = format!("search_name LIKE {pattern}");
+    let in_description = format!("search_description LIKE {pattern}");
+    let Some((trigrams, needed)) = &word.fuzzy else {
+        return format!(
+            "(CASE WHEN {in_name} THEN 3 ELSE 0 END + CASE WHEN {in_description} THEN 1 ELSE 0 END)"
+        );
+    };
+    let patterns: Vec<String> = trigrams
+        .iter()
+        .map(|t| sql.text(format!("%{t}%")))
+        .collect();
+    let count = |condition: &dyn Fn(&str) -> String| {
+        let hits: Vec<String> = patterns
             .iter()
-            .map(|t| sql.text(format!("%{t}%")))
+            .map(|p| format!("CASE WHEN {} THEN 1 ELSE 0 END", condition(p)))
             .collect();
-        let count = |condition: &dyn Fn(&str) -> String| {
-            let hits: Vec<String> = patterns
-                .iter()
-                .map(|p| format!("CASE WHEN {} THEN 1 ELSE 0 END", condition(p)))
-                .collect();
-            format!("({}) >= {needed}", hits.join(" + "))
-        };
-        let near_name = count(&|p| format!("search_name LIKE {p}"));
-        let near_anywhere =
-            count(&|p| format!("search_name LIKE {p} OR search_description LIKE {p}"));
-        format!(
-            "(CASE WHEN {in_name} THEN 6 + CASE WHEN {in_description} THEN 1 ELSE 0 END \
-             WHEN {in_description} THEN 2 + CASE WHEN {near_name} THEN 2 ELSE 0 END \
-             ELSE CASE WHEN {near_name} THEN 2 ELSE 0 END + CASE WHEN {near_anywhere} THEN 1 ELSE 0 END END)"
-        )
-    }
+        format!("({}) >= {needed}", hits.join(" + "))
+    };
+    let near_name = count(&|p| format!("search_name LIKE {p}"));
+    let near_anywhere = count(&|p| format!("search_name LIKE {p} OR search_description LIKE {p}"));
+    format!(
+        "(CASE WHEN {in_name} THEN 6 + CASE WHEN {in_description} THEN 1 ELSE 0 END \
+         WHEN {in_description} THEN 2 + CASE WHEN {near_name} THEN 2 ELSE 0 END \
+         ELSE CASE WHEN {near_name} THEN 2 ELSE 0 END + CASE WHEN {near_anywhere} THEN 1 ELSE 0 END END)"
+    )
 }
 
 /// Per-word score expressions.
@@ -201,30 +178,13 @@ impl TrigramCounts {
 }
 
 impl Words {
-    /// For each word of three characters or more, the `n - needed + 1` of its `n` trigrams
-    /// that the fewest products hold (`needed` is all `n` for a word that must match exactly,
-    /// two thirds for a near miss): every product that matches the word holds one of them.
+    /// For each word of three characters or more, the trigrams to look it up by
+    /// (`SearchWord::anchors`), with the index's counts.
     pub fn anchors(&self, counts: &HashMap<String, i64>) -> Vec<Vec<String>> {
         self.0
             .iter()
             .filter(|w| w.indexable())
-            .map(|word| {
-                let (trigrams, needed) = match &word.fuzzy {
-                    Some((trigrams, needed)) => (trigrams.clone(), *needed),
-                    None => {
-                        let trigrams = trigrams(&word.text);
-                        let needed = trigrams.len();
-                        (trigrams, needed)
-                    }
-                };
-                let mut by_rarity: Vec<(i64, String)> = trigrams
-                    .into_iter()
-                    .map(|t| (counts.get(&t).copied().unwrap_or(0), t))
-                    .collect();
-                by_rarity.sort();
-                let take = by_rarity.len() - needed + 1;
-                by_rarity.into_iter().take(take).map(|(_, t)| t).collect()
-            })
+            .map(|word| word.anchors(|t| counts.get(t).copied().unwrap_or(0)))
             .collect()
     }
 }
