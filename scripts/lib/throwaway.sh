@@ -104,7 +104,9 @@ TANSU_FEATURES=dynostore,postgres,libsql
 
 # Starts tansu on a free port. TANSU_STORAGE=sqlite keeps its log in a file, and exports
 # KAFKA_STOP and KAFKA_START (shell commands) that stop the broker and start it again on the
-# same port and file; the default, memory, loses the log when the process ends.
+# same port and file; the default, memory, loses the log when the process ends. A stopped
+# broker is marked (`$KAFKA_TMP/stopped`) until it is started again, so that
+# `supervise_tansu` knows a stop from a crash.
 start_throwaway_tansu() {
   local tansu port storage
   tansu=$(find_tansu)
@@ -124,9 +126,9 @@ start_throwaway_tansu() {
   esac
   KAFKA_START="cd $KAFKA_TMP && { $tansu broker --listener-url tcp://127.0.0.1:$port \
 --advertised-listener-url tcp://127.0.0.1:$port --storage-engine $storage >>tansu.log 2>&1 & \
-echo \$! >tansu.pid; }"
+echo \$! >tansu.pid; rm -f stopped; }"
   # TERM, and KILL if it has not exited within 10 s; then the port is closed.
-  KAFKA_STOP="pid=\$(cat $KAFKA_TMP/tansu.pid); kill \$pid; \
+  KAFKA_STOP="touch $KAFKA_TMP/stopped; pid=\$(cat $KAFKA_TMP/tansu.pid); kill \$pid; \
 for _ in \$(seq 100); do kill -0 \$pid 2>/dev/null || exit 0; sleep 0.1; done; kill -9 \$pid"
   export KAFKA_START KAFKA_STOP
   sh -c "$KAFKA_START"
@@ -141,6 +143,23 @@ for _ in \$(seq 100); do kill -0 \$pid 2>/dev/null || exit 0; sleep 0.1; done; k
   fi
   export KAFKA_BROKERS="127.0.0.1:$port" TANSU="$tansu"
   log "started a throwaway tansu broker ($("$tansu" --version 2>/dev/null | head -n 1), $storage) on port $port"
+}
+
+# Restarts the broker whenever it has exited without being stopped, as an orchestrator
+# restarts a crashed container, and logs each restart to $KAFKA_TMP/restarts.log; runs until
+# killed. (tansu 0.6's SQLite storage panics, "entered unreachable code" in update_group,
+# when a client is killed in the middle of joining a group, and the broker then exits.)
+supervise_tansu() {
+  local pid state
+  while sleep 1; do
+    [ -f "$KAFKA_TMP/stopped" ] && continue
+    pid=$(cat "$KAFKA_TMP/tansu.pid" 2>/dev/null) || continue
+    state=$(ps -o stat= -p "$pid" 2>/dev/null || true)
+    if [ -z "$state" ] || [[ "$state" == Z* ]]; then
+      echo "$(date -u +%T) the broker (pid $pid) exited on its own: $(grep -m 1 -o 'panicked at [^ ]*' "$KAFKA_TMP/tansu.log" | tail -n 1)" >>"$KAFKA_TMP/restarts.log"
+      sh -c "$KAFKA_START"
+    fi
+  done
 }
 
 # A tmpfs of SIZE (e.g. 64m) in $SMALL_DISK, writable by the throwaway PostgreSQL server:
