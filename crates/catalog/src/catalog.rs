@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use crate::cache::ProductCache;
 use crate::domain::{Cursor, ListQuery, NewProduct, Product, ProductPatch, etag_matches};
+use crate::search_index::MemorySearch;
 use crate::store::{ProductStore, StoreError, sort_key};
 
 pub const SOURCE: &str = "commercex/catalog";
@@ -56,6 +57,8 @@ pub struct Catalog {
     outbox: Outbox,
     products: ProductStore,
     cache: Arc<dyn ProductCache>,
+    /// Searches answered from memory (the embedded runtime on SQLite).
+    search: Option<Arc<MemorySearch>>,
 }
 
 fn price_of(product: &Product) -> Price {
@@ -73,12 +76,27 @@ fn visible(found: Option<Product>, include_archived: bool) -> Result<Product, Ca
 }
 
 impl Catalog {
-    pub fn new(db: Db, outbox: Outbox, cache: Arc<dyn ProductCache>) -> Self {
+    pub fn new(
+        db: Db,
+        outbox: Outbox,
+        cache: Arc<dyn ProductCache>,
+        search: Option<Arc<MemorySearch>>,
+    ) -> Self {
         Self {
             products: ProductStore::new(db.clone()),
             db,
             outbox,
             cache,
+            search,
+        }
+    }
+
+    /// What follows a committed change of product `id`: its cached copy goes, and the
+    /// search index reads it again.
+    async fn changed(&self, id: Uuid) {
+        self.cache.forget(id).await;
+        if let Some(search) = &self.search {
+            search.changed(id);
         }
     }
 
@@ -97,6 +115,7 @@ impl Catalog {
             .enqueue(&mut tx, ProductCreatedV1::TOPIC, &envelope)
             .await?;
         tx.commit().await?;
+        self.changed(product.id).await;
         Ok(product)
     }
 
@@ -147,7 +166,7 @@ impl Catalog {
             .enqueue(&mut tx, ProductUpdatedV1::TOPIC, &envelope)
             .await?;
         tx.commit().await?;
-        self.cache.forget(id).await;
+        self.changed(id).await;
         Ok(product)
     }
 
@@ -165,12 +184,19 @@ impl Catalog {
             .enqueue(&mut tx, ProductArchivedV1::TOPIC, &envelope)
             .await?;
         tx.commit().await?;
-        self.cache.forget(id).await;
+        self.changed(id).await;
         Ok(())
     }
 
     pub async fn list(&self, query: &ListQuery) -> Result<Page, CatalogError> {
-        let mut rows = self.products.list(query).await?;
+        let from_memory = match (&self.search, &query.search) {
+            (Some(index), Some(terms)) => index.list(&self.products, query, terms).await?,
+            _ => None,
+        };
+        let mut rows = match from_memory {
+            Some(rows) => rows,
+            None => self.products.list(query).await?,
+        };
         let limit = query.limit as usize;
         let next = (rows.len() > limit).then(|| {
             rows.truncate(limit);
@@ -192,5 +218,9 @@ impl Catalog {
 
     pub(crate) fn cache(&self) -> &Arc<dyn ProductCache> {
         &self.cache
+    }
+
+    pub(crate) fn search(&self) -> Option<&Arc<MemorySearch>> {
+        self.search.as_ref()
     }
 }

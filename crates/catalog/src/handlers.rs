@@ -1,6 +1,6 @@
 //! Events the catalog reacts to: inventory's stock changes feed the availability read model,
-//! and every change of a product (its own events included) drops its cached copy once the
-//! change is committed.
+//! and every change of a product (its own events included) drops its cached copy and has the
+//! search index read it again once the change is committed.
 
 use std::sync::Arc;
 
@@ -8,12 +8,13 @@ use async_trait::async_trait;
 use events::Envelope;
 use events::consumer::{EventHandler, HandlerError};
 use events::contract::EventKind;
-use events::contract::catalog::{ProductArchivedV1, ProductUpdatedV1};
+use events::contract::catalog::{ProductArchivedV1, ProductCreatedV1, ProductUpdatedV1};
 use events::contract::inventory::StockAdjustedV1;
 use platform::db::Tx;
 use uuid::Uuid;
 
 use crate::cache::ProductCache;
+use crate::search_index::MemorySearch;
 use crate::store::ProductStore;
 
 pub const GROUP: &str = "catalog";
@@ -25,18 +26,28 @@ pub const TOPICS: &[&str] = &[
 pub struct AvailabilityProjection {
     pub(crate) products: ProductStore,
     cache: Arc<dyn ProductCache>,
+    search: Option<Arc<MemorySearch>>,
 }
 
 impl AvailabilityProjection {
-    pub fn new(products: ProductStore, cache: Arc<dyn ProductCache>) -> Arc<Self> {
-        Arc::new(Self { products, cache })
+    pub fn new(
+        products: ProductStore,
+        cache: Arc<dyn ProductCache>,
+        search: Option<Arc<MemorySearch>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            products,
+            cache,
+            search,
+        })
     }
 }
 
-/// The product an event changes, if it changes one the cache may hold.
+/// The product an event changes or creates.
 fn changed_product(event: &Envelope) -> Result<Option<Uuid>, HandlerError> {
     Ok(match event.event_type.as_str() {
         StockAdjustedV1::TYPE => Some(event.decode::<StockAdjustedV1>()?.product_id),
+        ProductCreatedV1::TYPE => Some(event.decode::<ProductCreatedV1>()?.product_id),
         ProductUpdatedV1::TYPE => Some(event.decode::<ProductUpdatedV1>()?.product_id),
         ProductArchivedV1::TYPE => Some(event.decode::<ProductArchivedV1>()?.product_id),
         _ => None,
@@ -61,14 +72,16 @@ impl EventHandler for AvailabilityProjection {
     async fn after_commit(&self, event: &Envelope) {
         if let Ok(Some(product_id)) = changed_product(event) {
             self.cache.forget(product_id).await;
+            if let Some(search) = &self.search {
+                search.changed(product_id);
+            }
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use events::contract::catalog::ProductCreatedV1;
-    use events::contract::{EventKind, Price};
+    use events::contract::Price;
 
     use super::*;
 
@@ -77,7 +90,7 @@ mod tests {
     }
 
     #[test]
-    fn changes_to_a_product_name_it_and_creations_do_not() {
+    fn changes_and_creations_name_their_product() {
         let id = Uuid::now_v7();
         let stock = StockAdjustedV1 {
             product_id: id,
@@ -100,6 +113,6 @@ mod tests {
             },
             category: "c".into(),
         };
-        assert_eq!(changed_product(&event(&created)).ok().flatten(), None);
+        assert_eq!(changed_product(&event(&created)).ok().flatten(), Some(id));
     }
 }

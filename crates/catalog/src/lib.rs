@@ -5,6 +5,7 @@ pub mod cache;
 pub mod catalog;
 pub mod domain;
 pub mod handlers;
+pub mod search_index;
 pub mod service;
 pub mod store;
 pub mod stored;

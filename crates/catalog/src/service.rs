@@ -11,6 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::cache::ProductCache;
 use crate::catalog::Catalog;
 use crate::handlers::{AvailabilityProjection, GROUP, TOPICS};
+use crate::search_index::MemorySearch;
 
 pub const SCHEMA: &str = "catalog";
 
@@ -34,14 +35,21 @@ impl CatalogService {
         ServiceDb::open(storage, store, SCHEMA, &migrations()).await
     }
 
-    /// Opens (and migrates) the service's database; products are read through `cache`.
+    /// Opens (and migrates) the service's database; products are read through `cache`, and
+    /// searched in memory when `search` is given.
     pub async fn open(
         storage: &Storage,
         store: StoreSettings,
         cache: Arc<dyn ProductCache>,
+        search: Option<Arc<MemorySearch>>,
     ) -> Result<Self, DbError> {
         let store = Self::open_db(storage, store).await?;
-        let catalog = Arc::new(Catalog::new(store.db.clone(), store.outbox.clone(), cache));
+        let catalog = Arc::new(Catalog::new(
+            store.db.clone(),
+            store.outbox.clone(),
+            cache,
+            search,
+        ));
         Ok(Self { store, catalog })
     }
 
@@ -51,8 +59,11 @@ impl CatalogService {
 
     /// The consumer that keeps availability in step with inventory and the cache with changes.
     pub fn consumer(&self, bus: Arc<dyn EventBus>) -> Consumer {
-        let handler =
-            AvailabilityProjection::new(self.catalog.store().clone(), self.catalog.cache().clone());
+        let handler = AvailabilityProjection::new(
+            self.catalog.store().clone(),
+            self.catalog.cache().clone(),
+            self.catalog.search().cloned(),
+        );
         Consumer::new(
             self.store.db.clone(),
             bus,

@@ -536,6 +536,11 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_PRODUCT_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub product_cache_ttl: Duration,
 
+    /// Answer catalog searches from an index in memory (the embedded runtime on SQLite, up to
+    /// 200,000 products); `false` searches the database (FTS5).
+    #[arg(long, global = true, env = "COMMERCEX_SEARCH_IN_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]
+    pub search_in_memory: bool,
+
     /// Base URLs of the identity service's instances, comma-separated.
     #[arg(
         long,

@@ -90,6 +90,7 @@ pub struct Settings {
     pub redis_ca_file: Option<PathBuf>,
     pub redis_key_prefix: String,
     pub product_cache_ttl: Duration,
+    pub search_in_memory: bool,
     pub service_urls: ServiceUrls,
     pub upstream_timeout: Duration,
     pub route_timeouts: HashMap<Service, Duration>,
@@ -261,6 +262,7 @@ impl Settings {
             redis_ca_file: options.redis_ca_file.clone(),
             redis_key_prefix: options.redis_key_prefix.clone(),
             product_cache_ttl: options.product_cache_ttl,
+            search_in_memory: options.search_in_memory,
             service_urls: ServiceUrls {
                 users: options.users_url.clone(),
                 catalog: options.catalog_url.clone(),

@@ -103,6 +103,37 @@ impl ProductStore {
         row.as_ref().map(read).transpose()
     }
 
+    /// Every product, archived ones included.
+    pub async fn all(&self) -> Result<Vec<Product>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM products");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter().map(read).collect()
+    }
+
+    /// The products among `ids` that exist.
+    pub async fn find_many(&self, ids: &[Uuid]) -> Result<Vec<Product>, StoreError> {
+        let mut found = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut sql = Binds::default();
+            let placeholders: Vec<String> =
+                chunk.iter().map(|id| sql.text(id.to_string())).collect();
+            let text = format!(
+                "SELECT {COLUMNS} FROM products WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            let rows = sql
+                .bind_to(sqlx::query(sqlx::AssertSqlSafe(text)))
+                .fetch_all(self.db.pool())
+                .await?;
+            for row in &rows {
+                found.push(read(row)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Saves `product`'s fields if the stored version is still `expected_version`, bumping it.
     pub async fn update(
         &self,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use catalog::CatalogService;
 use catalog::cache::{MemoryProductCache, NoCache, ProductCache, RedisProductCache};
+use catalog::search_index::MemorySearch;
 use events::bus::EventBus;
 use events::consumer::Consumer;
 use events::dlq::DeadLetters;
@@ -33,6 +34,9 @@ pub const DOMAIN_SERVICES: [ServiceName; 5] = [
 
 /// How many products the embedded runtime keeps in memory for reads.
 const PRODUCTS_IN_MEMORY: usize = 10_000;
+/// How many products the embedded runtime searches in memory (about 1 KiB each with their
+/// index entries); a larger catalog is searched in the database.
+const PRODUCTS_SEARCHED_IN_MEMORY: usize = 200_000;
 
 /// The services this process runs; the others are `None` (they run elsewhere).
 #[derive(Default)]
@@ -77,19 +81,22 @@ impl Services {
                 }
                 ServiceName::Catalog => {
                     let ttl = settings.product_cache_ttl;
+                    // Every change to a product is made and consumed in this process: the
+                    // SQLite files are this process's alone.
+                    let embedded = which.len() == DOMAIN_SERVICES.len()
+                        && matches!(storage, Storage::Sqlite { .. });
                     let cache: Arc<dyn ProductCache> = match &redis {
                         Some(redis) => Arc::new(RedisProductCache::new(redis.clone(), ttl)),
-                        // Every change to a product is made and consumed in this process: the
-                        // SQLite files are this process's alone.
-                        None if which.len() == DOMAIN_SERVICES.len()
-                            && matches!(storage, Storage::Sqlite { .. }) =>
-                        {
+                        None if embedded => {
                             Arc::new(MemoryProductCache::new(PRODUCTS_IN_MEMORY, ttl))
                         }
                         // Other processes' changes would pass this one by.
                         None => Arc::new(NoCache),
                     };
-                    services.catalog = Some(CatalogService::open(storage, store, cache).await?);
+                    let search = (embedded && settings.search_in_memory)
+                        .then(|| Arc::new(MemorySearch::new(PRODUCTS_SEARCHED_IN_MEMORY)));
+                    services.catalog =
+                        Some(CatalogService::open(storage, store, cache, search).await?);
                 }
                 ServiceName::Inventory => {
                     services.inventory = Some(InventoryService::open(storage, store).await?);

@@ -130,7 +130,8 @@ pub async fn run(
     let store = settings::store(options);
     // Seeding only writes: no read cache to keep.
     let catalog =
-        catalog::CatalogService::open(&storage, store, Arc::new(catalog::cache::NoCache)).await?;
+        catalog::CatalogService::open(&storage, store, Arc::new(catalog::cache::NoCache), None)
+            .await?;
     let inventory = inventory::InventoryService::open(&storage, store).await?;
     let eur = Currency::parse("EUR").map_err(anyhow::Error::msg)?;
     let mut rng = StdRng::seed_from_u64(rng_seed);

@@ -163,83 +163,237 @@ app_tests! {
 
     async fn listings_filter_sort_and_search(storage: TestStorage) {
         let app = spawn_app(&storage).await;
-        let admin = app.admin_token().await;
-        for (sku, name, amount, category) in [
-            ("A1", "Wireless headphones", 19900, "audio"),
-            ("A2", "Bookshelf speaker", 24900, "audio"),
-            ("A3", "Headphone stand", 2900, "audio"),
-            ("P1", "Phone case", 1900, "phones"),
-            ("P2", "Charger", 2500, "phones"),
-        ] {
-            app.create_product(&admin, &product(sku, name, amount, category)).await;
-        }
-        let cheap_first = app.list("sort=price").await;
-        assert_eq!(names(&cheap_first), ["Phone case", "Charger", "Headphone stand", "Wireless headphones", "Bookshelf speaker"]);
-        assert_eq!(names(&app.list("sort=-price&category=audio").await), ["Bookshelf speaker", "Wireless headphones", "Headphone stand"]);
-        assert_eq!(names(&app.list("sort=name&max_price=2900").await), ["Charger", "Headphone stand", "Phone case"]);
-        assert_eq!(names(&app.list("min_price=2500&max_price=20000&sort=price").await), ["Charger", "Headphone stand", "Wireless headphones"]);
-        assert_eq!(names(&app.list("sort=-created_at&limit=2").await), ["Charger", "Phone case"]);
-
-        // Relevance: a word in the name outranks a word only in the description.
-        let cushions = json!({"sku": "A4", "name": "Ear cushions", "description": "Soft replacement cushions for headphones",
-                              "price": {"amount": 1500, "currency": "EUR"}, "category": "audio"});
-        app.create_product(&admin, &cushions).await;
-        // "Headphone stand" is a near miss of "headphones" in its name; the cushions only
-        // mention headphones in their description.
-        assert_eq!(
-            names(&app.list("q=headphones").await),
-            ["Wireless headphones", "Headphone stand", "Ear cushions"]
-        );
-        assert_eq!(names(&app.list("q=soft%20cushions").await), ["Ear cushions"]);
-        // A typo still finds it, the name match first.
-        assert_eq!(names(&app.list("q=hedphones").await), ["Wireless headphones", "Ear cushions"]);
-        assert!(names(&app.list("q=xylophone").await).is_empty(), "near misses need most trigrams");
-        assert_eq!(names(&app.list("q=PHONE%20case").await), ["Phone case"]);
-        assert!(names(&app.list("q=nothing-like-this").await).is_empty());
-        let hostile = app.list("q=%27%3B%20DROP%20TABLE%20products%3B%20--").await;
-        assert!(hostile["items"].is_array());
-        assert_eq!(app.list("").await["items"].as_array().unwrap().len(), 6, "the table survived");
-        assert!(app.list("in_stock=true").await["items"].as_array().unwrap().is_empty());
-
-        for bad in ["limit=0", "limit=101", "sort=cheapest", "cursor=garbage", "min_price=500&max_price=100", "min_price=-1", "category=Not%20A%20Slug", "limit=ten", "colour=red"] {
-            problem(app.get(&format!("/api/v1/products?{bad}"), None).await, 422).await;
-        }
-        let page = app.list("sort=price&limit=2").await;
-        let cursor = page["next_cursor"].as_str().unwrap();
-        problem(app.get(&format!("/api/v1/products?sort=name&cursor={cursor}"), None).await, 422).await;
-        // Made by hand: the sort is right, the key (a name where a price belongs) is not.
-        let forged = {
-            use base64::Engine as _;
-            let json = json!({"s": "price", "k": "zzz", "id": uuid::Uuid::now_v7()}).to_string();
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
-        };
-        let errors = problem(app.get(&format!("/api/v1/products?sort=price&cursor={forged}"), None).await, 422).await;
-        assert_eq!(errors["errors"][0]["field"], "cursor", "{errors}");
+        filter_sort_and_search(&app).await;
         app.stop().await;
     }
 
     async fn paging_returns_every_product_once_while_products_are_added(storage: TestStorage) {
         let app = spawn_app(&storage).await;
-        let admin = app.admin_token().await;
-        let mut originals = HashSet::new();
-        for n in 0..23 {
-            // Repeated prices and names make the id tie-breaker matter.
-            let body = product(&format!("S-{n}"), &format!("Speaker {}", n % 4), 1000 + (n % 5) * 100, "audio");
-            originals.insert(app.create_product(&admin, &body).await["id"].as_str().unwrap().to_owned());
-        }
-        for (round, sort) in ["price", "-price", "name", "-created_at", "relevance&q=speaker"].into_iter().enumerate() {
-            let mut added = 0;
-            let ids = app
-                .walk(&format!("sort={sort}&limit=4"), async || {
-                    added += 1;
-                    let body = product(&format!("NEW-{round}-{added}"), "Speaker 2", 1200, "audio");
-                    app.create_product(&admin, &body).await;
-                })
-                .await;
-            let unique: HashSet<&String> = ids.iter().collect();
-            assert_eq!(unique.len(), ids.len(), "{sort}: a product came twice");
-            assert!(originals.iter().all(|id| unique.contains(id)), "{sort}: a product was skipped");
-        }
+        page_while_products_are_added(&app).await;
         app.stop().await;
+    }
+
+    async fn search_follows_every_change_to_a_product(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let id = app.stocked_product(&admin, "GLOBE-1", 0).await;
+        let found = |query: &'static str| {
+            let app = &app;
+            async move { ids(&app.list(query).await) }
+        };
+        assert_eq!(found("q=globe").await, [id.clone()], "searched once: an index is built");
+        let path = format!("/api/v1/products/{id}");
+        let patch = json!({"name": "Terrestrial orb", "description": "The world, turning", "price": {"amount": 900, "currency": "EUR"}});
+        assert_eq!(app.send(Method::PATCH, &path, Some(&admin), Some(&patch)).await.status(), 200);
+        assert!(found("q=globe").await.is_empty(), "the old words are gone");
+        assert_eq!(found("q=orb&max_price=900").await, [id.clone()], "the new name and price are found");
+        assert!(found("q=orb&in_stock=true").await.is_empty());
+        let delivery = json!({"delta": 5, "reason": "delivery"});
+        let adjusted = app.send(Method::POST, &format!("/api/v1/inventory/{id}/adjustments"), Some(&admin), Some(&delivery)).await;
+        assert_eq!(adjusted.status(), 200);
+        wait_for("the stock in search", || async { found("q=orb&in_stock=true").await == [id.clone()] }).await;
+        assert_eq!(app.list("q=orb").await["items"][0]["available"], 5);
+        assert_eq!(app.send(Method::DELETE, &path, Some(&admin), None).await.status(), 204);
+        assert!(found("q=orb").await.is_empty(), "archived products are not found");
+        app.stop().await;
+    }
+}
+
+fn ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// SQLite searched through FTS5 (`--search-in-memory false`, as a catalog outside the
+/// embedded runtime is), where the embedded runtime's tests above search in memory.
+async fn spawn_searching_sqlite() -> TestApp {
+    let storage = testkit::TestStorage::sqlite()
+        .await
+        .expect("SQLite needs no server");
+    spawn_app_with(&storage, &["--search-in-memory", "false"]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_searched_in_the_database_filters_sorts_and_ranks_as_in_memory() {
+    let app = spawn_searching_sqlite().await;
+    filter_sort_and_search(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_searched_in_the_database_pages_as_in_memory() {
+    let app = spawn_searching_sqlite().await;
+    page_while_products_are_added(&app).await;
+    app.stop().await;
+}
+
+async fn filter_sort_and_search(app: &TestApp) {
+    let admin = app.admin_token().await;
+    for (sku, name, amount, category) in [
+        ("A1", "Wireless headphones", 19900, "audio"),
+        ("A2", "Bookshelf speaker", 24900, "audio"),
+        ("A3", "Headphone stand", 2900, "audio"),
+        ("P1", "Phone case", 1900, "phones"),
+        ("P2", "Charger", 2500, "phones"),
+    ] {
+        app.create_product(&admin, &product(sku, name, amount, category))
+            .await;
+    }
+    let cheap_first = app.list("sort=price").await;
+    assert_eq!(
+        names(&cheap_first),
+        [
+            "Phone case",
+            "Charger",
+            "Headphone stand",
+            "Wireless headphones",
+            "Bookshelf speaker"
+        ]
+    );
+    assert_eq!(
+        names(&app.list("sort=-price&category=audio").await),
+        [
+            "Bookshelf speaker",
+            "Wireless headphones",
+            "Headphone stand"
+        ]
+    );
+    assert_eq!(
+        names(&app.list("sort=name&max_price=2900").await),
+        ["Charger", "Headphone stand", "Phone case"]
+    );
+    assert_eq!(
+        names(&app.list("min_price=2500&max_price=20000&sort=price").await),
+        ["Charger", "Headphone stand", "Wireless headphones"]
+    );
+    assert_eq!(
+        names(&app.list("sort=-created_at&limit=2").await),
+        ["Charger", "Phone case"]
+    );
+
+    // Relevance: a word in the name outranks a word only in the description.
+    let cushions = json!({"sku": "A4", "name": "Ear cushions", "description": "Soft replacement cushions for headphones",
+                          "price": {"amount": 1500, "currency": "EUR"}, "category": "audio"});
+    app.create_product(&admin, &cushions).await;
+    // "Headphone stand" is a near miss of "headphones" in its name; the cushions only
+    // mention headphones in their description.
+    assert_eq!(
+        names(&app.list("q=headphones").await),
+        ["Wireless headphones", "Headphone stand", "Ear cushions"]
+    );
+    assert_eq!(
+        names(&app.list("q=soft%20cushions").await),
+        ["Ear cushions"]
+    );
+    // A typo still finds it, the name match first.
+    assert_eq!(
+        names(&app.list("q=hedphones").await),
+        ["Wireless headphones", "Ear cushions"]
+    );
+    assert!(
+        names(&app.list("q=xylophone").await).is_empty(),
+        "near misses need most trigrams"
+    );
+    assert_eq!(names(&app.list("q=PHONE%20case").await), ["Phone case"]);
+    assert!(names(&app.list("q=nothing-like-this").await).is_empty());
+    let hostile = app.list("q=%27%3B%20DROP%20TABLE%20products%3B%20--").await;
+    assert!(hostile["items"].is_array());
+    assert_eq!(
+        app.list("").await["items"].as_array().unwrap().len(),
+        6,
+        "the table survived"
+    );
+    assert!(
+        app.list("in_stock=true").await["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    for bad in [
+        "limit=0",
+        "limit=101",
+        "sort=cheapest",
+        "cursor=garbage",
+        "min_price=500&max_price=100",
+        "min_price=-1",
+        "category=Not%20A%20Slug",
+        "limit=ten",
+        "colour=red",
+    ] {
+        problem(app.get(&format!("/api/v1/products?{bad}"), None).await, 422).await;
+    }
+    let page = app.list("sort=price&limit=2").await;
+    let cursor = page["next_cursor"].as_str().unwrap();
+    problem(
+        app.get(&format!("/api/v1/products?sort=name&cursor={cursor}"), None)
+            .await,
+        422,
+    )
+    .await;
+    // Made by hand: the sort is right, the key (a name where a price belongs) is not.
+    let forged = {
+        use base64::Engine as _;
+        let json = json!({"s": "price", "k": "zzz", "id": uuid::Uuid::now_v7()}).to_string();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+    };
+    let errors = problem(
+        app.get(
+            &format!("/api/v1/products?sort=price&cursor={forged}"),
+            None,
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(errors["errors"][0]["field"], "cursor", "{errors}");
+}
+
+async fn page_while_products_are_added(app: &TestApp) {
+    let admin = app.admin_token().await;
+    let mut originals = HashSet::new();
+    for n in 0..23 {
+        // Repeated prices and names make the id tie-breaker matter.
+        let body = product(
+            &format!("S-{n}"),
+            &format!("Speaker {}", n % 4),
+            1000 + (n % 5) * 100,
+            "audio",
+        );
+        originals.insert(
+            app.create_product(&admin, &body).await["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    for (round, sort) in [
+        "price",
+        "-price",
+        "name",
+        "-created_at",
+        "relevance&q=speaker",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut added = 0;
+        let ids = app
+            .walk(&format!("sort={sort}&limit=4"), async || {
+                added += 1;
+                let body = product(&format!("NEW-{round}-{added}"), "Speaker 2", 1200, "audio");
+                app.create_product(&admin, &body).await;
+            })
+            .await;
+        let unique: HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{sort}: a product came twice");
+        assert!(
+            originals.iter().all(|id| unique.contains(id)),
+            "{sort}: a product was skipped"
+        );
     }
 }
