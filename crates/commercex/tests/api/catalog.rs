@@ -208,25 +208,26 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// SQLite searched through FTS5 (`--search-in-memory false`, as a catalog outside the
-/// embedded runtime is), where the embedded runtime's tests above search in memory.
-async fn spawn_searching_sqlite() -> TestApp {
-    let storage = testkit::TestStorage::sqlite()
-        .await
-        .expect("SQLite needs no server");
-    spawn_app_with(&storage, &["--search-in-memory", "false"]).await
-}
+/// SQLite searched through FTS5 (as a catalog outside the embedded runtime is), where the
+/// embedded runtime's tests above search in memory.
+const SEARCH_IN_THE_DATABASE: &[&str] = &["--search-in-memory", "false"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_searched_in_the_database_filters_sorts_and_ranks_as_in_memory() {
-    let app = spawn_searching_sqlite().await;
+    let storage = testkit::TestStorage::sqlite()
+        .await
+        .expect("SQLite needs no server");
+    let app = spawn_app_with(&storage, SEARCH_IN_THE_DATABASE).await;
     filter_sort_and_search(&app).await;
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_searched_in_the_database_pages_as_in_memory() {
-    let app = spawn_searching_sqlite().await;
+    let storage = testkit::TestStorage::sqlite()
+        .await
+        .expect("SQLite needs no server");
+    let app = spawn_app_with(&storage, SEARCH_IN_THE_DATABASE).await;
     page_while_products_are_added(&app).await;
     app.stop().await;
 }
