@@ -181,17 +181,17 @@ app_tests! {
             let app = &app;
             async move { ids(&app.list(query).await) }
         };
-        assert_eq!(found("q=globe").await, [id.clone()], "searched once: an index is built");
+        assert_eq!(found("q=globe").await, [id.as_str()], "searched once: an index is built");
         let path = format!("/api/v1/products/{id}");
         let patch = json!({"name": "Terrestrial orb", "description": "The world, turning", "price": {"amount": 900, "currency": "EUR"}});
         assert_eq!(app.send(Method::PATCH, &path, Some(&admin), Some(&patch)).await.status(), 200);
         assert!(found("q=globe").await.is_empty(), "the old words are gone");
-        assert_eq!(found("q=orb&max_price=900").await, [id.clone()], "the new name and price are found");
+        assert_eq!(found("q=orb&max_price=900").await, [id.as_str()], "the new name and price are found");
         assert!(found("q=orb&in_stock=true").await.is_empty());
         let delivery = json!({"delta": 5, "reason": "delivery"});
         let adjusted = app.send(Method::POST, &format!("/api/v1/inventory/{id}/adjustments"), Some(&admin), Some(&delivery)).await;
         assert_eq!(adjusted.status(), 200);
-        wait_for("the stock in search", || async { found("q=orb&in_stock=true").await == [id.clone()] }).await;
+        wait_for("the stock in search", || async { found("q=orb&in_stock=true").await == [id.as_str()] }).await;
         assert_eq!(app.list("q=orb").await["items"][0]["available"], 5);
         assert_eq!(app.send(Method::DELETE, &path, Some(&admin), None).await.status(), 204);
         assert!(found("q=orb").await.is_empty(), "archived products are not found");
