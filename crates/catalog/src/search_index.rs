@@ -3,8 +3,8 @@
 //! FTS5 and per-candidate `LIKE`s (callgrind: ~4.2 M instructions per search of 10,000
 //! products through SQLite, 70% of it in SQLite, docs/BENCHMARKS.md).
 //!
-//! The database stays the truth. The index is loaded from it on the first search and kept in
-//! step by reading again every product that changed before the next search: `changed` is
+//! The database stays the truth. The index is loaded from it at start-up (or by the first
+//! search, if that comes first) and kept in step by reading again every product that changed before the next search: `changed` is
 //! called right after a change commits, and again when the change's event comes back through
 //! the bus (which also covers another process writing the files, as `commercex seed` does).
 //! Matching and ranking are `SearchWord`'s rules, the ones the SQL computes on both
@@ -49,6 +49,23 @@ impl MemorySearch {
         self.changes().insert(id);
     }
 
+    /// Reads every product into the index, unless it is loaded already. Call it at start-up,
+    /// so that the first search does not wait for it; a search loads it if it is not there.
+    pub async fn load(&self, store: &ProductStore) -> Result<(), StoreError> {
+        self.loaded(store).await.map(|_| ())
+    }
+
+    async fn loaded(&self, store: &ProductStore) -> Result<&RwLock<Index>, StoreError> {
+        self.index
+            .get_or_try_init(|| async {
+                let read = self.reads.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+                let mut index = Index::default();
+                index.install_all(store.all().await?, read, self.capacity);
+                Ok::<_, StoreError>(RwLock::new(index))
+            })
+            .await
+    }
+
     /// The page of `query` (`limit` + 1 products with their scores), or `None` when the
     /// catalog has outgrown the index.
     pub async fn list(
@@ -57,15 +74,7 @@ impl MemorySearch {
         query: &ListQuery,
         terms: &SearchTerms,
     ) -> Result<Option<Vec<(Product, i64)>>, StoreError> {
-        let index = self
-            .index
-            .get_or_try_init(|| async {
-                let read = self.reads.fetch_add(1, AtomicOrdering::SeqCst) + 1;
-                let mut index = Index::default();
-                index.install_all(store.all().await?, read, self.capacity);
-                Ok::<_, StoreError>(RwLock::new(index))
-            })
-            .await?;
+        let index = self.loaded(store).await?;
         self.refresh(store, index).await?;
         let index = index.read().unwrap_or_else(PoisonError::into_inner);
         Ok((!index.overflowed).then(|| index.search(query, terms)))

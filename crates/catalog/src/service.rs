@@ -12,6 +12,7 @@ use crate::cache::ProductCache;
 use crate::catalog::Catalog;
 use crate::handlers::{AvailabilityProjection, GROUP, TOPICS};
 use crate::search_index::MemorySearch;
+use crate::store::ProductStore;
 
 pub const SCHEMA: &str = "catalog";
 
@@ -44,6 +45,15 @@ impl CatalogService {
         search: Option<Arc<MemorySearch>>,
     ) -> Result<Self, DbError> {
         let store = Self::open_db(storage, store).await?;
+        if let Some(search) = &search {
+            // Built in the background; a search that comes first waits for it.
+            let (search, products) = (search.clone(), ProductStore::new(store.db.clone()));
+            tokio::spawn(async move {
+                if let Err(error) = search.load(&products).await {
+                    tracing::warn!(%error, "could not load the search index; the first search will");
+                }
+            });
+        }
         let catalog = Arc::new(Catalog::new(
             store.db.clone(),
             store.outbox.clone(),
