@@ -321,7 +321,82 @@ fn compare_to_cursor(key: &SortValue, cursor: &CursorKey, sort: Sort) -> Orderin
 
 #[cfg(test)]
 mod tests {
+    use platform::money::{Currency, Money};
+
     use super::*;
+    use crate::domain::{Attributes, Category, Description, ProductName, Sku};
+
+    fn product(id: Uuid, name: &str, amount: i64) -> Product {
+        let now = platform::time::now();
+        Product {
+            id,
+            sku: Sku::parse("SKU-1").expect("sku"),
+            name: ProductName::parse(name).expect("name"),
+            description: Description::default(),
+            price: Money::new(amount, Currency::parse("EUR").expect("currency")),
+            category: Category::parse("home").expect("category"),
+            attributes: Attributes::default(),
+            available: 1,
+            version: 1,
+            archived_at: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn query(q: &str) -> (ListQuery, SearchTerms) {
+        let terms = SearchTerms::parse(q).expect("valid").expect("words");
+        let query = ListQuery {
+            search: Some(terms.clone()),
+            category: None,
+            min_price: None,
+            max_price: None,
+            in_stock: false,
+            sort: Sort::Relevance,
+            limit: 20,
+            after: None,
+        };
+        (query, terms)
+    }
+
+    fn names(index: &Index, q: &str) -> Vec<String> {
+        let (query, terms) = query(q);
+        index
+            .search(&query, &terms)
+            .into_iter()
+            .map(|(p, _)| p.name.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_newer_read_wins_and_a_renamed_product_leaves_its_old_words() {
+        let id = Uuid::now_v7();
+        let mut index = Index::default();
+        index.install_all(vec![product(id, "Desk lamp", 100)], 1, 10);
+        assert_eq!(names(&index, "lamp"), ["Desk lamp"]);
+        index.install(product(id, "Floor light", 100), 3);
+        index.install(product(id, "Desk lamp", 100), 2);
+        assert!(
+            names(&index, "lamp").is_empty(),
+            "read 2 is older than read 3"
+        );
+        assert_eq!(names(&index, "light"), ["Floor light"]);
+        let lam = index.postings.get(&['l', 'a', 'm']);
+        assert!(
+            lam.is_none_or(HashSet::is_empty),
+            "the old name's trigrams are gone"
+        );
+    }
+
+    #[test]
+    fn past_its_capacity_the_index_stands_down() {
+        let mut index = Index::default();
+        let products = (0..3).map(|n| product(Uuid::now_v7(), "Lamp", n)).collect();
+        index.install_all(products, 1, 3);
+        assert!(!index.overflowed);
+        index.install_all(vec![product(Uuid::now_v7(), "Lamp", 9)], 2, 3);
+        assert!(index.overflowed);
+    }
 
     #[test]
     fn trigrams_stay_within_a_column() {

@@ -537,7 +537,7 @@ pub struct Options {
     pub product_cache_ttl: Duration,
 
     /// Answer catalog searches from an index in memory (the embedded runtime on SQLite, up to
-    /// 200,000 products); `false` searches the database (FTS5).
+    /// 50,000 products); `false` searches the database (FTS5).
     #[arg(long, global = true, env = "COMMERCEX_SEARCH_IN_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]
     pub search_in_memory: bool,
 
