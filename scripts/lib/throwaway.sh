@@ -145,20 +145,31 @@ for _ in \$(seq 100); do kill -0 \$pid 2>/dev/null || exit 0; sleep 0.1; done; k
   log "started a throwaway tansu broker ($("$tansu" --version 2>/dev/null | head -n 1), $storage) on port $port"
 }
 
-# Restarts the broker whenever it has exited without being stopped, as an orchestrator
-# restarts a crashed container, and logs each restart to $KAFKA_TMP/restarts.log; runs until
-# killed. (tansu 0.6's SQLite storage panics, "entered unreachable code" in update_group,
-# when a client is killed in the middle of joining a group, and the broker then exits.)
+# Restarts the broker whenever it has exited without being stopped, or answers requests only
+# with storage errors, as an orchestrator restarts a crashed container or one whose liveness
+# probe fails; logs each restart to $KAFKA_TMP/restarts.log; runs until killed. (tansu 0.6's
+# SQLite storage panics, "entered unreachable code" in update_group, when a client is killed
+# in the middle of joining a group: the broker then exits, or stays up answering every
+# request with `UnableToSend`.)
 supervise_tansu() {
-  local pid state
+  local pid state seen=0 lines
   while sleep 1; do
     [ -f "$KAFKA_TMP/stopped" ] && continue
     pid=$(cat "$KAFKA_TMP/tansu.pid" 2>/dev/null) || continue
     state=$(ps -o stat= -p "$pid" 2>/dev/null || true)
+    lines=$(wc -l <"$KAFKA_TMP/tansu.log")
     if [ -z "$state" ] || [[ "$state" == Z* ]]; then
-      echo "$(date -u +%T) the broker (pid $pid) exited on its own: $(grep -m 1 -o 'panicked at [^ ]*' "$KAFKA_TMP/tansu.log" | tail -n 1)" >>"$KAFKA_TMP/restarts.log"
-      sh -c "$KAFKA_START"
+      echo "$(date -u +%T) the broker (pid $pid) exited on its own" >>"$KAFKA_TMP/restarts.log"
+    elif tail -n "+$((seen + 1))" "$KAFKA_TMP/tansu.log" | head -n "$((lines - seen))" | grep -q 'UnableToSend'; then
+      echo "$(date -u +%T) the broker (pid $pid) answers with storage errors (UnableToSend)" >>"$KAFKA_TMP/restarts.log"
+      kill -9 "$pid" 2>/dev/null || true
+      sleep 0.5
+    else
+      seen=$lines
+      continue
     fi
+    seen=$(wc -l <"$KAFKA_TMP/tansu.log")
+    sh -c "$KAFKA_START"
   done
 }
 
