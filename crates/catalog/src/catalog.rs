@@ -57,7 +57,7 @@ pub struct Catalog {
     outbox: Outbox,
     products: ProductStore,
     cache: Arc<dyn ProductCache>,
-    /// Searches answered from memory (the embedded runtime on SQLite).
+    /// Listings and searches answered from memory (the embedded runtime on SQLite).
     search: Option<Arc<MemorySearch>>,
 }
 
@@ -189,9 +189,13 @@ impl Catalog {
     }
 
     pub async fn list(&self, query: &ListQuery) -> Result<Page, CatalogError> {
-        let from_memory = match (&self.search, &query.search) {
-            (Some(index), Some(terms)) => index.list(&self.products, query, terms).await?,
-            _ => None,
+        let from_memory = match &self.search {
+            Some(index) => {
+                index
+                    .list(&self.products, query, query.search.as_ref())
+                    .await?
+            }
+            None => None,
         };
         let mut rows = match from_memory {
             Some(rows) => rows,

@@ -1,7 +1,8 @@
-//! Search over products held in memory, for the embedded runtime on SQLite, where this process
-//! makes every change: a query is answered from a trigram index in memory rather than by
-//! FTS5 and per-candidate `LIKE`s (callgrind: ~4.2 M instructions per search of 10,000
-//! products through SQLite, 70% of it in SQLite, docs/BENCHMARKS.md).
+//! Listings and search over products held in memory, for the embedded runtime on SQLite, where
+//! this process makes every change: a query is answered from a trigram index in memory rather
+//! than by FTS5 and per-candidate `LIKE`s (callgrind: ~4.2 M instructions per search of 10,000
+//! products through SQLite, 70% of it in SQLite, docs/BENCHMARKS.md), and a listing without
+//! search words by walking the products kept in the order of its sort from its cursor.
 //!
 //! The database stays the truth. The index is loaded from it at start-up (or by the first
 //! search, if that comes first) and kept in step by reading again every product that changed before the next search: `changed` is
@@ -19,7 +20,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 use platform::time::to_millis;
 use uuid::Uuid;
 
-use crate::domain::{CursorKey, ListQuery, Product, SearchTerms, SearchWord, Sort};
+use crate::domain::{Cursor, CursorKey, ListQuery, Product, SearchTerms, SearchWord, Sort};
 use crate::store::{ProductStore, StoreError};
 
 type Trigram = [char; 3];
@@ -66,18 +67,28 @@ impl MemorySearch {
             .await
     }
 
-    /// The page of `query` (`limit` + 1 products with their scores), or `None` when the
-    /// catalog has outgrown the index.
+    /// The page of `query` (`limit` + 1 products with their scores), searched for `terms` or
+    /// a plain listing without them, or `None` when the catalog has outgrown the index.
     pub async fn list(
         &self,
         store: &ProductStore,
         query: &ListQuery,
-        terms: &SearchTerms,
+        terms: Option<&SearchTerms>,
     ) -> Result<Option<Vec<(Product, i64)>>, StoreError> {
         let index = self.loaded(store).await?;
         self.refresh(store, index).await?;
         let index = index.read().unwrap_or_else(PoisonError::into_inner);
-        Ok((!index.overflowed).then(|| index.search(query, terms)))
+        if index.overflowed {
+            return Ok(None);
+        }
+        let words: Vec<SearchWord> = terms
+            .map(|terms| terms.terms().iter().map(|t| SearchWord::new(t)).collect())
+            .unwrap_or_default();
+        let page = match words.is_empty() {
+            true => index.listing(query),
+            false => None,
+        };
+        Ok(Some(page.unwrap_or_else(|| index.search(query, &words))))
     }
 
     /// Reads the changed products again. A refresh numbers its read while it takes the ids,
@@ -119,7 +130,16 @@ struct Index {
     /// The products whose name or description holds each trigram.
     postings: HashMap<Trigram, HashSet<u32>>,
     overflowed: bool,
+    /// Every product's slot in the order of each sort a listing without search words can
+    /// have, so that its page is a walk from the cursor rather than a sort of the catalog.
+    /// Put in order again after the installs that moved a product in one of them.
+    sorted: Vec<(Sort, Vec<u32>)>,
+    sorted_stale: bool,
 }
+
+/// The sorts kept in order. Relevance without search words (every score 0) is rare: it
+/// sorts the catalog for each page.
+const KEPT_SORTS: [Sort; 4] = [Sort::Price, Sort::PriceDesc, Sort::Name, Sort::NewestFirst];
 
 struct Doc {
     product: Product,
@@ -152,6 +172,24 @@ impl Index {
             self.install(product, read);
         }
         self.overflowed |= self.docs.len() > capacity;
+        if self.sorted_stale && !self.overflowed {
+            self.sort_all();
+        }
+    }
+
+    fn sort_all(&mut self) {
+        let docs = &self.docs;
+        self.sorted = KEPT_SORTS
+            .iter()
+            .map(|&sort| {
+                let mut slots: Vec<u32> = (0..docs.len() as u32).collect();
+                slots.sort_by(|&a, &b| {
+                    in_page_order((&docs[a as usize], 0), (&docs[b as usize], 0), sort)
+                });
+                (sort, slots)
+            })
+            .collect();
+        self.sorted_stale = false;
     }
 
     fn install(&mut self, product: Product, read: u64) {
@@ -163,6 +201,7 @@ impl Index {
                 self.postings.entry(held).or_default().insert(slot);
             }
             self.slots.insert(product.id, slot);
+            self.sorted_stale = true;
             self.docs.push(Doc {
                 product,
                 name,
@@ -175,6 +214,10 @@ impl Index {
         if doc.read > read {
             return;
         }
+        // Stock and archiving are filters, checked during the walk: they move nothing.
+        self.sorted_stale |= doc.name != name
+            || doc.product.price != product.price
+            || doc.product.created_at != product.created_at;
         if doc.name != name || doc.description != description {
             for gone in trigrams_of(&doc.name, &doc.description) {
                 if let Some(posting) = self.postings.get_mut(&gone) {
@@ -224,10 +267,33 @@ impl Index {
             .collect()
     }
 
-    fn search(&self, query: &ListQuery, terms: &SearchTerms) -> Vec<(Product, i64)> {
-        let words: Vec<SearchWord> = terms.terms().iter().map(|t| SearchWord::new(t)).collect();
+    /// The page of a listing without search words, walked in the kept order of its sort from
+    /// its cursor; `None` for a sort not kept in order, or while the order is stale.
+    fn listing(&self, query: &ListQuery) -> Option<Vec<(Product, i64)>> {
+        if self.sorted_stale {
+            return None;
+        }
+        let (_, slots) = self.sorted.iter().find(|(sort, _)| *sort == query.sort)?;
+        let doc = |slot: &u32| &self.docs[*slot as usize];
+        let start = query.after.as_ref().map_or(0, |after| {
+            slots.partition_point(|slot| !comes_after((doc(slot), 0), after, query.sort))
+        });
+        Some(
+            slots[start..]
+                .iter()
+                .map(doc)
+                .filter(|doc| passes_filters(&doc.product, query))
+                .take(query.limit as usize + 1)
+                .map(|doc| (doc.product.clone(), 0))
+                .collect(),
+        )
+    }
+
+    /// The page of `query` among the products every word matches (every product when there
+    /// are no words), ranked by the sum of their scores.
+    fn search(&self, query: &ListQuery, words: &[SearchWord]) -> Vec<(Product, i64)> {
         let mut hits: Vec<(&Doc, i64)> = self
-            .candidates(&words)
+            .candidates(words)
             .into_iter()
             .map(|slot| &self.docs[slot as usize])
             .filter(|doc| passes_filters(&doc.product, query))
@@ -240,26 +306,28 @@ impl Index {
             })
             .collect();
         if let Some(after) = &query.after {
-            hits.retain(|(doc, score)| {
-                let key = sort_value(doc, *score, query.sort);
-                match compare_to_cursor(&key, &after.key, query.sort) {
-                    Ordering::Greater => true,
-                    Ordering::Equal => doc.product.id > after.id,
-                    Ordering::Less => false,
-                }
-            });
+            hits.retain(|&hit| comes_after(hit, after, query.sort));
         }
-        hits.sort_by(|(a, a_score), (b, b_score)| {
-            let (a_key, b_key) = (
-                sort_value(a, *a_score, query.sort),
-                sort_value(b, *b_score, query.sort),
-            );
-            in_sort_order(&a_key, &b_key, query.sort).then(a.product.id.cmp(&b.product.id))
-        });
+        hits.sort_by(|&a, &b| in_page_order(a, b, query.sort));
         hits.into_iter()
             .take(query.limit as usize + 1)
             .map(|(doc, score)| (doc.product.clone(), score))
             .collect()
+    }
+}
+
+/// The order of a page: the sort's key, then the id (as the SQL orders them).
+fn in_page_order(a: (&Doc, i64), b: (&Doc, i64), sort: Sort) -> Ordering {
+    let (a_key, b_key) = (sort_value(a.0, a.1, sort), sort_value(b.0, b.1, sort));
+    in_sort_order(&a_key, &b_key, sort).then(a.0.product.id.cmp(&b.0.product.id))
+}
+
+/// Whether a product (with its score) belongs after the cursor `after` in the order of `sort`.
+fn comes_after((doc, score): (&Doc, i64), after: &Cursor, sort: Sort) -> bool {
+    match compare_to_cursor(&sort_value(doc, score, sort), &after.key, sort) {
+        Ordering::Greater => true,
+        Ordering::Equal => doc.product.id > after.id,
+        Ordering::Less => false,
     }
 }
 
@@ -361,8 +429,9 @@ mod tests {
 
     fn names(index: &Index, q: &str) -> Vec<String> {
         let (query, terms) = query(q);
+        let words: Vec<SearchWord> = terms.terms().iter().map(|t| SearchWord::new(t)).collect();
         index
-            .search(&query, &terms)
+            .search(&query, &words)
             .into_iter()
             .map(|(p, _)| p.name.as_str().to_owned())
             .collect()
@@ -396,6 +465,99 @@ mod tests {
         assert!(!index.overflowed);
         index.install_all(vec![product(Uuid::now_v7(), "Lamp", 9)], 2, 3);
         assert!(index.overflowed);
+    }
+
+    /// Every page of a listing, walking its cursors as a client does.
+    fn walk(
+        index: &Index,
+        mut query: ListQuery,
+        page: impl Fn(&Index, &ListQuery) -> Vec<(Product, i64)>,
+    ) -> Vec<Uuid> {
+        let mut seen = Vec::new();
+        loop {
+            let mut rows = page(index, &query);
+            let more = rows.len() > query.limit as usize;
+            rows.truncate(query.limit as usize);
+            seen.extend(rows.iter().map(|(p, _)| p.id));
+            let Some((last, score)) = rows.last().filter(|_| more) else {
+                return seen;
+            };
+            query.after = Some(Cursor {
+                sort: query.sort,
+                key: crate::store::sort_key(last, *score, query.sort),
+                id: last.id,
+            });
+        }
+    }
+
+    #[test]
+    fn a_listing_walked_in_kept_order_pages_as_the_full_sort_does() {
+        // Few distinct prices, names and creation times: ties are what cursors get wrong.
+        let mut seed = 7u64;
+        let mut next = move |below: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % below
+        };
+        let mut products: Vec<Product> = (0..300)
+            .map(|n| {
+                let mut p = product(Uuid::now_v7(), ["Lamp", "desk", "Chair", "sofa"][n % 4], 0);
+                p.price = Money::new(next(20) as i64 * 100, p.price.currency());
+                p.available = next(3) as i64;
+                p.created_at = platform::time::from_millis(1_000 * next(15) as i64);
+                p.archived_at = (next(10) == 0).then_some(p.created_at);
+                p.category =
+                    Category::parse(["home", "office"][next(2) as usize]).expect("category");
+                p
+            })
+            .collect();
+        let mut index = Index::default();
+        index.install_all(products.clone(), 1, 1_000);
+        for round in 2..7 {
+            for sort in KEPT_SORTS {
+                for (category, in_stock, min_price) in [
+                    (None, false, None),
+                    (Some("office"), true, Some(500)),
+                    (None, true, None),
+                ] {
+                    let query = ListQuery {
+                        search: None,
+                        category: category.map(|c| Category::parse(c).expect("category")),
+                        min_price,
+                        max_price: None,
+                        in_stock,
+                        sort,
+                        limit: 7,
+                        after: None,
+                    };
+                    let walked = walk(&index, query.clone(), |index, query| {
+                        index.listing(query).expect("kept in order")
+                    });
+                    let sorted = walk(&index, query, |index, query| index.search(query, &[]));
+                    assert!(walked.len() > 7, "{sort:?}: more than a page");
+                    assert_eq!(walked, sorted, "{sort:?} in round {round}");
+                }
+            }
+            // Each kind of change alone, since any one that moves a product puts all in order:
+            // reprice some, rename some, restock some (a filter: nothing moves), add a few.
+            for p in products.iter_mut().take(300) {
+                let pick = next(3) == 0;
+                match round {
+                    2 if pick => p.price = Money::new(next(20) as i64 * 100, p.price.currency()),
+                    3 if pick => {
+                        let name = ["Table", "armchair"][next(2) as usize];
+                        p.name = ProductName::parse(name).expect("name");
+                    }
+                    4 if pick => p.available = next(3) as i64,
+                    _ => {}
+                }
+            }
+            if round == 5 {
+                products.extend((0..5).map(|_| product(Uuid::now_v7(), "Stool", 300)));
+            }
+            index.install_all(products.clone(), round, 1_000);
+        }
     }
 
     #[test]

@@ -12,7 +12,6 @@ use crate::cache::ProductCache;
 use crate::catalog::Catalog;
 use crate::handlers::{AvailabilityProjection, GROUP, TOPICS};
 use crate::search_index::MemorySearch;
-use crate::store::ProductStore;
 
 pub const SCHEMA: &str = "catalog";
 
@@ -45,21 +44,21 @@ impl CatalogService {
         search: Option<Arc<MemorySearch>>,
     ) -> Result<Self, DbError> {
         let store = Self::open_db(storage, store).await?;
-        if let Some(search) = &search {
-            // Built in the background; a search that comes first waits for it.
-            let (search, products) = (search.clone(), ProductStore::new(store.db.clone()));
-            tokio::spawn(async move {
-                if let Err(error) = search.load(&products).await {
-                    tracing::warn!(%error, "could not load the search index; the first search will");
-                }
-            });
-        }
         let catalog = Arc::new(Catalog::new(
             store.db.clone(),
             store.outbox.clone(),
             cache,
             search,
         ));
+        if let Some(search) = catalog.search().cloned() {
+            // Built in the background; a search that comes first waits for it.
+            let catalog = catalog.clone();
+            tokio::spawn(async move {
+                if let Err(error) = search.load(catalog.store()).await {
+                    tracing::warn!(%error, "could not load the search index; the first search will");
+                }
+            });
+        }
         Ok(Self { store, catalog })
     }
 

@@ -208,8 +208,8 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// SQLite searched through FTS5 (as a catalog outside the embedded runtime is), where the
-/// embedded runtime's tests above search in memory.
+/// SQLite listed and searched through SQL and FTS5 (as a catalog outside the embedded runtime
+/// is), where the embedded runtime's tests above list and search in memory.
 const SEARCH_IN_THE_DATABASE: &[&str] = &["--search-in-memory", "false"];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
