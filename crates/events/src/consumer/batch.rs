@@ -2,7 +2,7 @@
 //! letters, the group's positions, one commit.
 //!
 //! Handlers almost never fail, so a batch first runs without savepoints, its inbox rows
-//! written by one statement (`Care::Optimistic`). If a handler fails, or an event touches
+//! written up front by one statement that also finds the duplicates (`Care::Optimistic`). If a handler fails, or an event touches
 //! parked ones, that transaction is rolled back and the batch runs again with a savepoint per
 //! event (`Care::Careful`), in which a failing event rolls back alone; the handler that
 //! failed is not called again there (its failure is known: a retry waits for its backoff).
@@ -43,7 +43,7 @@ enum Care {
 enum NeedsCare {
     /// The handler failed on the event at this index.
     Failed(usize, HandlerError),
-    /// Parked events or another instance of the group are involved.
+    /// Parked events are involved.
     Involved,
 }
 
@@ -139,19 +139,29 @@ impl Consumer {
                 delivery.envelope.traceparent.as_deref(),
             );
         }
-        let mut seen = self
-            .inbox(&mut tx, deliveries.iter().filter(|d| handled(d)))
-            .instrument(span.clone())
-            .await?;
-        let mut done = Done::default();
-        let mut failed = None;
-        let mut count = 0;
-        // Optimistic: handled without savepoints, their inbox rows written at the end.
-        let mut handled_ids = Vec::new();
         let (careful, mut known_failure) = match care {
             Care::Careful(known) => (true, known),
             Care::Optimistic => (false, None),
         };
+        let mut seen = if careful {
+            self.inbox(&mut tx, deliveries.iter().filter(|d| handled(d)))
+                .instrument(span.clone())
+                .await?
+        } else {
+            // Optimistic: the inbox rows go in first, in one statement that also says which
+            // events the group had handled before; a failure later rolls them back with
+            // everything else.
+            let handleable = deliveries
+                .iter()
+                .filter(|d| d.unreadable.is_none() && self.handler.handles(&d.envelope.event_type))
+                .map(|d| d.envelope.id);
+            self.claim_in_inbox(&mut tx, handleable)
+                .instrument(span.clone())
+                .await?
+        };
+        let mut done = Done::default();
+        let mut failed = None;
+        let mut count = 0;
         for (index, delivery) in deliveries.iter().enumerate() {
             let envelope = &delivery.envelope;
             let started = Instant::now();
@@ -190,7 +200,6 @@ impl Consumer {
                         tx.rollback().await?;
                         return Ok(Err(NeedsCare::Failed(index, error)));
                     }
-                    handled_ids.push(envelope.id);
                     Step::Handled
                 };
                 match step {
@@ -229,17 +238,6 @@ impl Consumer {
             done.consumed
                 .push((delivery, consumed, started.elapsed(), handled_in));
             count += 1;
-        }
-        if !handled_ids.is_empty() {
-            match self.record_all_in_inbox(&mut tx, &handled_ids).await {
-                Ok(()) => {}
-                // Another instance of the group handled one of them meanwhile.
-                Err(error) if is_unique_violation(&error) => {
-                    tx.rollback().await?;
-                    return Ok(Err(NeedsCare::Involved));
-                }
-                Err(error) => return Err(error),
-            }
         }
         for (delivery, error) in &done.dead_letters {
             let letter = NewDeadLetter {
@@ -319,27 +317,45 @@ impl Consumer {
         Ok(step)
     }
 
-    /// The inbox rows of `events`, in one statement.
-    async fn record_all_in_inbox(
+    /// Writes the inbox rows of `events` unless the group has them already, in one statement,
+    /// and returns the ids it had: those are duplicates. Rows go in id order, so that two
+    /// instances of a group claiming the same events on PostgreSQL wait for each other (the
+    /// second then finds the first's rows) rather than deadlock.
+    async fn claim_in_inbox(
         &self,
         tx: &mut Tx,
-        events: &[uuid::Uuid],
-    ) -> Result<(), sqlx::Error> {
+        events: impl Iterator<Item = uuid::Uuid>,
+    ) -> Result<HashSet<uuid::Uuid>, sqlx::Error> {
+        let mut events: Vec<uuid::Uuid> = events.collect();
+        if events.is_empty() {
+            return Ok(HashSet::new());
+        }
+        events.sort_unstable();
+        events.dedup();
         let rows: Vec<String> = (0..events.len())
             .map(|i| format!("($1, ${}, $2)", i + 3))
             .collect();
         let sql = format!(
-            "INSERT INTO inbox (consumer_group, event_id, handled_at) VALUES {}",
+            "INSERT INTO inbox (consumer_group, event_id, handled_at) VALUES {} \
+             ON CONFLICT (consumer_group, event_id) DO NOTHING RETURNING event_id",
             rows.join(", ")
         );
-        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let mut insert = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
             .bind(&self.settings.group)
             .bind(platform::time::to_millis(platform::time::now()));
-        for id in events {
+        for id in &events {
             insert = insert.bind(id.to_string());
         }
-        insert.execute(&mut ***tx).await?;
-        Ok(())
+        let claimed: HashSet<uuid::Uuid> = insert
+            .fetch_all(&mut ***tx)
+            .await?
+            .iter()
+            .filter_map(|id| uuid::Uuid::parse_str(id).ok())
+            .collect();
+        Ok(events
+            .into_iter()
+            .filter(|id| !claimed.contains(id))
+            .collect())
     }
 
     async fn record_in_inbox(&self, tx: &mut Tx, event: &Envelope) -> Result<(), sqlx::Error> {

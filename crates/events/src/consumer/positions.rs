@@ -32,28 +32,35 @@ pub(crate) async fn load(
     Ok(positions)
 }
 
-/// Moves the group's positions to `positions` inside `tx`. Never backwards: two instances of
-/// a group may both write, and the furthest one counts (everything before it is handled or
-/// in the inbox).
+/// Moves the group's positions to `positions` inside `tx`, in one statement. Never backwards:
+/// two instances of a group may both write, and the furthest one counts (everything before it
+/// is handled or in the inbox).
 pub(crate) async fn save(
     tx: &mut Tx,
     group: &str,
     positions: &Positions,
 ) -> Result<(), sqlx::Error> {
-    for ((topic, partition), position) in positions {
-        sqlx::query(
-            "INSERT INTO consumer_positions (consumer_group, topic, partition_no, position) \
-             VALUES ($1, $2, $3, $4) ON CONFLICT (consumer_group, topic, partition_no) DO UPDATE \
-             SET position = CASE WHEN excluded.position > consumer_positions.position \
-             THEN excluded.position ELSE consumer_positions.position END",
-        )
-        .bind(group)
-        .bind(topic)
-        .bind(i64::from(*partition))
-        .bind(*position)
-        .execute(&mut ***tx)
-        .await?;
+    if positions.is_empty() {
+        return Ok(());
     }
+    let rows: Vec<String> = (0..positions.len())
+        .map(|i| format!("($1, ${}, ${}, ${})", 3 * i + 2, 3 * i + 3, 3 * i + 4))
+        .collect();
+    let sql = format!(
+        "INSERT INTO consumer_positions (consumer_group, topic, partition_no, position) \
+         VALUES {} ON CONFLICT (consumer_group, topic, partition_no) DO UPDATE \
+         SET position = CASE WHEN excluded.position > consumer_positions.position \
+         THEN excluded.position ELSE consumer_positions.position END",
+        rows.join(", ")
+    );
+    let mut upsert = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(group);
+    for ((topic, partition), position) in positions {
+        upsert = upsert
+            .bind(topic)
+            .bind(i64::from(*partition))
+            .bind(*position);
+    }
+    upsert.execute(&mut ***tx).await?;
     Ok(())
 }
 
