@@ -18,16 +18,20 @@ pub struct CostProbe {
 }
 
 /// The cost so far; two readings make the cost of what happened between them.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Reading {
-    cpu: Option<Duration>,
+    /// Per process given, in their order: its tree's CPU time, and what it is.
+    cpu: Option<Vec<(String, Duration)>>,
     transactions: Option<f64>,
 }
 
 /// The cost per confirmed order, where it could be read.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PerOrder {
     pub cpu_ms: Option<f64>,
+    /// The same, per process given (with its descendants), when there are several: which
+    /// of a distributed runtime's processes, PostgreSQL and the broker included, spends it.
+    pub cpu_ms_by_process: Vec<(String, f64)>,
     pub transactions: Option<f64>,
 }
 
@@ -52,10 +56,27 @@ impl CostProbe {
 impl Reading {
     pub fn per_order(&self, before: &Reading, orders: usize) -> PerOrder {
         let orders = orders.max(1) as f64;
+        let by_process: Vec<(String, f64)> = match (&self.cpu, &before.cpu) {
+            (Some(after), Some(before)) => after
+                .iter()
+                .zip(before)
+                .map(|((name, after), (_, before))| {
+                    let spent = after.saturating_sub(*before).as_secs_f64();
+                    (name.clone(), spent * 1000.0 / orders)
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         PerOrder {
-            cpu_ms: self.cpu.zip(before.cpu).map(|(after, before)| {
-                after.saturating_sub(before).as_secs_f64() * 1000.0 / orders
-            }),
+            cpu_ms: self
+                .cpu
+                .is_some()
+                .then(|| by_process.iter().map(|(_, ms)| ms).sum()),
+            cpu_ms_by_process: if by_process.len() > 1 {
+                by_process
+            } else {
+                Vec::new()
+            },
             transactions: self
                 .transactions
                 .zip(before.transactions)
@@ -64,36 +85,66 @@ impl Reading {
     }
 }
 
-/// User and system CPU time of `roots` and all their descendants, living ones only (a child
-/// that exited is in its parent's figures once reaped).
-fn cpu_of_trees(roots: &[i32]) -> anyhow::Result<Duration> {
+/// User and system CPU time of each of `roots` with all its descendants (living ones only: a
+/// child that exited is in its parent's figures once reaped), with what the root is.
+fn cpu_of_trees(roots: &[i32]) -> anyhow::Result<Vec<(String, Duration)>> {
     let ticks = procfs::ticks_per_second() as f64;
     let mut parent = HashMap::new();
     let mut ticks_of = HashMap::new();
+    let mut names = HashMap::new();
     for process in procfs::process::all_processes().context("reading /proc")? {
         // Processes come and go while /proc is read.
-        let Ok(stat) = process.and_then(|p| p.stat()) else {
-            continue;
-        };
+        let Ok(process) = process else { continue };
+        let Ok(stat) = process.stat() else { continue };
         parent.insert(stat.pid, stat.ppid);
         ticks_of.insert(stat.pid, stat.utime + stat.stime);
+        if roots.contains(&stat.pid) {
+            let cmdline = process.cmdline().unwrap_or_default();
+            names.insert(stat.pid, name_of(&cmdline, &stat.comm));
+        }
     }
-    let roots: HashSet<i32> = roots.iter().copied().collect();
-    let in_tree = |mut pid: i32| loop {
-        if roots.contains(&pid) {
-            return true;
+    let roots_set: HashSet<i32> = roots.iter().copied().collect();
+    // The root a process descends from (itself, for a root).
+    let root_of = |mut pid: i32| loop {
+        if roots_set.contains(&pid) {
+            return Some(pid);
         }
         match parent.get(&pid) {
             Some(&ppid) if ppid > 0 && ppid != pid => pid = ppid,
-            _ => return false,
+            _ => return None,
         }
     };
-    let total: u64 = ticks_of
+    let mut spent: HashMap<i32, u64> = HashMap::new();
+    for (&pid, &used) in &ticks_of {
+        if let Some(root) = root_of(pid) {
+            *spent.entry(root).or_default() += used;
+        }
+    }
+    Ok(roots
         .iter()
-        .filter(|(pid, _)| in_tree(**pid))
-        .map(|(_, ticks)| *ticks)
-        .sum();
-    Ok(Duration::from_secs_f64(total as f64 / ticks))
+        .map(|root| {
+            let name = names.remove(root).unwrap_or_else(|| format!("pid {root}"));
+            let used = spent.get(root).copied().unwrap_or(0);
+            (name, Duration::from_secs_f64(used as f64 / ticks))
+        })
+        .collect())
+}
+
+/// What a process is, from its command line: the program's name and the words that follow it
+/// up to the first option (`commercex serve orders`, `postgres`, `tansu broker`).
+fn name_of(cmdline: &[String], comm: &str) -> String {
+    let Some((program, args)) = cmdline.split_first() else {
+        return comm.to_owned();
+    };
+    let program = program.rsplit('/').next().unwrap_or(program);
+    std::iter::once(program)
+        .chain(
+            args.iter()
+                .map(String::as_str)
+                .take_while(|arg| !arg.starts_with('-')),
+        )
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The sum of `commercex_db_transactions_total` over its series at `url`, if it has any.
@@ -137,13 +188,34 @@ mod tests {
     }
 
     #[test]
+    fn a_process_is_named_by_its_program_and_the_words_before_its_options() {
+        let line = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            name_of(
+                &line(&["/usr/bin/commercex", "serve", "orders", "--listen", "x"]),
+                "c"
+            ),
+            "commercex serve orders"
+        );
+        assert_eq!(
+            name_of(
+                &line(&["/usr/lib/postgresql/15/bin/postgres", "-D", "/d"]),
+                "p"
+            ),
+            "postgres"
+        );
+        assert_eq!(name_of(&[], "kthread"), "kthread");
+    }
+
+    #[test]
     fn cpu_spent_by_this_process_shows_in_its_tree() {
         let me = [std::process::id() as i32];
-        let before = cpu_of_trees(&me).unwrap();
+        let mine = || cpu_of_trees(&me).unwrap()[0].1;
+        let before = mine();
         // Spin until the reading moves by 100 ms; a reading that never moves times out.
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut spin = 0u64;
-        while cpu_of_trees(&me).unwrap() - before < Duration::from_millis(100) {
+        while mine() - before < Duration::from_millis(100) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "CPU time never showed"

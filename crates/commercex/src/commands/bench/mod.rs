@@ -390,6 +390,17 @@ fn report(options: &BenchOptions, tally: &Tally, elapsed: Duration, cost: cost::
         "| write transactions per confirmed order | {} |",
         figure(cost.transactions, 1)
     );
+    if !cost.cpu_ms_by_process.is_empty() {
+        let by_process: Vec<String> = cost
+            .cpu_ms_by_process
+            .iter()
+            .map(|(name, ms)| format!("{name} {ms:.2}"))
+            .collect();
+        println!(
+            "| CPU ms per confirmed order, by process | {} |",
+            by_process.join(", ")
+        );
+    }
     report_errors(&tally.errors);
 }
 
