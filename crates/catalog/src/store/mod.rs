@@ -32,6 +32,8 @@ pub struct ProductStore {
     db: Db,
     /// SQLite: what the search index counts, to look words up by their rarest trigrams.
     trigrams: std::sync::Arc<search::TrigramCounts>,
+    /// PostgreSQL: the same counts, taken per trigram when a search first needs it.
+    counted_on_demand: std::sync::Arc<search::CountedOnDemand>,
 }
 
 const COLUMNS: &str = "id, sku, name, description, price_amount, currency, category, attributes, \
@@ -46,6 +48,7 @@ impl ProductStore {
         Self {
             db,
             trigrams: Default::default(),
+            counted_on_demand: Default::default(),
         }
     }
 
@@ -210,7 +213,9 @@ impl ProductStore {
                 let words = search::Words::new(terms.terms());
                 let anchors = match self.db.backend() {
                     Backend::Sqlite => words.anchors(&*self.trigrams.current(&self.db).await?),
-                    Backend::Postgres => Vec::new(),
+                    Backend::Postgres => {
+                        words.anchors(&self.counted_on_demand.of(&self.db, &words).await?)
+                    }
                 };
                 filters.extend(search::candidates(
                     self.db.backend(),

@@ -9,9 +9,9 @@
 //! on: the FTS5 trigram index on SQLite, the pg_trgm GIN indexes on PostgreSQL. A match needs
 //! `needed` of a word's `n` trigrams (all of them for an exact match, two thirds for a near
 //! miss), so, by the pigeonhole principle, it holds at least one of any `n - needed + 1` of
-//! them. On SQLite the index counts the products holding each trigram, and the rarest such
-//! trigrams (`Words::anchors`) find every possible match while reading as few products as
-//! possible.
+//! them. The rarest such trigrams (`Words::anchors`) find every possible match while reading
+//! as few products as possible: SQLite's index counts the products holding each trigram;
+//! on PostgreSQL each trigram a near miss needs is counted when first needed.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -177,6 +177,59 @@ impl TrigramCounts {
     }
 }
 
+/// How many products hold each trigram, on PostgreSQL, where pg_trgm keeps no counts: each
+/// trigram a query needs is counted when first needed (one GIN lookup) and the count kept for
+/// `COUNTS_TTL`. As on SQLite, a count only steers which trigrams a word is looked up by,
+/// never what matches.
+#[derive(Debug, Default)]
+pub struct CountedOnDemand {
+    counts: std::sync::Mutex<HashMap<String, (i64, Instant)>>,
+}
+
+impl CountedOnDemand {
+    /// The counts of the trigrams of `words`' near misses (exact words need none: their
+    /// whole text is looked up).
+    pub async fn of(&self, db: &Db, words: &Words) -> Result<HashMap<String, i64>, sqlx::Error> {
+        let wanted: Vec<&String> = words
+            .0
+            .iter()
+            .filter_map(|word| word.fuzzy.as_ref())
+            .flat_map(|(trigrams, _)| trigrams)
+            .collect();
+        let mut known = HashMap::new();
+        for trigram in wanted {
+            let kept = self
+                .lock()
+                .get(trigram)
+                .filter(|(_, at)| at.elapsed() < COUNTS_TTL)
+                .map(|(count, _)| *count);
+            let count = match kept {
+                Some(count) => count,
+                None => {
+                    let count: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM products \
+                         WHERE search_name LIKE $1 OR search_description LIKE $1",
+                    )
+                    .bind(format!("%{trigram}%"))
+                    .fetch_one(db.pool())
+                    .await?;
+                    self.lock().insert(trigram.clone(), (count, Instant::now()));
+                    count
+                }
+            };
+            known.insert(trigram.clone(), count);
+        }
+        Ok(known)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (i64, Instant)>> {
+        // A map of counts is whole whatever panicked while holding it.
+        self.counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl Words {
     /// For each word of three characters or more, the trigrams to look it up by
     /// (`SearchWord::anchors`), with the index's counts.
@@ -216,17 +269,18 @@ pub fn candidates(
                 "num IN (SELECT rowid FROM product_text WHERE product_text MATCH {expression})"
             )]
         }
-        // pg_trgm keeps no count per trigram: a near miss is looked for through every one of
-        // the word's trigrams, each a GIN lookup; an exact match through the word itself.
+        // An exact word is looked up by its whole text; a near miss by its rarest trigrams
+        // (`CountedOnDemand`), each a GIN lookup.
         Backend::Postgres => words
             .0
             .iter()
             .filter(|w| w.indexable())
-            .map(|word| {
-                let mut patterns = vec![sql.text(format!("%{}%", word.text))];
-                if let Some((trigrams, _)) = &word.fuzzy {
-                    patterns.extend(trigrams.iter().map(|t| sql.text(format!("%{t}%"))));
-                }
+            .zip(anchors)
+            .map(|(word, anchors)| {
+                let patterns: Vec<String> = match word.fuzzy {
+                    Some(_) => anchors.iter().map(|t| sql.text(format!("%{t}%"))).collect(),
+                    None => vec![sql.text(format!("%{}%", word.text))],
+                };
                 let any: Vec<String> = patterns
                     .iter()
                     .map(|p| format!("search_name LIKE {p} OR search_description LIKE {p}"))
