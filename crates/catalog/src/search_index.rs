@@ -81,12 +81,11 @@ impl MemorySearch {
         if index.overflowed {
             return Ok(None);
         }
-        let words: Vec<SearchWord> = terms
-            .map(|terms| terms.terms().iter().map(|t| SearchWord::new(t)).collect())
-            .unwrap_or_default();
-        let page = match words.is_empty() {
-            true => index.listing(query),
-            false => None,
+        let words = terms.map(SearchTerms::words).unwrap_or_default();
+        let page = if words.is_empty() {
+            index.listing(query)
+        } else {
+            None
         };
         Ok(Some(page.unwrap_or_else(|| index.search(query, &words))))
     }
@@ -429,9 +428,8 @@ mod tests {
 
     fn names(index: &Index, q: &str) -> Vec<String> {
         let (query, terms) = query(q);
-        let words: Vec<SearchWord> = terms.terms().iter().map(|t| SearchWord::new(t)).collect();
         index
-            .search(&query, &words)
+            .search(&query, &terms.words())
             .into_iter()
             .map(|(p, _)| p.name.as_str().to_owned())
             .collect()

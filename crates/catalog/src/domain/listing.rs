@@ -58,6 +58,11 @@ impl SearchTerms {
     pub fn terms(&self) -> &[String] {
         &self.0
     }
+
+    /// Each word with its rules of relevance.
+    pub fn words(&self) -> Vec<SearchWord> {
+        self.0.iter().map(|term| SearchWord::new(term)).collect()
+    }
 }
 
 /// Typo tolerance: a word of five or more characters also matches text that contains at

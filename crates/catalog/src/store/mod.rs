@@ -210,7 +210,7 @@ impl ProductStore {
         let mut filters = vec!["archived_at IS NULL".to_owned()];
         let search = match &query.search {
             Some(terms) => {
-                let words = search::Words::new(terms.terms());
+                let words = search::Words::new(terms);
                 let anchors = match self.db.backend() {
                     Backend::Sqlite => words.anchors(&*self.trigrams.current(&self.db).await?),
                     Backend::Postgres => {

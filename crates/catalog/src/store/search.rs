@@ -22,7 +22,7 @@ use sqlx::Row;
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 
-use crate::domain::{CursorKey, SearchWord};
+use crate::domain::{CursorKey, SearchTerms, SearchWord};
 
 /// Placeholders and their values, numbered as they are added.
 #[derive(Default)]
@@ -60,8 +60,8 @@ impl Binds {
 pub struct Words(Vec<SearchWord>);
 
 impl Words {
-    pub fn new(terms: &[String]) -> Self {
-        Self(terms.iter().map(|term| SearchWord::new(term)).collect())
+    pub fn new(terms: &SearchTerms) -> Self {
+        Self(terms.words())
     }
 
     /// Each word's score as a column (`s0`, `s1`, ...), to be summed and tested.
@@ -177,10 +177,10 @@ impl TrigramCounts {
     }
 }
 
-/// How many products hold each trigram, on PostgreSQL, where pg_trgm keeps no counts: each
-/// trigram a query needs is counted when first needed (one GIN lookup) and the count kept for
-/// `COUNTS_TTL`. As on SQLite, a count only steers which trigrams a word is looked up by,
-/// never what matches.
+/// How many products hold each trigram, on PostgreSQL, where pg_trgm keeps no counts: the
+/// trigrams a query needs and lacks are counted together when first needed (one statement)
+/// and the counts kept for `COUNTS_TTL`. As on SQLite, a count only steers which trigrams a
+/// word is looked up by, never what matches.
 #[derive(Debug, Default)]
 pub struct CountedOnDemand {
     counts: std::sync::Mutex<HashMap<String, (i64, Instant)>>,
@@ -190,34 +190,51 @@ impl CountedOnDemand {
     /// The counts of the trigrams of `words`' near misses (exact words need none: their
     /// whole text is looked up).
     pub async fn of(&self, db: &Db, words: &Words) -> Result<HashMap<String, i64>, sqlx::Error> {
-        let wanted: Vec<&String> = words
-            .0
-            .iter()
-            .filter_map(|word| word.fuzzy.as_ref())
-            .flat_map(|(trigrams, _)| trigrams)
-            .collect();
         let mut known = HashMap::new();
-        for trigram in wanted {
-            let kept = self
-                .lock()
-                .get(trigram)
-                .filter(|(_, at)| at.elapsed() < COUNTS_TTL)
-                .map(|(count, _)| *count);
-            let count = match kept {
-                Some(count) => count,
-                None => {
-                    let count: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM products \
-                         WHERE search_name LIKE $1 OR search_description LIKE $1",
-                    )
-                    .bind(format!("%{trigram}%"))
-                    .fetch_one(db.pool())
-                    .await?;
-                    self.lock().insert(trigram.clone(), (count, Instant::now()));
-                    count
+        let mut missing = Vec::new();
+        {
+            let kept = self.lock();
+            let wanted = words
+                .0
+                .iter()
+                .filter_map(|word| word.fuzzy.as_ref())
+                .flat_map(|(trigrams, _)| trigrams);
+            for trigram in wanted {
+                match kept
+                    .get(trigram)
+                    .filter(|(_, at)| at.elapsed() < COUNTS_TTL)
+                {
+                    Some((count, _)) => {
+                        known.insert(trigram.clone(), *count);
+                    }
+                    None if !missing.contains(trigram) => missing.push(trigram.clone()),
+                    None => {}
                 }
-            };
-            known.insert(trigram.clone(), count);
+            }
+        }
+        if missing.is_empty() {
+            return Ok(known);
+        }
+        // Trigrams are letters and digits only (see `SearchTerms`), and bound besides.
+        let columns: Vec<String> = (1..=missing.len())
+            .map(|n| {
+                format!(
+                    "COUNT(*) FILTER (WHERE search_name LIKE ${n} OR search_description LIKE ${n})"
+                )
+            })
+            .collect();
+        let sql = format!("SELECT {} FROM products", columns.join(", "));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for trigram in &missing {
+            query = query.bind(format!("%{trigram}%"));
+        }
+        let row = query.fetch_one(db.pool()).await?;
+        let now = Instant::now();
+        let mut kept = self.lock();
+        for (column, trigram) in missing.into_iter().enumerate() {
+            let count: i64 = row.try_get(column)?;
+            kept.insert(trigram.clone(), (count, now));
+            known.insert(trigram, count);
         }
         Ok(known)
     }

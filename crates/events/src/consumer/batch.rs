@@ -2,10 +2,11 @@
 //! letters, the group's positions, one commit.
 //!
 //! Handlers almost never fail, so a batch first runs without savepoints, its inbox rows
-//! written up front by one statement that also finds the duplicates (`Care::Optimistic`). If a handler fails, or an event touches
-//! parked ones, that transaction is rolled back and the batch runs again with a savepoint per
-//! event (`Care::Careful`), in which a failing event rolls back alone; the handler that
-//! failed is not called again there (its failure is known: a retry waits for its backoff).
+//! written up front by one statement that also finds the duplicates (`Care::Optimistic`). If
+//! a handler fails, or an event touches parked ones, that transaction is rolled back and the
+//! batch runs again with a savepoint per event (`Care::Careful`), in which a failing event
+//! rolls back alone; the handler that failed is not called again there (its failure is known:
+//! a retry waits for its backoff).
 
 use std::collections::HashSet;
 use std::time::Instant;

@@ -68,10 +68,7 @@ impl Reading {
             _ => Vec::new(),
         };
         PerOrder {
-            cpu_ms: self
-                .cpu
-                .is_some()
-                .then(|| by_process.iter().map(|(_, ms)| ms).sum()),
+            cpu_ms: (!by_process.is_empty()).then(|| by_process.iter().map(|(_, ms)| ms).sum()),
             cpu_ms_by_process: if by_process.len() > 1 {
                 by_process
             } else {
