@@ -3,6 +3,7 @@
 pub mod api;
 pub mod cache;
 pub mod catalog;
+pub mod changes;
 pub mod domain;
 pub mod handlers;
 pub mod search_index;

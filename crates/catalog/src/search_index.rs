@@ -1,20 +1,23 @@
-//! Listings and search over products held in memory, for the embedded runtime on SQLite, where
-//! this process makes every change: a query is answered from a trigram index in memory rather
-//! than by FTS5 and per-candidate `LIKE`s (callgrind: ~4.2 M instructions per search of 10,000
-//! products through SQLite, 70% of it in SQLite, docs/BENCHMARKS.md), and a listing without
-//! search words by walking the products kept in the order of its sort from its cursor.
+//! Listings and search over products held in memory: a query is answered from a trigram index
+//! in memory rather than by the database (callgrind: ~4.2 M instructions per search of 10,000
+//! products through SQLite's FTS5, 70% of it in SQLite; 11 ms of CPU per search on PostgreSQL,
+//! docs/BENCHMARKS.md), and a listing without search words by walking the products kept in the
+//! order of its sort from its cursor.
 //!
 //! The database stays the truth. The index is loaded from it at start-up (or by the first
-//! search, if that comes first) and kept in step by reading again every product that changed before the next search: `changed` is
-//! called right after a change commits, and again when the change's event comes back through
-//! the bus (which also covers another process writing the files, as `commercex seed` does).
-//! Matching and ranking are `SearchWord`'s rules, the ones the SQL computes on both
-//! databases; filters, sort orders and cursors are the listing's. Past `capacity` products
-//! the index stands down and the database answers.
+//! search, if that comes first) and kept in step by reading again, before the next search,
+//! every product that changed: `changed` is called right after a change commits here, and for
+//! every change any process commits, heard from the database (`changes::ChangeFollower` on
+//! PostgreSQL) or from the bus (the embedded runtime on SQLite, whose files only this process
+//! and `commercex seed` write). An index that may have missed changes (its follower lost the
+//! database) answers nothing until it is back in step, having read every product again: the
+//! database answers meanwhile. Matching and ranking are `SearchWord`'s rules, the ones the SQL
+//! computes on both databases; filters, sort orders and cursors are the listing's. Past
+//! `capacity` products the index stands down and the database answers.
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use platform::time::to_millis;
@@ -28,26 +31,59 @@ type Trigram = [char; 3];
 pub struct MemorySearch {
     capacity: usize,
     index: tokio::sync::OnceCell<RwLock<Index>>,
-    /// Products changed since the index last read them.
-    changed: Mutex<HashSet<Uuid>>,
+    changed: Mutex<Unread>,
     /// Numbers the reads of the database, in the order they took what they read.
     reads: AtomicU64,
+    /// Whether every change committed since the index was read is in `changed`.
+    in_step: AtomicBool,
+}
+
+/// What changed since the index last read it.
+#[derive(Default)]
+struct Unread {
+    products: HashSet<Uuid>,
+    /// Every product: changes may have been missed.
+    all: bool,
 }
 
 impl MemorySearch {
-    /// An index for up to `capacity` products.
+    /// An index for up to `capacity` products, told of every change from the start (this
+    /// process makes them, or hears of them through the bus).
     pub fn new(capacity: usize) -> Self {
+        Self::with_step(capacity, true)
+    }
+
+    /// An index that hears of changes from a follower: it answers once the follower is
+    /// listening (`back_in_step`).
+    pub fn followed(capacity: usize) -> Self {
+        Self::with_step(capacity, false)
+    }
+
+    fn with_step(capacity: usize, in_step: bool) -> Self {
         Self {
             capacity,
             index: tokio::sync::OnceCell::new(),
-            changed: Mutex::new(HashSet::new()),
+            changed: Mutex::new(Unread::default()),
             reads: AtomicU64::new(0),
+            in_step: AtomicBool::new(in_step),
         }
     }
 
     /// Notes that product `id` changed; call once the change has committed.
     pub fn changed(&self, id: Uuid) {
-        self.changes().insert(id);
+        self.unread().products.insert(id);
+    }
+
+    /// Changes may be passing by unheard: the database answers until `back_in_step`.
+    pub fn out_of_step(&self) {
+        self.in_step.store(false, AtomicOrdering::SeqCst);
+    }
+
+    /// Every change from now on will be heard: the index reads every product again (what
+    /// changed while it was out of step included) and answers again.
+    pub fn back_in_step(&self) {
+        self.unread().all = true;
+        self.in_step.store(true, AtomicOrdering::SeqCst);
     }
 
     /// Reads every product into the index, unless it is loaded already. Call it at start-up,
@@ -59,7 +95,12 @@ impl MemorySearch {
     async fn loaded(&self, store: &ProductStore) -> Result<&RwLock<Index>, StoreError> {
         self.index
             .get_or_try_init(|| async {
-                let read = self.reads.fetch_add(1, AtomicOrdering::SeqCst) + 1;
+                // This read takes every product: what changed before it is in it.
+                let read = {
+                    let mut unread = self.unread();
+                    *unread = Unread::default();
+                    self.reads.fetch_add(1, AtomicOrdering::SeqCst) + 1
+                };
                 let mut index = Index::default();
                 index.install_all(store.all().await?, read, self.capacity);
                 Ok::<_, StoreError>(RwLock::new(index))
@@ -68,13 +109,17 @@ impl MemorySearch {
     }
 
     /// The page of `query` (`limit` + 1 products with their scores), searched for `terms` or
-    /// a plain listing without them, or `None` when the catalog has outgrown the index.
+    /// a plain listing without them, or `None` when the index cannot answer: the catalog has
+    /// outgrown it, or it may have missed changes.
     pub async fn list(
         &self,
         store: &ProductStore,
         query: &ListQuery,
         terms: Option<&SearchTerms>,
     ) -> Result<Option<Vec<(Product, i64)>>, StoreError> {
+        if !self.in_step.load(AtomicOrdering::SeqCst) {
+            return Ok(None);
+        }
         let index = self.loaded(store).await?;
         self.refresh(store, index).await?;
         let index = index.read().unwrap_or_else(PoisonError::into_inner);
@@ -94,18 +139,26 @@ impl MemorySearch {
     /// so the one that took a product last (after its last change) has the highest number,
     /// and an older read that finishes later does not overwrite it.
     async fn refresh(&self, store: &ProductStore, index: &RwLock<Index>) -> Result<(), StoreError> {
-        let (ids, read) = {
-            let mut changed = self.changes();
-            if changed.is_empty() {
+        let (unread, read) = {
+            let mut unread = self.unread();
+            if unread.products.is_empty() && !unread.all {
                 return Ok(());
             }
             let read = self.reads.fetch_add(1, AtomicOrdering::SeqCst) + 1;
-            (changed.drain().collect::<Vec<Uuid>>(), read)
+            (std::mem::take(&mut *unread), read)
         };
-        let products = match store.find_many(&ids).await {
+        let products = if unread.all {
+            store.all().await
+        } else {
+            let ids: Vec<Uuid> = unread.products.iter().copied().collect();
+            store.find_many(&ids).await
+        };
+        let products = match products {
             Ok(products) => products,
             Err(error) => {
-                self.changes().extend(ids);
+                let mut again = self.unread();
+                again.products.extend(unread.products);
+                again.all |= unread.all;
                 return Err(error);
             }
         };
@@ -116,8 +169,8 @@ impl MemorySearch {
         Ok(())
     }
 
-    fn changes(&self) -> MutexGuard<'_, HashSet<Uuid>> {
-        // A set of ids is whole whatever panicked while holding it.
+    fn unread(&self) -> MutexGuard<'_, Unread> {
+        // A set of ids and a flag are whole whatever panicked while holding them.
         self.changed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::cache::ProductCache;
 use crate::catalog::Catalog;
+use crate::changes::ChangeFollower;
 use crate::handlers::{AvailabilityProjection, GROUP, TOPICS};
 use crate::search_index::MemorySearch;
 
@@ -27,6 +28,8 @@ pub fn migrations() -> Migrations {
 pub struct CatalogService {
     store: ServiceDb,
     catalog: Arc<Catalog>,
+    /// PostgreSQL: the database the search index hears changes from.
+    changes_from: Option<secrecy::SecretString>,
 }
 
 impl CatalogService {
@@ -36,7 +39,8 @@ impl CatalogService {
     }
 
     /// Opens (and migrates) the service's database; products are read through `cache`, and
-    /// searched in memory when `search` is given.
+    /// searched in memory when `search` is given. On SQLite the index loads now, in the
+    /// background; on PostgreSQL its follower (`change_follower`) loads it once it listens.
     pub async fn open(
         storage: &Storage,
         store: StoreSettings,
@@ -50,7 +54,11 @@ impl CatalogService {
             cache,
             search,
         ));
-        if let Some(search) = catalog.search().cloned() {
+        let changes_from = match storage {
+            Storage::Postgres { url } => Some(url.clone()),
+            Storage::Sqlite { .. } => None,
+        };
+        if let (Some(search), None) = (catalog.search().cloned(), &changes_from) {
             // Built in the background; a search that comes first waits for it.
             let catalog = catalog.clone();
             tokio::spawn(async move {
@@ -59,7 +67,23 @@ impl CatalogService {
                 }
             });
         }
-        Ok(Self { store, catalog })
+        Ok(Self {
+            store,
+            catalog,
+            changes_from,
+        })
+    }
+
+    /// What keeps the search index in step with the changes other processes commit, on
+    /// PostgreSQL (`changes`); `None` without an index or on SQLite.
+    pub fn change_follower(&self) -> Option<ChangeFollower> {
+        let search = self.catalog.search()?.clone();
+        let url = self.changes_from.clone()?;
+        Some(ChangeFollower::new(
+            url,
+            search,
+            self.catalog.store().clone(),
+        ))
     }
 
     pub fn router(&self) -> OpenApiRouter {

@@ -536,8 +536,9 @@ pub struct Options {
     #[arg(long, global = true, env = "COMMERCEX_PRODUCT_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub product_cache_ttl: Duration,
 
-    /// Answer catalog listings and searches from an index in memory (the embedded runtime on
-    /// SQLite, up to 50,000 products); `false` asks the database (FTS5 for searches).
+    /// Answer catalog listings and searches from an index in memory (up to 50,000 products;
+    /// on PostgreSQL each catalog instance hears every change through LISTEN/NOTIFY; on
+    /// SQLite in the embedded runtime); `false` asks the database (FTS5 or pg_trgm).
     #[arg(long, global = true, env = "COMMERCEX_SEARCH_IN_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]
     pub search_in_memory: bool,
 

@@ -223,6 +223,15 @@ macro_rules! app_tests {
     };
 }
 
+/// Declares a test that runs on the runtimes with a server database, where several processes
+/// share it: `name::postgres` and `name::distributed`.
+#[macro_export]
+macro_rules! server_database_tests {
+    ($($tests:tt)*) => {
+        $crate::__runtime_tests!([postgres distributed] $($tests)*);
+    };
+}
+
 /// A module per scenario with a test per runtime in `$runtimes`.
 #[doc(hidden)]
 #[macro_export]

@@ -163,6 +163,13 @@ impl Application {
         for consumer in consumers {
             workers.spawn(move |cancel| consumer.run(cancel));
         }
+        if let Some(follower) = services
+            .catalog
+            .as_ref()
+            .and_then(catalog::CatalogService::change_follower)
+        {
+            workers.spawn(move |cancel| follower.run(cancel));
+        }
         if let Some(inventory) = &services.inventory {
             let sweeper = inventory.sweeper(RESERVATION_SWEEP_INTERVAL);
             workers.spawn(move |cancel| sweeper.run(cancel));

@@ -34,9 +34,9 @@ pub const DOMAIN_SERVICES: [ServiceName; 5] = [
 
 /// How many products the embedded runtime keeps in memory for reads.
 const PRODUCTS_IN_MEMORY: usize = 10_000;
-/// How many products the embedded runtime searches in memory: the process grew by 50 MB for
-/// 10,000 (resident memory, the allocator's retention included), so up to ~250 MB here; a
-/// larger catalog is searched in the database.
+/// How many products a catalog searches in memory: the process grew by 50 MB for 10,000
+/// (resident memory, the allocator's retention included), so up to ~250 MB here; a larger
+/// catalog is searched in the database.
 const PRODUCTS_SEARCHED_IN_MEMORY: usize = 50_000;
 
 /// The services this process runs; the others are `None` (they run elsewhere).
@@ -94,8 +94,19 @@ impl Services {
                         // Other processes' changes would pass this one by.
                         None => Arc::new(NoCache),
                     };
-                    let search = (embedded && settings.search_in_memory)
-                        .then(|| Arc::new(MemorySearch::new(PRODUCTS_SEARCHED_IN_MEMORY)));
+                    // On PostgreSQL, every instance hears every change committed to the
+                    // products from the database (`catalog::changes`).
+                    let search = match storage {
+                        _ if !settings.search_in_memory => None,
+                        Storage::Postgres { .. } => {
+                            Some(MemorySearch::followed(PRODUCTS_SEARCHED_IN_MEMORY))
+                        }
+                        Storage::Sqlite { .. } if embedded => {
+                            Some(MemorySearch::new(PRODUCTS_SEARCHED_IN_MEMORY))
+                        }
+                        Storage::Sqlite { .. } => None,
+                    }
+                    .map(Arc::new);
                     services.catalog =
                         Some(CatalogService::open(storage, store, cache, search).await?);
                 }
