@@ -196,7 +196,10 @@ impl ProductStore {
         id: Uuid,
         available: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE products SET available = $1 WHERE id = $2")
+        // A stock change that leaves availability as it was (an order's reserved units
+        // taken off the shelf) writes nothing, and so tells no catalog instance to read the
+        // product again (`changes`).
+        sqlx::query("UPDATE products SET available = $1 WHERE id = $2 AND available <> $1")
             .bind(available)
             .bind(id.to_string())
             .execute(&mut **tx)
