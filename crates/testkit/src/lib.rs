@@ -112,39 +112,50 @@ impl Drop for Guard {
     }
 }
 
-/// `TEST_DATABASE_URL`, or `None` after announcing the skip. Under `CI=true` a missing
-/// PostgreSQL is a failure, never a silent pass.
+/// Set to `1` to let the tests whose servers or programs are missing pass as skipped, each
+/// saying `SKIPPED` (outside CI only). Without it such a test fails, so that a run without
+/// them never looks all green; `scripts/test` sets it when it could not provide one, and says
+/// which runtimes it tested.
+pub const ALLOW_SKIP: &str = "COMMERCEX_TEST_ALLOW_SKIP";
+
+/// A test cannot run: `missing` is not given (`fix` says how to give it). Fails the test,
+/// unless skips are allowed (`ALLOW_SKIP`, never under `CI=true`): then it says so and the
+/// caller returns.
+pub fn cannot_run(missing: &str, fix: &str) {
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    assert!(!ci, "{missing}: {fix}; CI must run every test");
+    let allowed = std::env::var(ALLOW_SKIP).is_ok_and(|value| value == "1");
+    assert!(
+        allowed,
+        "{missing}: {fix}, or set {ALLOW_SKIP}=1 to skip the tests that need it \
+         (scripts/test provides the servers it can)"
+    );
+    eprintln!("SKIPPED: {missing} ({ALLOW_SKIP}=1)");
+}
+
+/// `TEST_DATABASE_URL`, or `None` once the test may be skipped (see [`ALLOW_SKIP`]).
 pub fn postgres_url() -> Option<String> {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "TEST_DATABASE_URL is not set: CI must run the PostgreSQL tests"
-            );
-            eprintln!("SKIPPED: PostgreSQL test (TEST_DATABASE_URL is not set)");
+            cannot_run("PostgreSQL is not given", "set TEST_DATABASE_URL");
             None
         }
     }
 }
 
-/// The variable `name`, or `None` after announcing the skip (a failure under `CI=true`).
+/// The variable `name` (`what` the test needs), or `None` once the test may be skipped.
 pub fn required_env(name: &str, what: &str) -> Option<String> {
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => Some(value),
         _ => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{name} is not set: CI must run the tests that need {what}"
-            );
-            eprintln!("SKIPPED: a test that needs {what} ({name} is not set)");
+            cannot_run(&format!("{what} is not given"), &format!("set {name}"));
             None
         }
     }
 }
 
-/// The program `name` from `PATH`, or `None` after announcing the skip (a failure under
-/// `CI=true`).
+/// The program `name` from `PATH` (for `what`), or `None` once the test may be skipped.
 pub fn required_tool(name: &str, what: &str) -> Option<std::path::PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -152,11 +163,10 @@ pub fn required_tool(name: &str, what: &str) -> Option<std::path::PathBuf> {
             .find(|path| path.is_file())
     });
     if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is not installed: CI must run the tests that need {what}"
+        cannot_run(
+            &format!("{name} is not installed ({what})"),
+            &format!("install {name}"),
         );
-        eprintln!("SKIPPED: a test that needs {what} ({name} is not installed)");
     }
     found
 }
