@@ -32,6 +32,8 @@ pub struct TestApp {
     pub deployment: Option<Deployment>,
     /// The pools the app itself uses, when it runs in this process.
     pub databases: Vec<platform::db::Db>,
+    /// Stopped and checked (`stop`).
+    stopped: bool,
     _data_dir_guard: Option<tempfile::TempDir>,
 }
 
@@ -123,6 +125,7 @@ pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &La
         task: Some(task),
         deployment: None,
         databases,
+        stopped: false,
         _data_dir_guard: guard,
     }
 }
@@ -150,6 +153,7 @@ impl TestApp {
             task: None,
             deployment: None,
             databases: Vec::new(),
+            stopped: false,
             _data_dir_guard: None,
         }
     }
@@ -333,7 +337,13 @@ impl TestApp {
     }
 
     /// Stops the app the way SIGTERM does and checks it left no event behind in an outbox.
+    /// A test that does not call it gets the same when the app is dropped.
     pub async fn stop(mut self) {
+        self.stop_and_check().await;
+    }
+
+    async fn stop_and_check(&mut self) {
+        self.stopped = true;
         if let Some(deployment) = self.deployment.as_mut() {
             deployment.stop().await;
         }
@@ -355,8 +365,23 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
+    /// The checks of `stop`, for a test that forgot it (as crates.io's TestApp checks on
+    /// drop); not while the test is failing already, and not for an app this one only drives
+    /// (`attach`), whose processes the test stops itself.
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        let runs_the_app = self.task.is_some() || self.deployment.is_some();
+        if self.stopped || !runs_the_app || std::thread::panicking() {
+            self.shutdown.cancel();
+            return;
+        }
+        let runtime = tokio::runtime::Handle::current();
+        assert_eq!(
+            runtime.runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::MultiThread,
+            "call `app.stop().await`: on a current-thread runtime, dropping the app cannot wait \
+             for it to stop and check its outboxes"
+        );
+        tokio::task::block_in_place(|| runtime.block_on(self.stop_and_check()));
     }
 }
 
