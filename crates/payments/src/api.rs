@@ -88,7 +88,7 @@ async fn list_payments(
             id: payment.id,
             order_id: payment.order_id,
             amount: payment.amount.into(),
-            status: payment.status,
+            status: payment.status.as_str().to_owned(),
             failure_reason: payment.failure_reason,
             attempts: attempts
                 .into_iter()

@@ -2,6 +2,7 @@
 //! all driven by the checkout saga's events.
 
 pub mod api;
+pub mod domain;
 pub mod handlers;
 pub mod payments;
 pub mod provider;

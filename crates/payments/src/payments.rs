@@ -14,14 +14,20 @@ use platform::sealing::SealingKeys;
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
+use crate::domain::{PaymentStatus, Transition};
 use crate::provider::{ChargeOutcome, PaymentProvider, ProviderError};
 use crate::store::{Payment, PaymentStore, StoreError};
 
 pub const SOURCE: &str = "commercex/payments";
 
 impl From<StoreError> for HandlerError {
+    /// A change the payment's status does not allow is a bug: retrying cannot mend it. A
+    /// payment that moved meanwhile is read again by the retry.
     fn from(error: StoreError) -> Self {
-        HandlerError::transient(error)
+        match error {
+            StoreError::NotAllowed { .. } => HandlerError::permanent(error),
+            _ => HandlerError::transient(error),
+        }
     }
 }
 
@@ -98,7 +104,7 @@ impl Payments {
         cause: &Envelope,
     ) -> Result<(), HandlerError> {
         let payment = self.payment(tx, order_id).await?;
-        if payment.status != "awaiting_stock" {
+        if !payment.status.chargeable() {
             return Ok(());
         }
         // A token that does not open is the operator's to fix (a key missing from this
@@ -116,7 +122,7 @@ impl Payments {
         match outcome {
             ChargeOutcome::Captured { reference } => {
                 self.store
-                    .set_status(tx, payment.id, "captured", Some(&reference), None)
+                    .set_status(tx, &payment, Transition::Capture, Some(&reference), None)
                     .await?;
                 self.store
                     .record_attempt(tx, payment.id, "charge", "captured", &reference)
@@ -136,7 +142,7 @@ impl Payments {
             }
             ChargeOutcome::Declined { reason } => {
                 self.store
-                    .set_status(tx, payment.id, "failed", None, Some(&reason))
+                    .set_status(tx, &payment, Transition::Decline, None, Some(&reason))
                     .await?;
                 self.store
                     .record_attempt(tx, payment.id, "charge", "declined", &reason)
@@ -156,7 +162,7 @@ impl Payments {
             }
             ChargeOutcome::Pending { reference } => {
                 self.store
-                    .set_status(tx, payment.id, "pending", Some(&reference), None)
+                    .set_status(tx, &payment, Transition::Defer, Some(&reference), None)
                     .await?;
                 self.store
                     .record_attempt(tx, payment.id, "charge", "pending", &reference)
@@ -177,22 +183,21 @@ impl Payments {
         reason: &str,
     ) -> Result<(), HandlerError> {
         let payment = self.payment(tx, order_id).await?;
-        if payment.status == "pending" {
+        if payment.status.after(Transition::Void).is_none() {
+            return Ok(());
+        }
+        if payment.status == PaymentStatus::Pending {
             let reference = payment.provider_ref.clone().unwrap_or_default();
             self.provider
                 .void(&format!("void-{order_id}"), &reference)
                 .await?;
             self.store
-                .set_status(tx, payment.id, "voided", None, Some(reason))
-                .await?;
-            self.store
                 .record_attempt(tx, payment.id, "void", "voided", &reference)
                 .await?;
-        } else if payment.status == "awaiting_stock" {
-            self.store
-                .set_status(tx, payment.id, "voided", None, Some(reason))
-                .await?;
         }
+        self.store
+            .set_status(tx, &payment, Transition::Void, None, Some(reason))
+            .await?;
         Ok(())
     }
 
@@ -204,9 +209,9 @@ impl Payments {
         reason: &str,
     ) -> Result<(), HandlerError> {
         let payment = self.payment(tx, order_id).await?;
-        if payment.status == "awaiting_stock" {
+        if payment.status.after(Transition::Abandon).is_some() {
             self.store
-                .set_status(tx, payment.id, "voided", None, Some(reason))
+                .set_status(tx, &payment, Transition::Abandon, None, Some(reason))
                 .await?;
         }
         Ok(())
@@ -220,7 +225,7 @@ impl Payments {
         cause: &Envelope,
     ) -> Result<(), HandlerError> {
         let payment = self.payment(tx, order_id).await?;
-        if payment.status != "captured" {
+        if payment.status.after(Transition::Refund).is_none() {
             return Ok(());
         }
         let reference = payment.provider_ref.clone().unwrap_or_default();
@@ -228,7 +233,7 @@ impl Payments {
             .refund(&format!("refund-{order_id}"), &reference, payment.amount)
             .await?;
         self.store
-            .set_status(tx, payment.id, "refunded", None, None)
+            .set_status(tx, &payment, Transition::Refund, None, None)
             .await?;
         self.store
             .record_attempt(tx, payment.id, "refund", "refunded", &reference)

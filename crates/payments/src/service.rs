@@ -16,11 +16,12 @@ use crate::store::PaymentStore;
 
 pub const SCHEMA: &str = "payments";
 
-/// The payments tables use only SQL both backends share, so one folder serves both.
+/// The tables are the same SQL on both backends; the status constraint is not (SQLite adds
+/// no CHECK to an existing table).
 pub fn migrations() -> Migrations {
     Migrations {
-        sqlite: sqlx::migrate!(),
-        postgres: sqlx::migrate!(),
+        sqlite: sqlx::migrate!("migrations/sqlite"),
+        postgres: sqlx::migrate!("migrations/postgres"),
     }
 }
 

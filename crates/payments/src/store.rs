@@ -7,10 +7,22 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
+use crate::domain::{PaymentStatus, Transition};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    /// A use case asked for a change its payment's status does not allow: a bug.
+    #[error("a {status} payment cannot take {transition:?}")]
+    NotAllowed {
+        status: &'static str,
+        transition: Transition,
+    },
+    /// The payment moved since it was read (another instance handled one of its events
+    /// meanwhile): reading it again decides.
+    #[error("the payment moved on since it was read")]
+    Moved,
     /// Kept as the cause (not transparent), so that what decides the answer finds the
     /// `sqlx::Error` in the chain and can tell an unreachable database from a bug.
     #[error("database error")]
@@ -25,7 +37,7 @@ pub struct Payment {
     pub amount: Money,
     /// The customer's payment token as `order.placed` carried it: sealed (`platform::sealing`).
     pub sealed_token: String,
-    pub status: String,
+    pub status: PaymentStatus,
     pub provider_ref: Option<String>,
     pub failure_reason: Option<String>,
     pub created_at: chrono::DateTime<chrono::Utc>,
@@ -62,7 +74,11 @@ fn read(row: &AnyRow) -> Result<Payment, StoreError> {
         customer_id: uuid(row, "customer_id")?,
         amount: Money::new(row.try_get("amount")?, currency),
         sealed_token: row.try_get("payment_token")?,
-        status: row.try_get("status")?,
+        status: {
+            let name: String = row.try_get("status")?;
+            PaymentStatus::parse(&name)
+                .ok_or_else(|| StoreError::Corrupt(format!("status: {name}")))?
+        },
         provider_ref: row.try_get("provider_ref")?,
         failure_reason: row.try_get("failure_reason")?,
         created_at: from_millis(row.try_get("created_at")?),
@@ -87,7 +103,7 @@ impl PaymentStore {
         let now = to_millis(platform::time::now());
         sqlx::query(
             "INSERT INTO payments (id, order_id, customer_id, amount, currency, payment_token, status, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'awaiting_stock', $7, $7) ON CONFLICT (order_id) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (order_id) DO NOTHING",
         )
         .bind(Uuid::now_v7().to_string())
         .bind(order_id.to_string())
@@ -95,6 +111,7 @@ impl PaymentStore {
         .bind(amount.amount())
         .bind(amount.currency().code())
         .bind(token)
+        .bind(PaymentStatus::AwaitingStock.as_str())
         .bind(now)
         .execute(&mut **tx)
         .await?;
@@ -123,26 +140,41 @@ impl PaymentStore {
         row.as_ref().map(read).transpose()
     }
 
+    /// Moves `payment` by `transition`, the only way its status changes. The row changes
+    /// only if it is still where `payment` was read: otherwise `Moved`, and the handler's
+    /// retry reads it again (a capture is never overwritten by a void decided on an older
+    /// read).
     pub async fn set_status(
         &self,
         tx: &mut Transaction<'static, Any>,
-        id: Uuid,
-        status: &str,
+        payment: &Payment,
+        transition: Transition,
         provider_ref: Option<&str>,
         failure_reason: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
+        let not_allowed = || StoreError::NotAllowed {
+            status: payment.status.as_str(),
+            transition,
+        };
+        let next = payment.status.after(transition).ok_or_else(not_allowed)?;
+        let moved = sqlx::query(
             "UPDATE payments SET status = $1, provider_ref = COALESCE($2, provider_ref), \
-             failure_reason = COALESCE($3, failure_reason), updated_at = $4 WHERE id = $5",
+             failure_reason = COALESCE($3, failure_reason), updated_at = $4 \
+             WHERE id = $5 AND status = $6",
         )
-        .bind(status)
+        .bind(next.as_str())
         .bind(provider_ref)
         .bind(failure_reason)
         .bind(to_millis(platform::time::now()))
-        .bind(id.to_string())
+        .bind(payment.id.to_string())
+        .bind(payment.status.as_str())
         .execute(&mut **tx)
         .await?;
-        Ok(())
+        if moved.rows_affected() == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Moved)
+        }
     }
 
     pub async fn record_attempt(

@@ -335,7 +335,8 @@ app_tests! {
     async fn an_order_still_pending_at_the_saga_deadline_is_cancelled_released_and_voided(storage: TestStorage) {
         // The payment waits for the customer for ever and the hold would last an hour: only
         // the deadline ends this saga.
-        let app = spawn_app_with(&storage, &["--saga-deadline", "2s", "--reservation-ttl", "1h"]).await;
+        // Long enough for the charge to reach the provider first on a loaded machine.
+        let app = spawn_app_with(&storage, &["--saga-deadline", "5s", "--reservation-ttl", "1h"]).await;
         let admin = app.admin_token().await;
         let product = app.orderable_product(&admin, "SAGA-DL", 5).await;
         let (customer, _) = app.signed_up("stuck@example.com").await;
@@ -628,5 +629,30 @@ backend_tests! {
         inventory.close().await;
         assert!(crate::cli::signal_and_wait(&mut child, "-TERM").await.success());
         drop(guard);
+    }
+
+    async fn the_database_refuses_a_payment_status_the_domain_does_not_know(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let db = app.database("payments").await;
+        let insert = |status: &str| {
+            sqlx::query(
+                "INSERT INTO payments (id, order_id, customer_id, amount, currency, payment_token, \
+                 status, created_at, updated_at) VALUES ($1, $2, $3, 100, 'EUR', 'sealed', $4, 0, 0)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(status.to_owned())
+            .execute(db.pool())
+        };
+        for status in payments::domain::PaymentStatus::ALL {
+            insert(status.as_str()).await.unwrap();
+        }
+        assert!(insert("paid").await.is_err(), "an unknown status was stored");
+        let renamed = sqlx::query("UPDATE payments SET status = 'Captured' WHERE status = 'captured'")
+            .execute(db.pool())
+            .await;
+        assert!(renamed.is_err(), "a status was changed to an unknown one");
+        app.stop().await;
     }
 }
