@@ -898,13 +898,13 @@ async fn chaos() {
         );
     }
     println!(
-        "\n{:<64} {:>8} {:>10}",
+        "\n{:<84} {:>8} {:>10}",
         "invariant", "checked", "violations"
     );
     let mut violations = 0;
     for check in &checks {
         println!(
-            "{:<64} {:>8} {:>10}",
+            "{:<84} {:>8} {:>10}",
             check.name,
             check.checked,
             check.violations.len()
