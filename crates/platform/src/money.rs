@@ -93,6 +93,34 @@ mod tests {
         assert!(Currency::parse("EURO").is_err());
     }
 
+    proptest::proptest! {
+        /// Three capital letters are a currency exactly when ISO 4217 knows them, and the
+        /// code reads back as given; anything else is refused.
+        #[test]
+        fn a_currency_is_a_known_code(code in "[A-Z]{3}|\\PC{0,5}") {
+            match Currency::parse(&code) {
+                Ok(currency) => proptest::prop_assert_eq!(currency.code(), code),
+                Err(_) => proptest::prop_assert!(
+                    iso_currency::Currency::from_code(&code).is_none()
+                        || !code.bytes().all(|b| b.is_ascii_uppercase())
+                ),
+            }
+        }
+
+        /// A price is any strictly positive amount, kept to the minor unit.
+        #[test]
+        fn a_price_is_positive_and_exact(amount in proptest::num::i64::ANY) {
+            let eur = Currency::parse("EUR").unwrap();
+            match Money::price(amount, eur) {
+                Ok(price) => {
+                    proptest::prop_assert!(amount > 0);
+                    proptest::prop_assert_eq!(MoneyDto::from(price), MoneyDto { amount, currency: "EUR".into() });
+                }
+                Err(_) => proptest::prop_assert!(amount <= 0),
+            }
+        }
+    }
+
     #[test]
     fn prices_are_positive() {
         let eur = Currency::parse("EUR").unwrap();

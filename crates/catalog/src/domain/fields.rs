@@ -145,6 +145,35 @@ mod tests {
         assert!(Category::parse("Audio").is_err());
     }
 
+    proptest::proptest! {
+        /// A sku is exactly what its rule says, taken as given.
+        #[test]
+        fn a_sku_is_1_to_64_of_its_characters(raw in "[A-Za-z0-9._-]{0,70}|\\PC{0,70}") {
+            let allowed = (1..=64).contains(&raw.len())
+                && raw.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+            match Sku::parse(&raw) {
+                Ok(sku) => {
+                    proptest::prop_assert!(allowed);
+                    proptest::prop_assert_eq!(sku.as_str(), raw.as_str());
+                }
+                Err(_) => proptest::prop_assert!(!allowed),
+            }
+        }
+
+        /// A name keeps no surrounding space and no control character, and reads the same
+        /// when parsed again.
+        #[test]
+        fn a_name_is_trimmed_bounded_and_stable(raw in "[ \t\n]{0,2}\\PC{0,210}[ \t\n]{0,2}") {
+            if let Ok(name) = ProductName::parse(&raw) {
+                let text = name.as_str();
+                proptest::prop_assert_eq!(text, text.trim());
+                proptest::prop_assert!((1..=200).contains(&text.chars().count()));
+                proptest::prop_assert!(!text.chars().any(char::is_control));
+                proptest::prop_assert_eq!(ProductName::parse(text), Ok(name.clone()));
+            }
+        }
+    }
+
     #[test]
     fn attributes_are_bounded() {
         let many: serde_json::Map<_, _> = (0..51)

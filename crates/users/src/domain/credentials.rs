@@ -114,6 +114,24 @@ mod tests {
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
     }
 
+    proptest::proptest! {
+        /// Whatever is typed, an accepted address is lower case, bounded, one `@` away from
+        /// a domain with a dot, and the same when parsed again.
+        #[test]
+        fn an_accepted_email_is_normalised_and_stable(
+            raw in "[ ]{0,2}[A-Za-z0-9._%+-]{1,20}@[A-Za-z0-9-]{1,20}(\\.[A-Za-z]{1,6}){0,2}[ ]{0,2}|\\PC{0,40}",
+        ) {
+            if let Ok(email) = Email::parse(&raw) {
+                let text = email.as_str();
+                proptest::prop_assert_eq!(text, text.to_lowercase());
+                proptest::prop_assert!(text.len() <= Email::MAX_LEN);
+                let (_, domain) = text.rsplit_once('@').expect("an @");
+                proptest::prop_assert!(domain.contains('.'));
+                proptest::prop_assert_eq!(Email::parse(text), Ok(email.clone()));
+            }
+        }
+    }
+
     #[test]
     fn password_length_counts_characters_not_bytes() {
         assert!(Password::parse("short").is_err());
