@@ -57,7 +57,7 @@ pub struct Catalog {
     outbox: Outbox,
     products: ProductStore,
     cache: Arc<dyn ProductCache>,
-    /// Listings and searches answered from memory (the embedded runtime on SQLite).
+    /// Listings and searches answered from memory (`search_index`).
     search: Option<Arc<MemorySearch>>,
 }
 

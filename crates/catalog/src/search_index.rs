@@ -1,7 +1,7 @@
 //! Listings and search over products held in memory: a query is answered from a trigram index
 //! in memory rather than by the database (callgrind: ~4.2 M instructions per search of 10,000
-//! products through SQLite's FTS5, 70% of it in SQLite; 11 ms of CPU per search on PostgreSQL,
-//! docs/BENCHMARKS.md), and a listing without search words by walking the products kept in the
+//! products through SQLite's FTS5, 70% of it in SQLite; ~0.7 ms of CPU per search through
+//! PostgreSQL's trigram indexes, docs/BENCHMARKS.md), and a listing without search words by walking the products kept in the
 //! order of its sort from its cursor.
 //!
 //! The database stays the truth. The index is loaded from it at start-up (or by the first

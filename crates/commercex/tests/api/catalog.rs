@@ -28,6 +28,11 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// The ids of the first page of a listing.
+    pub async fn found(&self, query: &str) -> Vec<String> {
+        ids(&self.list(query).await)
+    }
+
     /// Walks every page of a listing, calling `between` after each page.
     pub async fn walk(&self, query: &str, mut between: impl AsyncFnMut()) -> Vec<String> {
         let mut ids = Vec::new();
@@ -177,24 +182,20 @@ app_tests! {
         let app = spawn_app(&storage).await;
         let admin = app.admin_token().await;
         let id = app.stocked_product(&admin, "GLOBE-1", 0).await;
-        let found = |query: &'static str| {
-            let app = &app;
-            async move { ids(&app.list(query).await) }
-        };
-        assert_eq!(found("q=globe").await, [id.as_str()], "searched once: an index is built");
+        assert_eq!(app.found("q=globe").await, [id.as_str()], "searched once: an index is built");
         let path = format!("/api/v1/products/{id}");
         let patch = json!({"name": "Terrestrial orb", "description": "The world, turning", "price": {"amount": 900, "currency": "EUR"}});
         assert_eq!(app.send(Method::PATCH, &path, Some(&admin), Some(&patch)).await.status(), 200);
-        assert!(found("q=globe").await.is_empty(), "the old words are gone");
-        assert_eq!(found("q=orb&max_price=900").await, [id.as_str()], "the new name and price are found");
-        assert!(found("q=orb&in_stock=true").await.is_empty());
+        assert!(app.found("q=globe").await.is_empty(), "the old words are gone");
+        assert_eq!(app.found("q=orb&max_price=900").await, [id.as_str()], "the new name and price are found");
+        assert!(app.found("q=orb&in_stock=true").await.is_empty());
         let delivery = json!({"delta": 5, "reason": "delivery"});
         let adjusted = app.send(Method::POST, &format!("/api/v1/inventory/{id}/adjustments"), Some(&admin), Some(&delivery)).await;
         assert_eq!(adjusted.status(), 200);
-        wait_for("the stock in search", || async { found("q=orb&in_stock=true").await == [id.as_str()] }).await;
+        wait_for("the stock in search", || async { app.found("q=orb&in_stock=true").await == [id.as_str()] }).await;
         assert_eq!(app.list("q=orb").await["items"][0]["available"], 5);
         assert_eq!(app.send(Method::DELETE, &path, Some(&admin), None).await.status(), 204);
-        assert!(found("q=orb").await.is_empty(), "archived products are not found");
+        assert!(app.found("q=orb").await.is_empty(), "archived products are not found");
         app.stop().await;
     }
 }
@@ -204,17 +205,13 @@ testkit::server_database_tests! {
         let app = spawn_app(&storage).await;
         let admin = app.admin_token().await;
         let id = app.stocked_product(&admin, "GLOBE-2", 0).await;
-        let found = |query: &'static str| {
-            let app = &app;
-            async move { ids(&app.list(query).await) }
-        };
-        wait_for("the product in search", || async { found("q=globe").await == [id.as_str()] }).await;
+        wait_for("the product in search", || async { app.found("q=globe").await == [id.as_str()] }).await;
         // Written past the catalog and without an event, as another process or a fix by hand
         // would: only the database can tell the index.
         let db = app.database("catalog").await;
         rename(&db, &id, "Terrestrial orb").await;
-        wait_for("the new name in search", || async { found("q=orb").await == [id.as_str()] }).await;
-        assert!(found("q=globe").await.is_empty(), "the old name is gone");
+        wait_for("the new name in search", || async { app.found("q=orb").await == [id.as_str()] }).await;
+        assert!(app.found("q=globe").await.is_empty(), "the old name is gone");
         // What changes while the index cannot hear is read again once it hears again (the
         // database answers meanwhile). The rename lands while the listener waits to retry.
         let [listener] = listening(&db).await[..] else {
@@ -232,10 +229,10 @@ testkit::server_database_tests! {
         })
         .await;
         wait_for("the name given while unheard, in search", || async {
-            found("q=sphere").await == [id.as_str()]
+            app.found("q=sphere").await == [id.as_str()]
         })
         .await;
-        assert!(found("q=orb").await.is_empty());
+        assert!(app.found("q=orb").await.is_empty());
         app.stop().await;
     }
 }
