@@ -11,10 +11,11 @@
 ARG RUST_VERSION=1.95
 
 FROM rust:${RUST_VERSION}-slim-bookworm AS chef
-# librdkafka is built from source (cmake, C/C++) and links the system OpenSSL (Kafka over TLS).
+# librdkafka (C and C++), OpenSSL for Kafka over TLS (perl for its build) and zlib are built
+# from source and linked in statically.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends cmake g++ libssl-dev make perl pkg-config \
+    && apt-get install -y --no-install-recommends g++ make perl \
     && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /src
@@ -32,9 +33,9 @@ RUN cargo build --release --locked --package commercex \
     && install -D -m 0755 target/release/commercex /out/usr/local/bin/commercex \
     && install -d -m 0750 /out/var/lib/commercex
 
-# Distroless "cc": glibc, libgcc, OpenSSL and CA certificates, no shell, no package manager.
-# The binary needs exactly those (zlib is linked in statically; scripts/check-deploy checks
-# the binary's dynamic libraries against this list).
+# Distroless "cc": glibc, libgcc, libstdc++ and CA certificates, no shell, no package manager.
+# The binary needs no more (OpenSSL and zlib are linked in statically; scripts/check-deploy
+# checks the binary's dynamic libraries against this list).
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 LABEL org.opencontainers.image.title="commercex" \
       org.opencontainers.image.description="CommerceX: an event-driven commerce backend" \

@@ -693,7 +693,7 @@ pub enum VaultAuth {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Secrets from Vault")]
 pub struct VaultOptions {
-    /// Vault's address, e.g. https://vault.vault.svc:8200; unset, Vault is not used.
+    /// Vault's address, e.g. `https://vault.vault.svc:8200`; unset, Vault is not used.
     #[arg(long, global = true, env = "COMMERCEX_VAULT_ADDR")]
     pub vault_addr: Option<String>,
 

@@ -78,7 +78,7 @@ fn is_span_control(name: &str) -> bool {
 
 /// One JSON object per event. Every span opened records its fields, most of them never
 /// logged under (a transaction, an event handled), so a span keeps them as values
-/// ([`SpanFields`]); they become JSON text only when a line is written under the span.
+/// (`SpanFields`); they become JSON text only when a line is written under the span.
 pub struct JsonLines {
     service: &'static str,
     writer: BoxMakeWriter,
