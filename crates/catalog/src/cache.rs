@@ -14,7 +14,7 @@ use platform::shared_redis::SharedRedis;
 use uuid::Uuid;
 
 use crate::domain::Product;
-use crate::stored::StoredProduct;
+use crate::store::row::StoredProduct;
 
 #[async_trait]
 pub trait ProductCache: Send + Sync {

@@ -8,10 +8,10 @@ use events::service_db::{ServiceDb, StoreSettings};
 use platform::db::{DbError, Migrations, Storage};
 use utoipa_axum::router::OpenApiRouter;
 
+use crate::app::Catalog;
 use crate::cache::ProductCache;
-use crate::catalog::Catalog;
 use crate::changes::ChangeFollower;
-use crate::handlers::{AvailabilityProjection, GROUP, TOPICS};
+use crate::reactions::{AvailabilityProjection, GROUP, TOPICS};
 use crate::search_index::MemorySearch;
 
 pub const SCHEMA: &str = "catalog";

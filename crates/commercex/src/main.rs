@@ -7,7 +7,7 @@ use commercex::telemetry::{LIFECYCLE, LogStream};
 use commercex::{commands, config_file, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-use users::identity::Promotion;
+use users::app::Promotion;
 
 /// Allocation was a fifth of the gateway's instructions per proxied request under glibc's
 /// malloc (callgrind); see docs/BENCHMARKS.md for the before and after.

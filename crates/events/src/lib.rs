@@ -13,11 +13,11 @@ pub mod consumer;
 pub mod contract;
 pub mod dlq;
 pub mod envelope;
-pub mod observe;
 pub mod outbox;
 pub mod relay;
 pub mod sequencer;
 pub mod service_db;
+pub mod telemetry;
 
 pub use envelope::Envelope;
 

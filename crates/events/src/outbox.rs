@@ -56,7 +56,7 @@ impl Outbox {
         topic: &str,
         envelope: &Envelope,
     ) -> Result<(), sqlx::Error> {
-        let span = crate::observe::producer_span(topic, envelope);
+        let span = crate::telemetry::producer_span(topic, envelope);
         let traced;
         let envelope = match platform::trace_context::traceparent(&span) {
             Some(traceparent) if envelope.traceparent.is_none() => {

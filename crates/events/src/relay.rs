@@ -138,13 +138,13 @@ impl<B: EventBus + ?Sized> Relay<B> {
                 envelope,
             });
         }
-        let span = crate::observe::relay_span(
+        let span = crate::telemetry::relay_span(
             self.db.schema(),
             events.iter().map(|event| &event.envelope),
         );
         let published = self.bus.publish(&events).instrument(span.clone()).await;
         for event in &events {
-            crate::observe::count_published(
+            crate::telemetry::count_published(
                 &event.topic,
                 &event.envelope.event_type,
                 published.is_ok(),

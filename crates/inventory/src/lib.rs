@@ -2,9 +2,9 @@
 //! oversell.
 
 pub mod api;
+pub mod app;
 pub mod domain;
-pub mod handlers;
-pub mod inventory;
+pub mod reactions;
 pub mod service;
 pub mod store;
 pub mod sweeper;

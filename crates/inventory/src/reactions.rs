@@ -14,8 +14,8 @@ use events::contract::orders::{OrderCancelledV1, OrderConfirmedV1, OrderPlacedV1
 use events::outbox::Outbox;
 use platform::db::Tx;
 
+use crate::app::{Inventory, InventoryError, ReserveOutcome, SOURCE};
 use crate::domain::{Quantity, RequestError, ReservationLine, ReservationRequest};
-use crate::inventory::{Inventory, InventoryError, ReserveOutcome, SOURCE};
 
 pub const GROUP: &str = "inventory";
 pub const TOPICS: &[&str] = &[
@@ -23,14 +23,14 @@ pub const TOPICS: &[&str] = &[
     events::contract::orders::TOPIC,
 ];
 
-pub struct InventoryHandler {
+pub struct InventoryReactions {
     inventory: Arc<Inventory>,
     outbox: Outbox,
     /// How long a reservation holds stock before the sweeper releases it.
     reservation_ttl: Duration,
 }
 
-impl InventoryHandler {
+impl InventoryReactions {
     pub fn new(inventory: Arc<Inventory>, outbox: Outbox, reservation_ttl: Duration) -> Arc<Self> {
         Arc::new(Self {
             inventory,
@@ -115,7 +115,7 @@ const HANDLED: &[&str] = &[
 ];
 
 #[async_trait]
-impl EventHandler for InventoryHandler {
+impl EventHandler for InventoryReactions {
     fn handles(&self, event_type: &str) -> bool {
         HANDLED.contains(&event_type)
     }

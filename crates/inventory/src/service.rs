@@ -8,8 +8,8 @@ use events::service_db::{ServiceDb, StoreSettings};
 use platform::db::{DbError, Migrations, Storage};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::handlers::{GROUP, InventoryHandler, TOPICS};
-use crate::inventory::Inventory;
+use crate::app::Inventory;
+use crate::reactions::{GROUP, InventoryReactions, TOPICS};
 
 pub const SCHEMA: &str = "inventory";
 
@@ -49,7 +49,7 @@ impl InventoryService {
         bus: Arc<dyn EventBus>,
         reservation_ttl: std::time::Duration,
     ) -> Consumer {
-        let handler = InventoryHandler::new(
+        let handler = InventoryReactions::new(
             self.inventory.clone(),
             self.store.outbox.clone(),
             reservation_ttl,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::inventory::Inventory;
+use crate::app::Inventory;
 
 pub struct Sweeper {
     inventory: Arc<Inventory>,

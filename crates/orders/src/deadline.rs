@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::orders::Orders;
+use crate::app::Orders;
 
 pub struct Deadline {
     orders: Arc<Orders>,

@@ -2,11 +2,11 @@
 //! checkout saga, and cancellation.
 
 pub mod api;
+pub mod app;
 pub mod deadline;
 pub mod domain;
-pub mod handlers;
-pub mod observe;
-pub mod orders;
+pub mod metrics;
+pub mod reactions;
 pub mod service;
 pub mod store;
 mod watchers;

@@ -75,6 +75,10 @@ pub fn count_placed() {
     metrics::counter!("commercex_orders_placed_total").increment(1);
 }
 
+pub fn count_timed_out() {
+    metrics::counter!("commercex_saga_timeouts_total").increment(1);
+}
+
 /// `commercex_orders_pending` and `commercex_orders_pending_oldest_age_seconds`: orders the
 /// saga has not settled yet; a growing age means an order is stuck.
 pub async fn sample_pending(db: &Db) -> Result<(), sqlx::Error> {

@@ -5,15 +5,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use events::Envelope;
 use events::consumer::{EventHandler, HandlerError};
-use events::contract::EventKind;
 use events::contract::catalog::{ProductArchivedV1, ProductCreatedV1, ProductUpdatedV1};
 use events::contract::inventory::{InventoryRejectedV1, InventoryReservedV1, ReservationExpiredV1};
 use events::contract::payments::{PaymentCapturedV1, PaymentFailedV1, PaymentRefundedV1};
+use events::contract::{EventKind, Price};
 use platform::db::Tx;
+use platform::money::{Currency, Money};
+use uuid::Uuid;
 
-use crate::domain::CancelReason;
-use crate::orders::Orders;
-use crate::store::CatalogProduct;
+use crate::app::Orders;
+use crate::domain::{CancelReason, CatalogProduct};
 
 pub const GROUP: &str = "orders";
 pub const TOPICS: &[&str] = &[
@@ -22,11 +23,11 @@ pub const TOPICS: &[&str] = &[
     events::contract::payments::TOPIC,
 ];
 
-pub struct OrdersHandler {
+pub struct OrdersReactions {
     orders: Arc<Orders>,
 }
 
-impl OrdersHandler {
+impl OrdersReactions {
     pub fn new(orders: Arc<Orders>) -> Arc<Self> {
         Arc::new(Self { orders })
     }
@@ -46,7 +47,7 @@ const HANDLED: &[&str] = &[
 ];
 
 #[async_trait]
-impl EventHandler for OrdersHandler {
+impl EventHandler for OrdersReactions {
     fn handles(&self, event_type: &str) -> bool {
         HANDLED.contains(&event_type)
     }
@@ -57,26 +58,12 @@ impl EventHandler for OrdersHandler {
         match event.event_type.as_str() {
             ProductCreatedV1::TYPE => {
                 let p: ProductCreatedV1 = event.decode()?;
-                let product = CatalogProduct {
-                    product_id: p.product_id,
-                    sku: p.sku,
-                    name: p.name,
-                    price: p.price.amount,
-                    currency: p.price.currency,
-                    archived: false,
-                };
+                let product = orderable(p.product_id, p.sku, p.name, &p.price)?;
                 Ok(store.upsert_product(tx, &product, 1).await?)
             }
             ProductUpdatedV1::TYPE => {
                 let p: ProductUpdatedV1 = event.decode()?;
-                let product = CatalogProduct {
-                    product_id: p.product_id,
-                    sku: p.sku,
-                    name: p.name,
-                    price: p.price.amount,
-                    currency: p.price.currency,
-                    archived: false,
-                };
+                let product = orderable(p.product_id, p.sku, p.name, &p.price)?;
                 Ok(store.upsert_product(tx, &product, p.version).await?)
             }
             ProductArchivedV1::TYPE => {
@@ -134,4 +121,22 @@ impl EventHandler for OrdersHandler {
     async fn after_commit(&self, event: &Envelope) {
         self.orders.settled_by(event.id);
     }
+}
+
+/// A product the catalog created or changed, as orders keeps it. A price the catalog could
+/// not have accepted is a poison event.
+fn orderable(
+    product_id: Uuid,
+    sku: String,
+    name: String,
+    price: &Price,
+) -> Result<CatalogProduct, HandlerError> {
+    let currency = Currency::parse(&price.currency).map_err(HandlerError::permanent)?;
+    Ok(CatalogProduct {
+        product_id,
+        sku,
+        name,
+        price: Money::price(price.amount, currency).map_err(HandlerError::permanent)?,
+        archived: false,
+    })
 }

@@ -9,8 +9,8 @@ use platform::db::{DbError, Migrations, Storage};
 use platform::sealing::SealingKeys;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::handlers::{GROUP, OrdersHandler, TOPICS};
-use crate::orders::Orders;
+use crate::app::Orders;
+use crate::reactions::{GROUP, OrdersReactions, TOPICS};
 
 pub const SCHEMA: &str = "orders";
 
@@ -57,7 +57,7 @@ impl OrdersService {
         Consumer::new(
             self.store.db.clone(),
             bus,
-            OrdersHandler::new(self.orders.clone()),
+            OrdersReactions::new(self.orders.clone()),
             ConsumerSettings::new(GROUP, TOPICS),
         )
     }

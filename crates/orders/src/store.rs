@@ -1,13 +1,16 @@
 //! SQL for orders, their lines and timeline, and the catalog read model.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use platform::db::{Db, is_unique_violation};
+use platform::money::{Currency, Money};
 use platform::time::{from_millis, to_millis};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
-use crate::domain::{Order, OrderLine, OrderStatus, ShippingAddress};
+use crate::domain::{CancelReason, CatalogProduct, Order, OrderLine, OrderStatus, ShippingAddress};
 
 type Tx = Transaction<'static, Any>;
 
@@ -23,17 +26,6 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
 }
 
-/// A product as orders knows it.
-#[derive(Debug, Clone)]
-pub struct CatalogProduct {
-    pub product_id: Uuid,
-    pub sku: String,
-    pub name: String,
-    pub price: i64,
-    pub currency: String,
-    pub archived: bool,
-}
-
 #[derive(Debug, Clone)]
 pub struct TimelineEntry {
     pub step: String,
@@ -46,7 +38,7 @@ pub struct TimelineEntry {
 #[derive(Debug, Clone)]
 pub struct SagaState {
     pub status: OrderStatus,
-    pub cancel_reason: Option<String>,
+    pub cancel_reason: Option<CancelReason>,
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -58,6 +50,28 @@ pub struct OrderStore {
 fn uuid(row: &AnyRow, column: &str) -> Result<Uuid, StoreError> {
     let text: String = row.try_get(column)?;
     Uuid::parse_str(&text).map_err(|e| StoreError::Corrupt(format!("{column}: {e}")))
+}
+
+fn currency(row: &AnyRow) -> Result<Currency, StoreError> {
+    let code: String = row.try_get("currency")?;
+    Currency::parse(&code).map_err(|e| StoreError::Corrupt(format!("currency {code}: {e}")))
+}
+
+fn cancel_reason(row: &AnyRow) -> Result<Option<CancelReason>, StoreError> {
+    let reason: Option<String> = row.try_get("cancel_reason")?;
+    reason
+        .map(|r| {
+            CancelReason::parse(&r).ok_or_else(|| StoreError::Corrupt(format!("cancel reason {r}")))
+        })
+        .transpose()
+}
+
+/// `$first, $first+1, ...`: one placeholder per value.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 const ORDER_COLUMNS: &str = "id, customer_id, status, cancel_reason, total, currency, shipping_address, created_at, updated_at";
@@ -84,8 +98,8 @@ impl OrderStore {
         .bind(product.product_id.to_string())
         .bind(&product.sku)
         .bind(&product.name)
-        .bind(product.price)
-        .bind(&product.currency)
+        .bind(product.price.amount())
+        .bind(product.price.currency().code())
         .bind(i64::from(product.archived))
         .bind(version)
         .execute(&mut **tx)
@@ -101,22 +115,36 @@ impl OrderStore {
         Ok(())
     }
 
-    pub async fn product(&self, product_id: Uuid) -> Result<Option<CatalogProduct>, StoreError> {
-        let row = sqlx::query("SELECT product_id, sku, name, price, currency, archived FROM catalog_products WHERE product_id = $1")
-            .bind(product_id.to_string())
-            .fetch_optional(self.db.pool())
-            .await?;
-        row.map(|row| {
-            Ok(CatalogProduct {
-                product_id: uuid(&row, "product_id")?,
-                sku: row.try_get("sku")?,
-                name: row.try_get("name")?,
-                price: row.try_get("price")?,
-                currency: row.try_get("currency")?,
-                archived: row.try_get::<i64, _>("archived")? != 0,
+    /// Those of `ids` that orders knows, in one query.
+    pub async fn products(
+        &self,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, CatalogProduct>, StoreError> {
+        let mut ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let sql = format!(
+            "SELECT product_id, sku, name, price, currency, archived FROM catalog_products \
+             WHERE product_id IN ({})",
+            placeholders(1, ids.len())
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(id);
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        rows.iter()
+            .map(|row| {
+                let product = CatalogProduct {
+                    product_id: uuid(row, "product_id")?,
+                    sku: row.try_get("sku")?,
+                    name: row.try_get("name")?,
+                    price: Money::new(row.try_get("price")?, currency(row)?),
+                    archived: row.try_get::<i64, _>("archived")? != 0,
+                };
+                Ok((product.product_id, product))
             })
-        })
-        .transpose()
+            .collect()
     }
 
     pub async fn insert(
@@ -135,8 +163,8 @@ impl OrderStore {
         .bind(order.id.to_string())
         .bind(order.customer_id.to_string())
         .bind(order.status.as_str())
-        .bind(order.total)
-        .bind(&order.currency)
+        .bind(order.total.amount())
+        .bind(order.total.currency().code())
         .bind(address)
         .bind(key)
         .bind(request_hash)
@@ -147,21 +175,26 @@ impl OrderStore {
             Err(error) if is_unique_violation(&error) => return Err(StoreError::DuplicateKey),
             other => other?,
         };
+        // Every line in one statement: the order's id once, then six values per line.
+        let rows = (0..order.lines.len())
+            .map(|n| format!("($1, {})", placeholders(2 + 6 * n, 6)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price, quantity) \
+             VALUES {rows}"
+        );
+        let mut lines = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(order.id.to_string());
         for (n, line) in order.lines.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO order_lines (order_id, line_no, product_id, sku, name, unit_price, quantity) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(order.id.to_string())
-            .bind(i64::try_from(n).unwrap_or(i64::MAX))
-            .bind(line.product_id.to_string())
-            .bind(&line.sku)
-            .bind(&line.name)
-            .bind(line.unit_price)
-            .bind(line.quantity)
-            .execute(&mut **tx)
-            .await?;
+            lines = lines
+                .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .bind(line.product_id.to_string())
+                .bind(&line.sku)
+                .bind(&line.name)
+                .bind(line.unit_price.amount())
+                .bind(line.quantity);
         }
+        lines.execute(&mut **tx).await?;
         Ok(())
     }
 
@@ -230,7 +263,7 @@ impl OrderStore {
             Ok(SagaState {
                 status: OrderStatus::parse(&status)
                     .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-                cancel_reason: row.try_get("cancel_reason")?,
+                cancel_reason: cancel_reason(&row)?,
                 created_at: from_millis(row.try_get("created_at")?),
             })
         })
@@ -269,13 +302,13 @@ impl OrderStore {
         id: Uuid,
         from: OrderStatus,
         to: OrderStatus,
-        cancel_reason: Option<&str>,
+        cancel_reason: Option<CancelReason>,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE orders SET status = $1, cancel_reason = $2, updated_at = $3 WHERE id = $4 AND status = $5",
         )
         .bind(to.as_str())
-        .bind(cancel_reason)
+        .bind(cancel_reason.map(CancelReason::as_str))
         .bind(to_millis(platform::time::now()))
         .bind(id.to_string())
         .bind(from.as_str())
@@ -344,12 +377,13 @@ impl OrderStore {
         .bind(id.to_string())
         .fetch_all(self.db.pool())
         .await?;
+        let currency = currency(row)?;
         Ok(Order {
             id,
             customer_id: uuid(row, "customer_id")?,
             status: OrderStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-            cancel_reason: row.try_get("cancel_reason")?,
+            cancel_reason: cancel_reason(row)?,
             lines: lines
                 .iter()
                 .map(|line| {
@@ -357,13 +391,12 @@ impl OrderStore {
                         product_id: uuid(line, "product_id")?,
                         sku: line.try_get("sku")?,
                         name: line.try_get("name")?,
-                        unit_price: line.try_get("unit_price")?,
+                        unit_price: Money::new(line.try_get("unit_price")?, currency),
                         quantity: line.try_get("quantity")?,
                     })
                 })
                 .collect::<Result<_, StoreError>>()?,
-            total: row.try_get("total")?,
-            currency: row.try_get("currency")?,
+            total: Money::new(row.try_get("total")?, currency),
             address: serde_json::from_str::<ShippingAddress>(&address)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             created_at: from_millis(row.try_get("created_at")?),

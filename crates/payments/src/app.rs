@@ -8,6 +8,7 @@ use events::consumer::HandlerError;
 use events::contract::payments::{PaymentCapturedV1, PaymentFailedV1, PaymentRefundedV1};
 use events::contract::{EventKind, Price};
 use events::outbox::Outbox;
+use platform::auth::AuthUser;
 use platform::db::Tx;
 use platform::money::{Currency, Money};
 use platform::sealing::SealingKeys;
@@ -16,9 +17,27 @@ use uuid::Uuid;
 
 use crate::domain::{PaymentStatus, Transition};
 use crate::provider::{ChargeOutcome, PaymentProvider, ProviderError};
-use crate::store::{Payment, PaymentStore, StoreError};
+use crate::store::{Attempt, Payment, PaymentStore, StoreError};
 
 pub const SOURCE: &str = "commercex/payments";
+
+/// What reading payments over HTTP can end in. The saga's steps answer the consumer instead
+/// (`HandlerError`).
+#[derive(Debug, thiserror::Error)]
+pub enum PaymentsError {
+    #[error("no payments for this order")]
+    NotFound,
+    /// A fault of ours (a database that failed or could not be reached, stored data that does
+    /// not parse), with its cause.
+    #[error("internal error")]
+    Internal(#[source] platform::BoxError),
+}
+
+impl From<StoreError> for PaymentsError {
+    fn from(error: StoreError) -> Self {
+        Self::Internal(error.into())
+    }
+}
 
 impl From<StoreError> for HandlerError {
     /// A change the payment's status does not allow is a bug: retrying cannot mend it. A
@@ -71,9 +90,24 @@ impl Payments {
         &self.store
     }
 
-    /// An order was placed: remember what to charge once its stock is held. The payment
-    /// token stays sealed at rest.
-    pub async fn expect(
+    /// An order's payment and every provider answer, for its customer or an administrator;
+    /// anyone else finds nothing.
+    pub async fn of_order(
+        &self,
+        order_id: Uuid,
+        caller: &AuthUser,
+    ) -> Result<(Payment, Vec<Attempt>), PaymentsError> {
+        let payment = self.store.find_by_order(order_id).await?;
+        let payment = payment
+            .filter(|p| caller.is_admin() || p.customer_id == caller.id)
+            .ok_or(PaymentsError::NotFound)?;
+        let attempts = self.store.attempts(payment.id).await?;
+        Ok((payment, attempts))
+    }
+
+    /// An order was placed: open its payment, awaiting stock, to be charged once the stock is
+    /// held. The payment token stays sealed at rest.
+    pub async fn await_stock(
         &self,
         tx: &mut Tx,
         order_id: Uuid,

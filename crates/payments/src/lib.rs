@@ -2,10 +2,10 @@
 //! all driven by the checkout saga's events.
 
 pub mod api;
+pub mod app;
 pub mod domain;
-pub mod handlers;
-pub mod payments;
 pub mod provider;
+pub mod reactions;
 pub mod service;
 pub mod store;
 

@@ -10,7 +10,7 @@ use events::contract::inventory::{InventoryRejectedV1, InventoryReservedV1, Rese
 use events::contract::orders::{OrderCancelledV1, OrderPlacedV1};
 use platform::db::Tx;
 
-use crate::payments::Payments;
+use crate::app::Payments;
 
 pub const GROUP: &str = "payments";
 pub const TOPICS: &[&str] = &[
@@ -18,11 +18,11 @@ pub const TOPICS: &[&str] = &[
     events::contract::inventory::TOPIC,
 ];
 
-pub struct PaymentsHandler {
+pub struct PaymentsReactions {
     payments: Arc<Payments>,
 }
 
-impl PaymentsHandler {
+impl PaymentsReactions {
     pub fn new(payments: Arc<Payments>) -> Arc<Self> {
         Arc::new(Self { payments })
     }
@@ -38,7 +38,7 @@ const HANDLED: &[&str] = &[
 ];
 
 #[async_trait]
-impl EventHandler for PaymentsHandler {
+impl EventHandler for PaymentsReactions {
     fn handles(&self, event_type: &str) -> bool {
         HANDLED.contains(&event_type)
     }
@@ -48,7 +48,7 @@ impl EventHandler for PaymentsHandler {
             OrderPlacedV1::TYPE => {
                 let order: OrderPlacedV1 = event.decode()?;
                 payments
-                    .expect(
+                    .await_stock(
                         tx,
                         order.order_id,
                         order.customer_id,

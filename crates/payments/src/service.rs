@@ -9,9 +9,9 @@ use platform::db::{DbError, Migrations, Storage};
 use platform::sealing::SealingKeys;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::handlers::{GROUP, PaymentsHandler, TOPICS};
-use crate::payments::Payments;
+use crate::app::Payments;
 use crate::provider::PaymentProvider;
+use crate::reactions::{GROUP, PaymentsReactions, TOPICS};
 use crate::store::PaymentStore;
 
 pub const SCHEMA: &str = "payments";
@@ -60,7 +60,7 @@ impl PaymentsService {
         Consumer::new(
             self.store.db.clone(),
             bus,
-            PaymentsHandler::new(self.payments.clone()),
+            PaymentsReactions::new(self.payments.clone()),
             ConsumerSettings::new(GROUP, TOPICS),
         )
     }

@@ -1,8 +1,8 @@
 //! The identity service: accounts, credentials, access and refresh tokens, JWKS.
 
 pub mod api;
+pub mod app;
 pub mod domain;
-pub mod identity;
 mod passwords;
 pub mod service;
 pub mod store;

@@ -9,7 +9,7 @@ use platform::db::{DbError, Migrations, Storage};
 use platform::shared_redis::SharedRedis;
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::identity::Identity;
+use crate::app::Identity;
 use crate::throttle::{AttemptThrottle, MemoryThrottle, RedisThrottle, ThrottlePolicy};
 use crate::tokens::{TokenIssuer, TokenLifetimes};
 

@@ -2,7 +2,7 @@
 
 use platform::ApiError;
 
-use crate::catalog::CatalogError;
+use crate::app::CatalogError;
 
 impl From<CatalogError> for ApiError {
     fn from(error: CatalogError) -> Self {

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::dto::{
     CreateProductRequest, ListParams, PatchProductRequest, ProductPage, ProductResponse,
 };
-use crate::catalog::Catalog;
+use crate::app::Catalog;
 use crate::domain::{Product, etag_matches};
 
 const TAG: &str = "catalog";

@@ -1,6 +1,7 @@
 //! SQL for products. One query set for SQLite and PostgreSQL; listings are built from the
 //! query's filters with bound parameters only.
 
+pub mod row;
 mod search;
 
 use platform::db::{Backend, Db, is_unique_violation, literal_limit};
@@ -10,7 +11,7 @@ use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
 use crate::domain::{Cursor, CursorKey, ListQuery, NewProduct, Product, Sort};
-use crate::stored::StoredProduct;
+use row::StoredProduct;
 use search::Binds;
 
 #[derive(Debug, thiserror::Error)]

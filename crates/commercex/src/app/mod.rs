@@ -30,8 +30,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::set_header::SetResponseHeaderLayer;
 use users::UsersService;
+use users::app::{IdentityError, Promotion};
 use users::domain::{DisplayName, Email, Password, User};
-use users::identity::{IdentityError, Promotion};
 
 use bus::{BusReady, open_bus};
 use services::{DOMAIN_SERVICES, Services};

@@ -24,7 +24,7 @@ pub struct Sampler {
 impl Sampler {
     pub async fn run(self, cancel: CancellationToken) {
         for group in &self.groups {
-            events::observe::start_dlq_depth(&group.group);
+            events::telemetry::start_dlq_depth(&group.group);
         }
         loop {
             self.sample().await;
@@ -37,7 +37,7 @@ impl Sampler {
 
     async fn sample(&self) {
         for db in &self.stores {
-            if let Err(error) = events::observe::sample_store(db).await {
+            if let Err(error) = events::telemetry::sample_store(db).await {
                 tracing::debug!(schema = db.schema(), %error, "could not sample the service database");
             }
         }
@@ -47,7 +47,7 @@ impl Sampler {
             }
         }
         if let Some(db) = &self.orders
-            && let Err(error) = orders::observe::sample_pending(db).await
+            && let Err(error) = orders::metrics::sample_pending(db).await
         {
             tracing::debug!(%error, "could not sample pending orders");
         }

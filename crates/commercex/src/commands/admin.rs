@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use platform::secret::read_secret_file;
 use secrecy::{ExposeSecret, SecretString};
-use users::identity::Promotion;
+use users::app::Promotion;
 
 use crate::app::bootstrap_admin;
 use crate::app::services::Services;

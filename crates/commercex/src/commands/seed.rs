@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use catalog::catalog::CatalogError;
+use catalog::app::CatalogError;
 use catalog::domain::{Attributes, Category, Description, NewProduct, ProductName, Sku};
 use inventory::domain::Adjustment;
 use platform::money::{Currency, Money};

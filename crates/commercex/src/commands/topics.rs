@@ -13,10 +13,10 @@ pub async fn ensure(options: &Options, stored: &StoredSecrets) -> anyhow::Result
         #[cfg(feature = "kafka")]
         BusSettings::Kafka(config) => {
             let groups = [
-                catalog::handlers::GROUP,
-                inventory::handlers::GROUP,
-                orders::handlers::GROUP,
-                payments::handlers::GROUP,
+                catalog::reactions::GROUP,
+                inventory::reactions::GROUP,
+                orders::reactions::GROUP,
+                payments::reactions::GROUP,
             ];
             let topics: Vec<String> = events::contract::TOPICS
                 .iter()

@@ -55,8 +55,8 @@ pub fn recorder(service: &'static str) -> PrometheusHandle {
 
 fn describe() {
     platform::http::describe_metrics();
-    events::observe::describe();
-    orders::observe::describe();
+    events::telemetry::describe();
+    orders::metrics::describe();
     gateway::describe_metrics();
     crate::secrets::vault::describe();
     metrics::describe_counter!(

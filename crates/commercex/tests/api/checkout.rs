@@ -121,10 +121,10 @@ impl TestApp {
 
 /// The consumer groups: each one's database (named after its group) and topics.
 const GROUPS: [(&str, &[&str]); 4] = [
-    (catalog::handlers::GROUP, catalog::handlers::TOPICS),
-    (inventory::handlers::GROUP, inventory::handlers::TOPICS),
-    (orders::handlers::GROUP, orders::handlers::TOPICS),
-    (payments::handlers::GROUP, payments::handlers::TOPICS),
+    (catalog::reactions::GROUP, catalog::reactions::TOPICS),
+    (inventory::reactions::GROUP, inventory::reactions::TOPICS),
+    (orders::reactions::GROUP, orders::reactions::TOPICS),
+    (payments::reactions::GROUP, payments::reactions::TOPICS),
 ];
 
 /// Waits until every consumer group's stored position in each of its topics is at the end of

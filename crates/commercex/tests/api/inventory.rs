@@ -24,7 +24,7 @@ async fn reserve(
     let order_id = uuid::Uuid::now_v7();
     let request = ReservationRequest::new(order_id, &[line], chrono::Utc::now() + ttl).unwrap();
     let outcome = service.inventory().reserve(&request).await.unwrap();
-    assert_eq!(outcome, inventory::inventory::ReserveOutcome::Reserved);
+    assert_eq!(outcome, inventory::app::ReserveOutcome::Reserved);
     (service, order_id)
 }
 

@@ -21,7 +21,7 @@ use super::runner::Consumer;
 use crate::Envelope;
 use crate::bus::{Delivery, Positions};
 use crate::dlq::NewDeadLetter;
-use crate::observe::{Consumed, count_consumed};
+use crate::telemetry::{Consumed, count_consumed};
 
 /// What became of a run of deliveries.
 pub(crate) struct Finished {
@@ -176,7 +176,7 @@ impl Consumer {
             } else if !seen.insert(envelope.id) {
                 Consumed::Duplicate
             } else {
-                let consumer_span = crate::observe::consumer_span(&self.settings.group, delivery);
+                let consumer_span = crate::telemetry::consumer_span(&self.settings.group, delivery);
                 handled_in = Some(consumer_span.clone());
                 let step = if careful {
                     match known_failure.take_if(|(at, _)| *at == index) {

@@ -9,7 +9,7 @@ use super::parked::{Parked, ParkedEvent};
 use super::{EventHandler, HandlerError, RetryPolicy, positions};
 use crate::bus::{Delivery, EventBus, Positions, Subscription};
 use crate::dlq::{DeadLetters, NewDeadLetter};
-use crate::observe::{Consumed, count_consumed, count_outage_pause, count_retry};
+use crate::telemetry::{Consumed, count_consumed, count_outage_pause, count_retry};
 
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {

@@ -2,7 +2,7 @@
 
 use platform::ApiError;
 
-use crate::inventory::InventoryError;
+use crate::app::InventoryError;
 
 impl From<InventoryError> for ApiError {
     fn from(error: InventoryError) -> Self {

@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::dto::{AdjustmentRequest, LedgerEntryResponse, LedgerPage, LedgerParams, StockResponse};
-use crate::inventory::Inventory;
+use crate::app::Inventory;
 
 const TAG: &str = "inventory";
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use inventory::InventoryService;
+use inventory::app::{Inventory, InventoryError, ReserveOutcome};
 use inventory::domain::{Adjustment, Quantity, ReservationLine, ReservationRequest};
-use inventory::inventory::{Inventory, InventoryError, ReserveOutcome};
 use testkit::{TestStorage, backend_tests};
 use uuid::Uuid;
 

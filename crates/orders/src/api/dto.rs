@@ -149,21 +149,21 @@ impl From<Order> for OrderResponse {
         Self {
             id: order.id,
             status: order.status.as_str().to_owned(),
-            cancel_reason: order.cancel_reason,
+            cancel_reason: order.cancel_reason.map(|r| r.as_str().to_owned()),
             items: order
                 .lines
                 .into_iter()
                 .map(|l| OrderItemResponse {
-                    line_total: l.unit_price * l.quantity,
+                    line_total: l.unit_price.amount() * l.quantity,
                     product_id: l.product_id,
                     sku: l.sku,
                     name: l.name,
                     quantity: l.quantity,
-                    unit_price: l.unit_price,
+                    unit_price: l.unit_price.amount(),
                 })
                 .collect(),
-            total: order.total,
-            currency: order.currency,
+            total: order.total.amount(),
+            currency: order.total.currency().code(),
             shipping_address: order.address,
             created_at: order.created_at,
             updated_at: order.updated_at,

@@ -2,7 +2,7 @@
 
 use platform::{ApiError, FieldError};
 
-use crate::orders::OrdersError;
+use crate::app::OrdersError;
 
 impl From<OrdersError> for ApiError {
     fn from(error: OrdersError) -> Self {

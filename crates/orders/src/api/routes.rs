@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::dto::{
     GetParams, ListParams, OrderPage, OrderResponse, PlaceOrderRequest, Timeline, TimelineStep,
 };
-use crate::orders::Orders;
+use crate::app::Orders;
 
 const TAG: &str = "orders";
 

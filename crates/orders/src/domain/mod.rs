@@ -1,9 +1,12 @@
-//! Order rules with no I/O: what a valid order request is, and how an order's status may move.
+//! Order rules with no I/O: what a valid order request is, how it is priced, and how an
+//! order's status may move.
 
 mod address;
 mod order;
 mod placement;
+mod pricing;
 
 pub use address::ShippingAddress;
 pub use order::{CancelReason, Order, OrderLine, OrderStatus, Transition};
 pub use placement::{MAX_LINES, PlaceOrder, RequestedLine};
+pub use pricing::{CatalogProduct, FieldProblem, Priced, price};

@@ -1,4 +1,5 @@
 use chrono::{DateTime, Utc};
+use platform::money::Money;
 use uuid::Uuid;
 
 use super::ShippingAddress;
@@ -49,6 +50,18 @@ impl CancelReason {
             Self::TimedOut => "timed_out",
         }
     }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::OutOfStock,
+            Self::PaymentDeclined,
+            Self::ReservationExpired,
+            Self::CancelledByCustomer,
+            Self::TimedOut,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == value)
+    }
 }
 
 /// What a status change amounts to.
@@ -62,12 +75,12 @@ pub enum Transition {
     Refused,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderLine {
     pub product_id: Uuid,
     pub sku: String,
     pub name: String,
-    pub unit_price: i64,
+    pub unit_price: Money,
     pub quantity: i64,
 }
 
@@ -76,10 +89,10 @@ pub struct Order {
     pub id: Uuid,
     pub customer_id: Uuid,
     pub status: OrderStatus,
-    pub cancel_reason: Option<String>,
+    /// Set exactly when the status is cancelled.
+    pub cancel_reason: Option<CancelReason>,
     pub lines: Vec<OrderLine>,
-    pub total: i64,
-    pub currency: String,
+    pub total: Money,
     pub address: ShippingAddress,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -117,5 +130,20 @@ mod tests {
         assert_eq!(Pending.cancel(), Transition::Move(Pending, Cancelled));
         assert_eq!(Confirmed.cancel(), Transition::Move(Confirmed, Cancelled));
         assert_eq!(Cancelled.cancel(), Transition::Already);
+    }
+
+    #[test]
+    fn a_cancel_reason_reads_back_as_written() {
+        use CancelReason::*;
+        for reason in [
+            OutOfStock,
+            PaymentDeclined,
+            ReservationExpired,
+            CancelledByCustomer,
+            TimedOut,
+        ] {
+            assert_eq!(CancelReason::parse(reason.as_str()), Some(reason));
+        }
+        assert_eq!(CancelReason::parse("cancelled"), None);
     }
 }

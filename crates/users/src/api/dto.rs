@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::app::{Registration, TokenPair};
 use crate::domain::{DisplayName, Email, Password, User};
-use crate::identity::{Registration, TokenPair};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -2,7 +2,7 @@
 
 use platform::ApiError;
 
-use crate::identity::IdentityError;
+use crate::app::IdentityError;
 
 impl From<IdentityError> for ApiError {
     fn from(error: IdentityError) -> Self {

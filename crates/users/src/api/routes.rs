@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::dto::{LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserResponse};
-use crate::identity::Identity;
+use crate::app::Identity;
 
 const TAG: &str = "identity";
 

@@ -1,0 +1,38 @@
+//! The payments routes.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use platform::ApiError;
+use platform::auth::AuthUser;
+use platform::http::{Json, Query};
+use platform::problem::Problem;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::dto::{PaymentList, PaymentResponse, PaymentsQuery};
+use crate::app::Payments;
+
+pub fn router(payments: Arc<Payments>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(list_payments))
+        .with_state(payments)
+}
+
+/// The payments of an order (its owner or an admin).
+#[utoipa::path(get, path = "/api/v1/payments", tag = "payments", params(PaymentsQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order's payments with every provider answer", body = PaymentList),
+        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_payments(
+    State(payments): State<Arc<Payments>>,
+    caller: AuthUser,
+    Query(query): Query<PaymentsQuery>,
+) -> Result<Json<PaymentList>, ApiError> {
+    let (payment, attempts) = payments.of_order(query.order_id, &caller).await?;
+    Ok(Json(PaymentList {
+        items: vec![PaymentResponse::new(payment, attempts)],
+    }))
+}
