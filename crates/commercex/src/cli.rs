@@ -202,15 +202,45 @@ pub struct Options {
     )]
     pub profile: Profile,
 
-    /// Address the gateway listens on.
-    #[arg(
-        long,
-        global = true,
-        env = "COMMERCEX_LISTEN",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub listen: SocketAddr,
+    /// How long shutdown waits for in-flight work.
+    #[arg(long, global = true, env = "COMMERCEX_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
 
+    #[command(flatten)]
+    pub storage: StorageOptions,
+
+    #[command(flatten)]
+    pub events: BusOptions,
+
+    #[command(flatten)]
+    pub redis: RedisOptions,
+
+    #[command(flatten)]
+    pub identity: IdentityOptions,
+
+    #[command(flatten)]
+    pub commerce: CommerceOptions,
+
+    #[command(flatten)]
+    pub http: HttpOptions,
+
+    #[command(flatten)]
+    pub gateway: GatewayOptions,
+
+    #[command(flatten)]
+    pub tls: TlsOptions,
+
+    #[command(flatten)]
+    pub telemetry: TelemetryOptions,
+
+    #[command(flatten)]
+    pub vault: VaultOptions,
+}
+
+/// Where each service keeps its data.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Storage")]
+pub struct StorageOptions {
     /// Directory for the embedded SQLite databases (and the development signing key).
     #[arg(
         long,
@@ -257,171 +287,12 @@ pub struct Options {
     /// PostgreSQL statement timeout, e.g. `15s`.
     #[arg(long, global = true, env = "COMMERCEX_DB_STATEMENT_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
     pub db_statement_timeout: Duration,
+}
 
-    /// Largest accepted request body, in bytes.
-    #[arg(long, global = true, env = "COMMERCEX_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
-    pub max_body_bytes: usize,
-
-    /// Longest a request may take before it is answered 503.
-    #[arg(long, global = true, env = "COMMERCEX_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub request_timeout: Duration,
-
-    /// Ed25519 private key (PKCS#8 PEM) that signs access tokens. Default in development: a
-    /// key generated once and kept in --data-dir.
-    #[arg(long, global = true, env = "COMMERCEX_JWT_SIGNING_KEY_FILE")]
-    pub jwt_signing_key_file: Option<PathBuf>,
-
-    /// The keys that seal customers' payment tokens inside events (AES-256-GCM; 32 bytes in
-    /// base64, one per line: the first seals, all open, so a rotation puts the new key first).
-    /// Orders and payments need the same file. Default in development: a key generated once
-    /// and kept in --data-dir.
-    #[arg(long, global = true, env = "COMMERCEX_PAYMENT_TOKEN_KEYS_FILE")]
-    pub payment_token_keys_file: Option<PathBuf>,
-
-    /// Retired signing keys (PEM files, comma-separated) still published in the JWKS during rotation.
-    #[arg(
-        long,
-        global = true,
-        env = "COMMERCEX_JWT_RETIRED_KEY_FILES",
-        value_delimiter = ','
-    )]
-    pub jwt_retired_key_files: Vec<PathBuf>,
-
-    /// `iss` of access tokens.
-    #[arg(
-        long,
-        global = true,
-        env = "COMMERCEX_JWT_ISSUER",
-        default_value = "commercex"
-    )]
-    pub jwt_issuer: String,
-
-    /// `aud` of access tokens.
-    #[arg(
-        long,
-        global = true,
-        env = "COMMERCEX_JWT_AUDIENCE",
-        default_value = "commercex-api"
-    )]
-    pub jwt_audience: String,
-
-    #[arg(long, global = true, env = "COMMERCEX_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
-    pub access_token_ttl: Duration,
-
-    #[arg(long, global = true, env = "COMMERCEX_REFRESH_TOKEN_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
-    pub refresh_token_ttl: Duration,
-
-    /// How long a session lasts at most from its login, however often its refresh token is
-    /// rotated; then the user signs in again.
-    #[arg(long, global = true, env = "COMMERCEX_SESSION_MAX_AGE", default_value = "90days", value_parser = humantime::parse_duration)]
-    pub session_max_age: Duration,
-
-    /// Failed logins for one account from one client address before each further attempt
-    /// from there must wait: 1 s, then twice as long each time, up to --login-failure-window.
-    #[arg(
-        long,
-        global = true,
-        env = "COMMERCEX_LOGIN_MAX_FAILURES",
-        default_value_t = 5
-    )]
-    pub login_max_failures: u32,
-
-    /// Failed logins for one account from all addresses together before each further attempt
-    /// must wait: growing delays that end at one minute, so guesses from elsewhere slow the
-    /// owner down but never lock them out.
-    #[arg(
-        long,
-        global = true,
-        env = "COMMERCEX_LOGIN_MAX_FAILURES_PER_ACCOUNT",
-        default_value_t = 20
-    )]
-    pub login_max_failures_per_account: u32,
-
-    /// Failed logins from one client address, whatever the account, before each further
-    /// attempt from it must wait (growing delays up to --login-failure-window).
-    #[arg(
-        long,
-        global = true,
-        env = "COMMERCEX_LOGIN_MAX_FAILURES_PER_CLIENT",
-        default_value_t = 20
-    )]
-    pub login_max_failures_per_client: u32,
-
-    /// How long failed logins and sign-ups are remembered after the last one.
-    #[arg(long, global = true, env = "COMMERCEX_LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
-    pub login_failure_window: Duration,
-
-    /// Sign-ups from one client address (within --login-failure-window) before each further
-    /// one must wait (0: unlimited); default 10 in production, unlimited in development.
-    #[arg(long, global = true, env = "COMMERCEX_SIGNUPS_PER_CLIENT")]
-    pub signups_per_client: Option<u32>,
-
-    /// Email of the first administrator, created (or promoted) at start-up.
-    #[arg(long, global = true, env = "COMMERCEX_ADMIN_EMAIL")]
-    pub admin_email: Option<String>,
-
-    /// File holding that administrator's password.
-    #[arg(long, global = true, env = "COMMERCEX_ADMIN_PASSWORD_FILE")]
-    pub admin_password_file: Option<PathBuf>,
-
-    /// That administrator's password, from the environment (development only; prefer the file).
-    #[arg(
-        long = "admin-password",
-        global = true,
-        env = "COMMERCEX_ADMIN_PASSWORD",
-        hide_env_values = true,
-        hide = true,
-        value_parser = secret
-    )]
-    pub admin_password: Option<SecretString>,
-
-    /// Serve plain HTTP on a non-loopback address in production (TLS terminated in front).
-    #[arg(long, global = true, env = "COMMERCEX_ALLOW_PLAINTEXT")]
-    pub allow_plaintext: bool,
-
-    /// Open connections a listener keeps at most; more are closed when accepted.
-    #[arg(
-        long,
-        global = true,
-        env = "COMMERCEX_MAX_CONNECTIONS",
-        default_value_t = 4096
-    )]
-    pub max_connections: usize,
-
-    /// How long a client may take to send a request's headers, and how long an idle
-    /// connection stays open.
-    #[arg(long, global = true, env = "COMMERCEX_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub header_read_timeout: Duration,
-
-    /// Proxies in front of CommerceX whose `X-Forwarded-For` is believed (CIDRs,
-    /// comma-separated, e.g. the ingress controller's network). The client is the right-most
-    /// address in the header that is not one of them; without any, the TCP peer is the client.
-    #[arg(
-        long,
-        global = true,
-        env = "COMMERCEX_TRUSTED_PROXIES",
-        value_delimiter = ','
-    )]
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-
-    /// Let the production profile run the sandbox payment provider (it charges nothing: a
-    /// demonstration, or a staging copy). Without it, production refuses to take payments.
-    #[arg(long, global = true, env = "COMMERCEX_ALLOW_SANDBOX_PAYMENTS")]
-    pub allow_sandbox_payments: bool,
-
-    /// How long stock is held for an order awaiting payment, e.g. `2s`, `15m`.
-    #[arg(long, global = true, env = "COMMERCEX_RESERVATION_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
-    pub reservation_ttl: Duration,
-
-    /// How long an order may stay pending before it is cancelled (`timed_out`), whatever
-    /// holds it up: a dead letter, a service down. Default: the reservation TTL plus 5 minutes.
-    #[arg(long, global = true, env = "COMMERCEX_SAGA_DEADLINE", value_parser = humantime::parse_duration)]
-    pub saga_deadline: Option<Duration>,
-
-    /// How long shutdown waits for in-flight work.
-    #[arg(long, global = true, env = "COMMERCEX_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
-    pub shutdown_timeout: Duration,
-
+/// How events travel between the services.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Event bus")]
+pub struct BusOptions {
     /// Where events travel: `db` (tables in the database) or `kafka`.
     #[arg(
         long,
@@ -497,7 +368,12 @@ pub struct Options {
         action = clap::ArgAction::Set
     )]
     pub kafka_create_topics: bool,
+}
 
+/// State the instances of a service share: quotas, login throttling, the product cache.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Redis")]
+pub struct RedisOptions {
     /// Redis URL: shared rate limits, login throttling and the product cache.
     #[arg(
         long,
@@ -535,13 +411,204 @@ pub struct Options {
     /// changes drop it sooner.
     #[arg(long, global = true, env = "COMMERCEX_PRODUCT_CACHE_TTL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub product_cache_ttl: Duration,
+}
 
+/// Access and refresh tokens, their keys, login throttling and the first administrator.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Identity and sign-in")]
+pub struct IdentityOptions {
+    /// Ed25519 private key (PKCS#8 PEM) that signs access tokens. Default in development: a
+    /// key generated once and kept in --data-dir.
+    #[arg(long, global = true, env = "COMMERCEX_JWT_SIGNING_KEY_FILE")]
+    pub jwt_signing_key_file: Option<PathBuf>,
+
+    /// Retired signing keys (PEM files, comma-separated) still published in the JWKS during rotation.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_JWT_RETIRED_KEY_FILES",
+        value_delimiter = ','
+    )]
+    pub jwt_retired_key_files: Vec<PathBuf>,
+
+    /// `iss` of access tokens.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_JWT_ISSUER",
+        default_value = "commercex"
+    )]
+    pub jwt_issuer: String,
+
+    /// `aud` of access tokens.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_JWT_AUDIENCE",
+        default_value = "commercex-api"
+    )]
+    pub jwt_audience: String,
+
+    /// How long an access token is valid: also how long one outlives its revoked session.
+    #[arg(long, global = true, env = "COMMERCEX_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub access_token_ttl: Duration,
+
+    /// How long a refresh token is valid when it is not used (each use rotates it).
+    #[arg(long, global = true, env = "COMMERCEX_REFRESH_TOKEN_TTL", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub refresh_token_ttl: Duration,
+
+    /// How long a session lasts at most from its login, however often its refresh token is
+    /// rotated; then the user signs in again.
+    #[arg(long, global = true, env = "COMMERCEX_SESSION_MAX_AGE", default_value = "90days", value_parser = humantime::parse_duration)]
+    pub session_max_age: Duration,
+
+    /// Failed logins for one account from one client address before each further attempt
+    /// from there must wait: 1 s, then twice as long each time, up to --login-failure-window.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_LOGIN_MAX_FAILURES",
+        default_value_t = 5
+    )]
+    pub login_max_failures: u32,
+
+    /// Failed logins for one account from all addresses together before each further attempt
+    /// must wait: growing delays that end at one minute, so guesses from elsewhere slow the
+    /// owner down but never lock them out.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_LOGIN_MAX_FAILURES_PER_ACCOUNT",
+        default_value_t = 20
+    )]
+    pub login_max_failures_per_account: u32,
+
+    /// Failed logins from one client address, whatever the account, before each further
+    /// attempt from it must wait (growing delays up to --login-failure-window).
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_LOGIN_MAX_FAILURES_PER_CLIENT",
+        default_value_t = 20
+    )]
+    pub login_max_failures_per_client: u32,
+
+    /// How long failed logins and sign-ups are remembered after the last one.
+    #[arg(long, global = true, env = "COMMERCEX_LOGIN_FAILURE_WINDOW", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub login_failure_window: Duration,
+
+    /// Sign-ups from one client address (within --login-failure-window) before each further
+    /// one must wait (0: unlimited); default 10 in production, unlimited in development.
+    #[arg(long, global = true, env = "COMMERCEX_SIGNUPS_PER_CLIENT")]
+    pub signups_per_client: Option<u32>,
+
+    /// Email of the first administrator, created (or promoted) at start-up.
+    #[arg(long, global = true, env = "COMMERCEX_ADMIN_EMAIL")]
+    pub admin_email: Option<String>,
+
+    /// File holding that administrator's password.
+    #[arg(long, global = true, env = "COMMERCEX_ADMIN_PASSWORD_FILE")]
+    pub admin_password_file: Option<PathBuf>,
+
+    /// That administrator's password, from the environment (development only; prefer the file).
+    #[arg(
+        long = "admin-password",
+        global = true,
+        env = "COMMERCEX_ADMIN_PASSWORD",
+        hide_env_values = true,
+        hide = true,
+        value_parser = secret
+    )]
+    pub admin_password: Option<SecretString>,
+}
+
+/// How the catalog searches and how the checkout saga runs.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Catalog and checkout")]
+pub struct CommerceOptions {
     /// Answer catalog listings and searches from an index in memory (up to 50,000 products;
     /// on PostgreSQL each catalog instance hears every change through LISTEN/NOTIFY; on
     /// SQLite in the embedded runtime); `false` asks the database (FTS5 or pg_trgm).
     #[arg(long, global = true, env = "COMMERCEX_SEARCH_IN_MEMORY", default_value_t = true, action = clap::ArgAction::Set)]
     pub search_in_memory: bool,
 
+    /// The keys that seal customers' payment tokens inside events (AES-256-GCM; 32 bytes in
+    /// base64, one per line: the first seals, all open, so a rotation puts the new key first).
+    /// Orders and payments need the same file. Default in development: a key generated once
+    /// and kept in --data-dir.
+    #[arg(long, global = true, env = "COMMERCEX_PAYMENT_TOKEN_KEYS_FILE")]
+    pub payment_token_keys_file: Option<PathBuf>,
+
+    /// Let the production profile run the sandbox payment provider (it charges nothing: a
+    /// demonstration, or a staging copy). Without it, production refuses to take payments.
+    #[arg(long, global = true, env = "COMMERCEX_ALLOW_SANDBOX_PAYMENTS")]
+    pub allow_sandbox_payments: bool,
+
+    /// How long stock is held for an order awaiting payment, e.g. `2s`, `15m`.
+    #[arg(long, global = true, env = "COMMERCEX_RESERVATION_TTL", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub reservation_ttl: Duration,
+
+    /// How long an order may stay pending before it is cancelled (`timed_out`), whatever
+    /// holds it up: a dead letter, a service down. Default: the reservation TTL plus 5 minutes.
+    #[arg(long, global = true, env = "COMMERCEX_SAGA_DEADLINE", value_parser = humantime::parse_duration)]
+    pub saga_deadline: Option<Duration>,
+}
+
+/// The listener and what every request is held to.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "HTTP")]
+pub struct HttpOptions {
+    /// Address the gateway listens on.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: SocketAddr,
+
+    /// Serve plain HTTP on a non-loopback address in production (TLS terminated in front).
+    #[arg(long, global = true, env = "COMMERCEX_ALLOW_PLAINTEXT")]
+    pub allow_plaintext: bool,
+
+    /// Open connections a listener keeps at most; more are closed when accepted.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_MAX_CONNECTIONS",
+        default_value_t = 4096
+    )]
+    pub max_connections: usize,
+
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// connection stays open.
+    #[arg(long, global = true, env = "COMMERCEX_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, global = true, env = "COMMERCEX_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Longest a request may take before it is answered 503.
+    #[arg(long, global = true, env = "COMMERCEX_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Proxies in front of CommerceX whose `X-Forwarded-For` is believed (CIDRs,
+    /// comma-separated, e.g. the ingress controller's network). The client is the right-most
+    /// address in the header that is not one of them; without any, the TCP peer is the client.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// Where the services are, and the quotas at the edge.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Gateway (distributed runtime)")]
+pub struct GatewayOptions {
     /// Base URLs of the identity service's instances, comma-separated.
     #[arg(
         long,
@@ -614,7 +681,12 @@ pub struct Options {
     /// production, unlimited in development.
     #[arg(long, global = true, env = "COMMERCEX_RATE_LIMIT_PER_USER")]
     pub rate_limit_per_user: Option<u64>,
+}
 
+/// HTTPS on the listener, and mutual TLS between the services.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "TLS")]
+pub struct TlsOptions {
     /// PEM certificate chain this process serves HTTPS with (HTTP/1.1 and HTTP/2).
     #[arg(
         long,
@@ -664,7 +736,12 @@ pub struct Options {
         requires = "internal_cert_file"
     )]
     pub internal_key_file: Option<PathBuf>,
+}
 
+/// Metrics and logs (traces: the OTEL_* variables).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Telemetry")]
+pub struct TelemetryOptions {
     /// Serve Prometheus metrics at http://ADDR/metrics, and /healthz and /readyz for probes
     /// (a separate plain-HTTP listener, not public).
     #[arg(long, global = true, env = "COMMERCEX_METRICS_LISTEN")]
@@ -673,9 +750,6 @@ pub struct Options {
     /// Log format; default: pretty in development, json in production.
     #[arg(long, global = true, env = "COMMERCEX_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
-
-    #[command(flatten)]
-    pub vault: VaultOptions,
 }
 
 /// How a Vault login is made.

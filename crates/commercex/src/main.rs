@@ -2,7 +2,7 @@ use anyhow::Context;
 use commercex::app::Application;
 use commercex::cli::{AdminCommand, Command, ServiceName, TopicsCommand};
 use commercex::secrets::StoredSecrets;
-use commercex::settings::{self, NeededKeys, Settings};
+use commercex::settings::{self, Databases, NeededKeys, Settings};
 use commercex::telemetry::{LIFECYCLE, LogStream};
 use commercex::{commands, config_file, telemetry};
 use tokio::signal::unix::{SignalKind, signal};
@@ -39,9 +39,13 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
     };
     match command {
         Command::Serve { service } => serve(options, &stored, service).await,
-        Command::Topics(TopicsCommand::Ensure) => commands::topics::ensure(options, &stored).await,
-        Command::Migrate => commands::migrate::run(options, &stored).await,
-        Command::Dlq(command) => commands::dlq::run(options, &stored, command).await,
+        Command::Topics(TopicsCommand::Ensure) => {
+            commands::topics::ensure(settings::bus(options, &stored)?).await
+        }
+        Command::Migrate => commands::migrate::run(&Databases::resolve(options, &stored)?).await,
+        Command::Dlq(command) => {
+            commands::dlq::run(&Databases::resolve(options, &stored)?, command).await
+        }
         Command::Bench {
             url,
             customers,
@@ -80,7 +84,7 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
             }
         },
         Command::Seed { products, rng_seed } => {
-            commands::seed::run(options, &stored, products, rng_seed).await
+            commands::seed::run(&Databases::resolve(options, &stored)?, products, rng_seed).await
         }
         Command::Admin(AdminCommand::Create {
             email,
@@ -93,7 +97,13 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
             } else {
                 Promotion::AdminsOnly
             };
-            commands::admin::create(options, &stored, &email, &name, password_file, promotion).await
+            // Only the identity service opens, and it signs nothing here but needs its key.
+            let needed = NeededKeys {
+                signing: true,
+                payment_tokens: false,
+            };
+            let settings = Settings::load(options, &stored, needed)?;
+            commands::admin::create(settings, &email, &name, password_file, promotion).await
         }
         Command::Probe { url } => commands::probe::run(&url).await,
     }

@@ -150,17 +150,67 @@ pub struct RateLimitSettings {
 const DEV_KEY_FILE: &str = "dev-signing-key.pem";
 
 pub fn log_format(options: &Options) -> LogFormat {
-    options.log_format.unwrap_or(match options.profile {
-        Profile::Development => LogFormat::Pretty,
-        Profile::Production => LogFormat::Json,
-    })
+    options
+        .telemetry
+        .log_format
+        .unwrap_or(match options.profile {
+            Profile::Development => LogFormat::Pretty,
+            Profile::Production => LogFormat::Json,
+        })
+}
+
+/// Where the services' data lives and how each opens its store: all the one-shot commands
+/// that work on the databases (migrate, dlq, seed) need.
+pub struct Databases {
+    pub storage: Storage,
+    pub store: StoreSettings,
+}
+
+impl Databases {
+    pub fn resolve(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Self> {
+        Ok(Self {
+            storage: storage(options, stored)?,
+            store: store(options),
+        })
+    }
+
+    /// Every service's database (migrated as it opens), with its schema name.
+    pub async fn open_every_service(
+        &self,
+    ) -> anyhow::Result<[(&'static str, platform::db::Db); 5]> {
+        let (storage, store) = (&self.storage, self.store);
+        Ok([
+            (
+                users::service::SCHEMA,
+                users::UsersService::open_db(storage, store).await?.db,
+            ),
+            (
+                catalog::service::SCHEMA,
+                catalog::CatalogService::open_db(storage, store).await?.db,
+            ),
+            (
+                inventory::service::SCHEMA,
+                inventory::InventoryService::open_db(storage, store)
+                    .await?
+                    .db,
+            ),
+            (
+                orders::service::SCHEMA,
+                orders::OrdersService::open_db(storage, store).await?.db,
+            ),
+            (
+                payments::service::SCHEMA,
+                payments::PaymentsService::open_db(storage, store).await?.db,
+            ),
+        ])
+    }
 }
 
 /// Where the data lives: PostgreSQL when a URL is given, else SQLite files in the data dir.
 pub fn storage(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Storage> {
     let url = stored.resolve(
-        options.database_url.as_ref(),
-        options.database_url_file.as_ref(),
+        options.storage.database_url.as_ref(),
+        options.storage.database_url_file.as_ref(),
         Field::DatabaseUrl,
     )?;
     match url {
@@ -174,7 +224,7 @@ pub fn storage(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Stor
             bail!("--database-url must be a postgres:// URL (leave it unset for embedded SQLite)")
         }
         None => Ok(Storage::Sqlite {
-            dir: options.data_dir.clone(),
+            dir: options.storage.data_dir.clone(),
             synchronous: sqlite_synchronous(options),
         }),
     }
@@ -183,7 +233,7 @@ pub fn storage(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Stor
 /// `--sqlite-synchronous`, or what the profile implies: production keeps every acknowledged
 /// commit through a power loss.
 fn sqlite_synchronous(options: &Options) -> Synchronous {
-    match (options.sqlite_synchronous, options.profile) {
+    match (options.storage.sqlite_synchronous, options.profile) {
         (Some(SqliteSynchronous::Full), _) | (None, Profile::Production) => Synchronous::Full,
         (Some(SqliteSynchronous::Normal), _) | (None, Profile::Development) => Synchronous::Normal,
     }
@@ -194,11 +244,11 @@ fn sqlite_synchronous(options: &Options) -> Synchronous {
 pub fn store(options: &Options) -> StoreSettings {
     StoreSettings {
         pool: PoolSettings {
-            max_connections: options.db_max_connections,
-            statement_timeout: options.db_statement_timeout,
+            max_connections: options.storage.db_max_connections,
+            statement_timeout: options.storage.db_statement_timeout,
             ..PoolSettings::default()
         },
-        relayed: options.bus == BusKind::Kafka,
+        relayed: options.events.bus == BusKind::Kafka,
     }
 }
 
@@ -225,62 +275,63 @@ impl Settings {
         let tls = tls(options)?;
         Ok(Self {
             profile: options.profile,
-            listen: options.listen,
+            listen: options.http.listen,
             storage: storage(options, stored)?,
             store: store(options),
             limits: HttpLimits {
-                max_body_bytes: options.max_body_bytes,
-                request_timeout: options.request_timeout,
+                max_body_bytes: options.http.max_body_bytes,
+                request_timeout: options.http.request_timeout,
             },
             signing,
             payment_token_keys,
             audience: TokenAudience {
-                issuer: options.jwt_issuer.clone(),
-                audience: options.jwt_audience.clone(),
+                issuer: options.identity.jwt_issuer.clone(),
+                audience: options.identity.jwt_audience.clone(),
             },
             lifetimes: TokenLifetimes {
-                access: options.access_token_ttl,
-                refresh: options.refresh_token_ttl,
-                session: options.session_max_age,
+                access: options.identity.access_token_ttl,
+                refresh: options.identity.refresh_token_ttl,
+                session: options.identity.session_max_age,
             },
             throttle: throttle(options),
             admin,
             relay: RelaySettings::default(),
-            reservation_ttl: options.reservation_ttl,
+            reservation_ttl: options.commerce.reservation_ttl,
             // A payment may wait for the customer (3-D Secure) until the reservation
             // expires; the deadline is for the sagas nothing will move any more.
             saga_deadline: options
+                .commerce
                 .saga_deadline
-                .unwrap_or(options.reservation_ttl + Duration::from_secs(5 * 60)),
+                .unwrap_or(options.commerce.reservation_ttl + Duration::from_secs(5 * 60)),
             shutdown_timeout: options.shutdown_timeout,
             bus: bus(options, stored)?,
             redis_url: stored.resolve(
-                options.redis_url.as_ref(),
-                options.redis_url_file.as_ref(),
+                options.redis.redis_url.as_ref(),
+                options.redis.redis_url_file.as_ref(),
                 Field::RedisUrl,
             )?,
-            redis_ca_file: options.redis_ca_file.clone(),
-            redis_key_prefix: options.redis_key_prefix.clone(),
-            product_cache_ttl: options.product_cache_ttl,
-            search_in_memory: options.search_in_memory,
+            redis_ca_file: options.redis.redis_ca_file.clone(),
+            redis_key_prefix: options.redis.redis_key_prefix.clone(),
+            product_cache_ttl: options.redis.product_cache_ttl,
+            search_in_memory: options.commerce.search_in_memory,
             service_urls: ServiceUrls {
-                users: options.users_url.clone(),
-                catalog: options.catalog_url.clone(),
-                inventory: options.inventory_url.clone(),
-                orders: options.orders_url.clone(),
-                payments: options.payments_url.clone(),
+                users: options.gateway.users_url.clone(),
+                catalog: options.gateway.catalog_url.clone(),
+                inventory: options.gateway.inventory_url.clone(),
+                orders: options.gateway.orders_url.clone(),
+                payments: options.gateway.payments_url.clone(),
             },
-            upstream_timeout: options.upstream_timeout,
-            route_timeouts: route_timeouts(&options.route_timeouts)?,
-            jwks_refresh: options.jwks_refresh,
+            upstream_timeout: options.gateway.upstream_timeout,
+            route_timeouts: route_timeouts(&options.gateway.route_timeouts)?,
+            jwks_refresh: options.gateway.jwks_refresh,
             rate_limits: rate_limits(options),
             tls: tls.server,
             internal_tls: tls.client,
-            metrics_listen: options.metrics_listen,
-            allow_sandbox_payments: options.allow_sandbox_payments,
-            trusted_proxies: options.trusted_proxies.clone().into(),
-            max_connections: options.max_connections,
-            header_read_timeout: options.header_read_timeout,
+            metrics_listen: options.telemetry.metrics_listen,
+            allow_sandbox_payments: options.commerce.allow_sandbox_payments,
+            trusted_proxies: options.http.trusted_proxies.clone().into(),
+            max_connections: options.http.max_connections,
+            header_read_timeout: options.http.header_read_timeout,
             vault: stored.session(),
         })
     }
@@ -288,7 +339,7 @@ impl Settings {
 
 /// The event bus from `--bus` and, for Kafka, its brokers and topic settings.
 pub fn bus(options: &Options, stored: &StoredSecrets) -> anyhow::Result<BusSettings> {
-    match options.bus {
+    match options.events.bus {
         BusKind::Db => Ok(BusSettings::Db),
         BusKind::Kafka => kafka(options, stored),
     }
@@ -297,7 +348,7 @@ pub fn bus(options: &Options, stored: &StoredSecrets) -> anyhow::Result<BusSetti
 #[cfg(feature = "kafka")]
 fn kafka(options: &Options, stored: &StoredSecrets) -> anyhow::Result<BusSettings> {
     use events::bus::kafka::{KafkaConfig, TopicSettings};
-    if options.kafka_brokers.is_empty() {
+    if options.events.kafka_brokers.is_empty() {
         bail!("--bus kafka needs brokers: set COMMERCEX_KAFKA_BROKERS (host:port,...)");
     }
     let production = options.profile == Profile::Production;
@@ -335,29 +386,30 @@ fn kafka(options: &Options, stored: &StoredSecrets) -> anyhow::Result<BusSetting
         })
         .transpose()?
         .unwrap_or_default();
-    client_options.extend(pairs("COMMERCEX_KAFKA_OPTIONS", &options.kafka_options)?);
+    client_options.extend(pairs(
+        "COMMERCEX_KAFKA_OPTIONS",
+        &options.events.kafka_options,
+    )?);
     let producer_options = pairs(
         "COMMERCEX_KAFKA_PRODUCER_OPTIONS",
-        &options.kafka_producer_options,
+        &options.events.kafka_producer_options,
     )?;
     Ok(BusSettings::Kafka(KafkaConfig {
-        brokers: options.kafka_brokers.join(","),
-        topic_prefix: options.kafka_topic_prefix.clone(),
+        brokers: options.events.kafka_brokers.join(","),
+        topic_prefix: options.events.kafka_topic_prefix.clone(),
         client_options,
         producer_options,
-        create_topics: options.kafka_create_topics,
+        create_topics: options.events.kafka_create_topics,
         topics: TopicSettings {
-            partitions: options.kafka_partitions,
-            replication_factor: options.kafka_replication_factor.unwrap_or(if production {
-                3
-            } else {
-                1
-            }),
-            min_insync_replicas: options.kafka_min_insync_replicas.unwrap_or(if production {
-                2
-            } else {
-                1
-            }),
+            partitions: options.events.kafka_partitions,
+            replication_factor: options
+                .events
+                .kafka_replication_factor
+                .unwrap_or(if production { 3 } else { 1 }),
+            min_insync_replicas: options
+                .events
+                .kafka_min_insync_replicas
+                .unwrap_or(if production { 2 } else { 1 }),
         },
     }))
 }
@@ -376,12 +428,16 @@ struct Tls {
 /// start-up) and shared when they are the same files, so one reload serves both.
 fn tls(options: &Options) -> anyhow::Result<Tls> {
     let server = options
+        .tls
         .tls_cert_file
         .clone()
-        .zip(options.tls_key_file.clone())
+        .zip(options.tls.tls_key_file.clone())
         .map(|(cert, key)| ReloadingCertificate::load(cert, key).map(Arc::new))
         .transpose()?;
-    let identity = match (&options.internal_cert_file, &options.internal_key_file) {
+    let identity = match (
+        &options.tls.internal_cert_file,
+        &options.tls.internal_key_file,
+    ) {
         (Some(cert), Some(key)) => match &server {
             Some(server) if server.is_from(cert, key) => Some(server.clone()),
             _ => Some(Arc::new(ReloadingCertificate::load(
@@ -394,10 +450,10 @@ fn tls(options: &Options) -> anyhow::Result<Tls> {
     Ok(Tls {
         server: server.map(|certificate| ServerTls {
             certificate,
-            client_ca_file: options.tls_client_ca_file.clone(),
+            client_ca_file: options.tls.tls_client_ca_file.clone(),
         }),
         client: ClientTls {
-            ca_file: options.internal_ca_file.clone(),
+            ca_file: options.tls.internal_ca_file.clone(),
             identity,
         },
     })
@@ -407,14 +463,15 @@ fn tls(options: &Options) -> anyhow::Result<Tls> {
 fn throttle(options: &Options) -> ThrottlePolicy {
     let production = options.profile == Profile::Production;
     let signups = options
+        .identity
         .signups_per_client
         .unwrap_or(if production { 10 } else { 0 });
     ThrottlePolicy {
-        per_account_and_client: options.login_max_failures,
-        per_account: options.login_max_failures_per_account,
-        per_client: options.login_max_failures_per_client,
+        per_account_and_client: options.identity.login_max_failures,
+        per_account: options.identity.login_max_failures_per_account,
+        per_client: options.identity.login_max_failures_per_client,
         registrations_per_client: (signups > 0).then_some(signups),
-        window: options.login_failure_window,
+        window: options.identity.login_failure_window,
         ..ThrottlePolicy::default()
     }
 }
@@ -427,8 +484,8 @@ fn rate_limits(options: &Options) -> RateLimitSettings {
         (limit > 0).then_some(limit)
     };
     RateLimitSettings {
-        per_client: limit(options.rate_limit_per_client, 1200),
-        per_user: limit(options.rate_limit_per_user, 600),
+        per_client: limit(options.gateway.rate_limit_per_client, 1200),
+        per_user: limit(options.gateway.rate_limit_per_user, 600),
     }
 }
 
@@ -452,10 +509,13 @@ fn route_timeouts(pairs: &[String]) -> anyhow::Result<HashMap<Service, Duration>
 
 /// The administrator to create at start-up, from `--admin-email` and its password.
 pub fn admin(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Option<AdminBootstrap>> {
-    let Some(email) = &options.admin_email else {
+    let Some(email) = &options.identity.admin_email else {
         return Ok(None);
     };
-    let password = match (&options.admin_password_file, &options.admin_password) {
+    let password = match (
+        &options.identity.admin_password_file,
+        &options.identity.admin_password,
+    ) {
         (Some(file), _) => Some(read_secret_file(file)?),
         (None, given) => stored.resolve(given.as_ref(), None, Field::AdminPassword)?,
     };
@@ -478,7 +538,7 @@ fn refuse_development_defaults(
 ) -> anyhow::Result<()> {
     let mut problems = Vec::new();
     if keys.payment_tokens
-        && options.payment_token_keys_file.is_none()
+        && options.commerce.payment_token_keys_file.is_none()
         && stored.get(Field::PaymentTokenKeys).is_none()
     {
         problems.push(
@@ -489,7 +549,7 @@ fn refuse_development_defaults(
         );
     }
     if keys.signing
-        && options.jwt_signing_key_file.is_none()
+        && options.identity.jwt_signing_key_file.is_none()
         && stored.get(Field::JwtSigningKey).is_none()
     {
         problems.push(
@@ -503,36 +563,36 @@ fn refuse_development_defaults(
              COMMERCEX_VAULT_TOKEN_FILE, or use COMMERCEX_VAULT_AUTH=kubernetes",
         );
     }
-    if options.redis_url.is_some() && redis_url_has_password(options) {
+    if options.redis.redis_url.is_some() && redis_url_has_password(options) {
         problems.push(
             "the Redis URL carries a password in the clear: put it in a file and set \
              COMMERCEX_REDIS_URL_FILE instead of COMMERCEX_REDIS_URL",
         );
     }
-    if options.admin_password.is_some() {
+    if options.identity.admin_password.is_some() {
         problems.push(
             "the admin password comes from the environment: put it in a file and set \
              COMMERCEX_ADMIN_PASSWORD_FILE instead of COMMERCEX_ADMIN_PASSWORD",
         );
     }
-    if options.database_url.is_some() {
+    if options.storage.database_url.is_some() {
         problems.push(
             "the database URL is given in the clear: put it in a file and set \
              COMMERCEX_DATABASE_URL_FILE instead of COMMERCEX_DATABASE_URL",
         );
     }
-    if options.sqlite_synchronous == Some(SqliteSynchronous::Normal)
-        && options.database_url.is_none()
-        && options.database_url_file.is_none()
+    if options.storage.sqlite_synchronous == Some(SqliteSynchronous::Normal)
+        && options.storage.database_url.is_none()
+        && options.storage.database_url_file.is_none()
     {
         problems.push(
             "SQLite with COMMERCEX_SQLITE_SYNCHRONOUS=normal (--sqlite-synchronous) can lose \
              acknowledged orders in a power loss: leave it unset or set it to full",
         );
     }
-    if !options.listen.ip().is_loopback()
-        && options.tls_cert_file.is_none()
-        && !options.allow_plaintext
+    if !options.http.listen.ip().is_loopback()
+        && options.tls.tls_cert_file.is_none()
+        && !options.http.allow_plaintext
     {
         problems.push(
             "plain HTTP on a non-loopback address: set COMMERCEX_TLS_CERT_FILE and \
@@ -540,25 +600,25 @@ fn refuse_development_defaults(
              COMMERCEX_ALLOW_PLAINTEXT=true (--allow-plaintext), or listen on a loopback address",
         );
     }
-    if options.metrics_listen.is_none() {
+    if options.telemetry.metrics_listen.is_none() {
         problems.push(
             "/metrics would be served on the public listener: set COMMERCEX_METRICS_LISTEN \
              (--metrics-listen) to an address of its own for Prometheus and the probes",
         );
     }
-    if options.rate_limit_per_client == Some(0) {
+    if options.gateway.rate_limit_per_client == Some(0) {
         problems.push(
             "COMMERCEX_RATE_LIMIT_PER_CLIENT=0 turns the per-client quota off: leave it unset \
              (1200 per minute) or set a limit",
         );
     }
-    if options.signups_per_client == Some(0) {
+    if options.identity.signups_per_client == Some(0) {
         problems.push(
             "COMMERCEX_SIGNUPS_PER_CLIENT=0 turns the sign-up throttle off: leave it unset \
              (10 per client address) or set a limit",
         );
     }
-    if options.rate_limit_per_user == Some(0) {
+    if options.gateway.rate_limit_per_user == Some(0) {
         problems.push(
             "COMMERCEX_RATE_LIMIT_PER_USER=0 turns the per-user quota off: leave it unset \
              (600 per minute) or set a limit",
@@ -578,13 +638,13 @@ fn refuse_development_defaults(
 fn signing_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<SigningKeys> {
     let current = match stored.resolve(
         None,
-        options.jwt_signing_key_file.as_ref(),
+        options.identity.jwt_signing_key_file.as_ref(),
         Field::JwtSigningKey,
     )? {
         Some(pem) => {
             SigningKey::from_pkcs8_pem(&pem).context("loading the access token signing key")?
         }
-        None => development_key(&options.data_dir)?,
+        None => development_key(&options.storage.data_dir)?,
     };
     Ok(SigningKeys {
         current: Arc::new(current),
@@ -599,16 +659,16 @@ const DEV_PAYMENT_TOKEN_KEYS_FILE: &str = "dev-payment-token-keys";
 fn payment_token_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<SealingKeys> {
     let given = stored.resolve(
         None,
-        options.payment_token_keys_file.as_ref(),
+        options.commerce.payment_token_keys_file.as_ref(),
         Field::PaymentTokenKeys,
     )?;
     let text = match given {
         Some(text) => text,
         None => {
-            let path = options.data_dir.join(DEV_PAYMENT_TOKEN_KEYS_FILE);
+            let path = options.storage.data_dir.join(DEV_PAYMENT_TOKEN_KEYS_FILE);
             if !path.exists() {
-                platform::db::create_private_dir(&options.data_dir)
-                    .with_context(|| format!("creating {}", options.data_dir.display()))?;
+                platform::db::create_private_dir(&options.storage.data_dir)
+                    .with_context(|| format!("creating {}", options.storage.data_dir.display()))?;
                 let line = SealingKeys::generate_line()?;
                 if publish_private(&path, &format!("{line}\n"))? {
                     tracing::warn!(path = %path.display(), "generated a development payment token key; production needs COMMERCEX_PAYMENT_TOKEN_KEYS_FILE");
@@ -624,7 +684,7 @@ fn payment_token_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Resu
 /// from their files, else from the secret store. A file holds any number of PEM keys, none
 /// included: a mounted secret keeps its `previous.pem` key, empty between rotations.
 fn retired_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Vec<Jwk>> {
-    let texts = if options.jwt_retired_key_files.is_empty() {
+    let texts = if options.identity.jwt_retired_key_files.is_empty() {
         stored
             .get(Field::JwtRetiredKeys)
             .cloned()
@@ -632,6 +692,7 @@ fn retired_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Vec
             .collect()
     } else {
         options
+            .identity
             .jwt_retired_key_files
             .iter()
             .map(|file| read_secret_file(file).map_err(anyhow::Error::from))
@@ -652,7 +713,7 @@ fn retired_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Vec
 
 /// Whether `--redis-url` has a password in it (`redis://:secret@host`).
 fn redis_url_has_password(options: &Options) -> bool {
-    options.redis_url.as_ref().is_some_and(|url| {
+    options.redis.redis_url.as_ref().is_some_and(|url| {
         reqwest::Url::parse(url.expose_secret()).is_ok_and(|url| url.password().is_some())
     })
 }

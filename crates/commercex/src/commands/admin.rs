@@ -8,14 +8,11 @@ use users::app::Promotion;
 
 use crate::app::bootstrap_admin;
 use crate::app::services::Services;
-use crate::cli::Options;
 use crate::cli::ServiceName;
-use crate::secrets::StoredSecrets;
-use crate::settings::{NeededKeys, Settings};
+use crate::settings::Settings;
 
 pub async fn create(
-    options: &Options,
-    stored: &StoredSecrets,
+    settings: Settings,
     email: &str,
     name: &str,
     password_file: Option<PathBuf>,
@@ -33,14 +30,6 @@ pub async fn create(
             SecretString::from(line.trim_end_matches(['\n', '\r']).to_owned())
         }
     };
-    let settings = Settings::load(
-        options,
-        stored,
-        NeededKeys {
-            signing: true,
-            payment_tokens: false,
-        },
-    )?;
     let services = Services::open(&settings, &[ServiceName::Users], None).await?;
     let users = services.users.context("the users service is open")?;
     let admin = bootstrap_admin(&users, email, password.expose_secret(), name, promotion).await?;

@@ -1,45 +1,15 @@
 use anyhow::bail;
 use events::dlq::{DeadLetters, DlqError};
 
-use crate::cli::{DlqCommand, Options};
-use crate::secrets::StoredSecrets;
-use crate::settings;
+use crate::cli::DlqCommand;
+use crate::settings::Databases;
 
-pub async fn run(
-    options: &Options,
-    stored: &StoredSecrets,
-    command: DlqCommand,
-) -> anyhow::Result<()> {
-    let storage = settings::storage(options, stored)?;
-    let store = settings::store(options);
+pub async fn run(databases: &Databases, command: DlqCommand) -> anyhow::Result<()> {
     // Every service database has a dead-letter table; look in all of them.
-    let queues = [
-        (
-            users::service::SCHEMA,
-            users::UsersService::open_db(&storage, store).await?.db,
-        ),
-        (
-            catalog::service::SCHEMA,
-            catalog::CatalogService::open_db(&storage, store).await?.db,
-        ),
-        (
-            inventory::service::SCHEMA,
-            inventory::InventoryService::open_db(&storage, store)
-                .await?
-                .db,
-        ),
-        (
-            orders::service::SCHEMA,
-            orders::OrdersService::open_db(&storage, store).await?.db,
-        ),
-        (
-            payments::service::SCHEMA,
-            payments::PaymentsService::open_db(&storage, store)
-                .await?
-                .db,
-        ),
-    ]
-    .map(|(schema, db)| (schema, DeadLetters::new(db)));
+    let queues = databases
+        .open_every_service()
+        .await?
+        .map(|(schema, db)| (schema, DeadLetters::new(db)));
 
     match command {
         DlqCommand::List => {

@@ -13,9 +13,7 @@ use platform::money::{Currency, Money};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::cli::Options;
-use crate::secrets::StoredSecrets;
-use crate::settings;
+use crate::settings::Databases;
 
 /// (category, nouns, adjectives) the names are made of.
 const RANGE: &[(&str, &[&str], &[&str])] = &[
@@ -120,19 +118,13 @@ const BRANDS: &[&str] = &[
     "Tyrell",
 ];
 
-pub async fn run(
-    options: &Options,
-    stored: &StoredSecrets,
-    products: u32,
-    rng_seed: u64,
-) -> anyhow::Result<()> {
-    let storage = settings::storage(options, stored)?;
-    let store = settings::store(options);
+pub async fn run(databases: &Databases, products: u32, rng_seed: u64) -> anyhow::Result<()> {
+    let (storage, store) = (&databases.storage, databases.store);
     // Seeding only writes: no read cache to keep.
     let catalog =
-        catalog::CatalogService::open(&storage, store, Arc::new(catalog::cache::NoCache), None)
+        catalog::CatalogService::open(storage, store, Arc::new(catalog::cache::NoCache), None)
             .await?;
-    let inventory = inventory::InventoryService::open(&storage, store).await?;
+    let inventory = inventory::InventoryService::open(storage, store).await?;
     let eur = Currency::parse("EUR").map_err(anyhow::Error::msg)?;
     let mut rng = StdRng::seed_from_u64(rng_seed);
     let started = Instant::now();

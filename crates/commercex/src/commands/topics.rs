@@ -3,12 +3,10 @@
 
 use anyhow::bail;
 
-use crate::cli::Options;
-use crate::secrets::StoredSecrets;
-use crate::settings::{self, BusSettings};
+use crate::settings::BusSettings;
 
-pub async fn ensure(options: &Options, stored: &StoredSecrets) -> anyhow::Result<()> {
-    match settings::bus(options, stored)? {
+pub async fn ensure(bus: BusSettings) -> anyhow::Result<()> {
+    match bus {
         BusSettings::Db => bail!("topics are a Kafka concept: run with --bus kafka"),
         #[cfg(feature = "kafka")]
         BusSettings::Kafka(config) => {

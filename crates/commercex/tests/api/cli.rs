@@ -320,14 +320,14 @@ async fn flags_beat_environment_beats_config_file_beats_defaults() {
             .options
     };
     let from_file = parse(&[]);
-    assert_eq!(from_file.listen.port(), file_port);
-    assert_eq!(from_file.max_body_bytes, 4096);
-    assert_eq!(from_file.jwt_issuer, "from-file");
+    assert_eq!(from_file.http.listen.port(), file_port);
+    assert_eq!(from_file.http.max_body_bytes, 4096);
+    assert_eq!(from_file.identity.jwt_issuer, "from-file");
     assert_eq!(
-        from_file.jwt_audience, "commercex-api",
+        from_file.identity.jwt_audience, "commercex-api",
         "unset keys keep their defaults"
     );
-    assert_eq!(parse(&["--max-body-bytes", "10"]).max_body_bytes, 10);
+    assert_eq!(parse(&["--max-body-bytes", "10"]).http.max_body_bytes, 10);
 
     let data_dir = dir.path().join("data").display().to_string();
     let base = [
