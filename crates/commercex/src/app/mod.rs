@@ -6,7 +6,6 @@
 
 mod bus;
 mod connections;
-mod dead_letters;
 mod edge;
 mod jwks;
 mod sampler;

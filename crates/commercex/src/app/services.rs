@@ -9,6 +9,7 @@ use catalog::search_index::MemorySearch;
 use events::bus::EventBus;
 use events::consumer::Consumer;
 use events::dlq::DeadLetters;
+use events::dlq::api::{self as dead_letters, Queues};
 use events::service_db::ServiceDb;
 use inventory::InventoryService;
 use orders::OrdersService;
@@ -19,7 +20,6 @@ use platform::shared_redis::SharedRedis;
 use users::{UsersConfig, UsersService};
 use utoipa_axum::router::OpenApiRouter;
 
-use super::dead_letters::{self, Queues};
 use crate::cli::{Profile, ServiceName};
 use crate::settings::Settings;
 

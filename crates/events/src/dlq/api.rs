@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::{DeadLetter, DeadLetters, DlqError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use events::dlq::{DeadLetter, DeadLetters, DlqError};
 use platform::ApiError;
 use platform::auth::{Admin, AuthUser};
 use platform::http::{Json, Query};

@@ -1,7 +1,9 @@
 //! The dead-letter queue of each consumer group, kept in the consuming service's database.
 //! An entry keeps the event, the error, the number of attempts and where the event came from.
 //! Operators list, inspect, replay and discard entries; a replay is picked up by the running
-//! consumer of that group.
+//! consumer of that group, over HTTP ([`api`]) or with `commercex dlq`.
+
+pub mod api;
 
 use platform::db::{Db, Tx, literal_limit};
 use serde::Serialize;
