@@ -182,4 +182,53 @@ mod tests {
         let request = ReservationRequest::new(Uuid::nil(), &lines, Utc::now()).unwrap();
         assert_eq!(request.lines, vec![line(a, MAX_UNITS_PER_PRODUCT)]);
     }
+
+    proptest::proptest! {
+        /// A quantity is exactly 1 to the per-product limit, and keeps its value.
+        #[test]
+        fn a_quantity_is_exactly_its_range(n in -5i64..MAX_UNITS_PER_PRODUCT + 5) {
+            proptest::prop_assert_eq!(
+                Quantity::parse(n).ok().map(Quantity::get),
+                (1..=MAX_UNITS_PER_PRODUCT).contains(&n).then_some(n)
+            );
+        }
+
+        /// However lines repeat products, a request holds each product once, in product order,
+        /// with the units of its lines added up; or it names exactly the products over the
+        /// limit.
+        #[test]
+        fn a_request_merges_lines_and_keeps_every_unit(
+            lines in proptest::collection::vec((0u128..4, 1i64..=MAX_UNITS_PER_PRODUCT), 1..8),
+        ) {
+            let lines: Vec<ReservationLine> = lines
+                .into_iter()
+                .map(|(product, units)| ReservationLine {
+                    product_id: Uuid::from_u128(product),
+                    quantity: Quantity(units),
+                })
+                .collect();
+            let mut wanted: BTreeMap<Uuid, i64> = BTreeMap::new();
+            for line in &lines {
+                *wanted.entry(line.product_id).or_default() += line.quantity.get();
+            }
+            let over: Vec<Uuid> = wanted
+                .iter()
+                .filter(|(_, units)| **units > MAX_UNITS_PER_PRODUCT)
+                .map(|(product, _)| *product)
+                .collect();
+            match ReservationRequest::new(Uuid::nil(), &lines, Utc::now()) {
+                Ok(request) => {
+                    proptest::prop_assert!(over.is_empty());
+                    let held: Vec<(Uuid, i64)> = request
+                        .lines
+                        .iter()
+                        .map(|l| (l.product_id, l.quantity.get()))
+                        .collect();
+                    proptest::prop_assert_eq!(held, wanted.into_iter().collect::<Vec<_>>());
+                }
+                Err(RequestError::TooManyUnits(named)) => proptest::prop_assert_eq!(named, over),
+                Err(RequestError::NoLines) => proptest::prop_assert!(false, "there were lines"),
+            }
+        }
+    }
 }

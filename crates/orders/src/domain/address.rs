@@ -52,3 +52,68 @@ impl ShippingAddress {
         problems
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A field that breaks its rule: empty, only blanks, too long or with a control character.
+    fn broken(max: usize) -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just("   ".to_owned()),
+            Just("x".repeat(max + 1)),
+            "[a-z]{1,10}".prop_map(|s| format!("{s}\u{7}{s}")),
+        ]
+    }
+
+    fn valid() -> impl Strategy<Value = ShippingAddress> {
+        (
+            "[A-Za-z][A-Za-z .'-]{0,40}",
+            "[0-9]{1,4} [A-Za-z ]{1,60}",
+            proptest::option::of("[A-Za-z0-9 ,]{0,60}"),
+            "[A-Za-z][A-Za-z -]{0,40}",
+            "[A-Z0-9][A-Z0-9 -]{0,9}",
+            "[A-Z]{2}",
+        )
+            .prop_map(
+                |(name, line1, line2, city, postal_code, country)| ShippingAddress {
+                    name,
+                    line1,
+                    line2,
+                    city,
+                    postal_code,
+                    country,
+                },
+            )
+    }
+
+    proptest! {
+        /// Breaking any one field of a good address is reported on that field alone.
+        #[test]
+        fn each_broken_field_is_named_alone(
+            address in valid(),
+            field in 0usize..6,
+            name in broken(100),
+            line1 in broken(200),
+            line2 in "x{201}|[a-z]{1,5}\u{1b}",
+            city in broken(100),
+            postal_code in broken(20),
+            country in "[a-z]{2}|[A-Z]{1}|[A-Z]{3}|D1",
+        ) {
+            prop_assert!(address.problems().is_empty(), "{address:?}");
+            let mut wrong = address;
+            let pointer = match field {
+                0 => { wrong.name = name; "/name" }
+                1 => { wrong.line1 = line1; "/line1" }
+                2 => { wrong.line2 = Some(line2); "/line2" }
+                3 => { wrong.city = city; "/city" }
+                4 => { wrong.postal_code = postal_code; "/postal_code" }
+                _ => { wrong.country = country; "/country" }
+            };
+            let named: Vec<&str> = wrong.problems().into_iter().map(|(p, _)| p).collect();
+            prop_assert_eq!(named, vec![pointer]);
+        }
+    }
+}

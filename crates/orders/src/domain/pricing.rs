@@ -160,4 +160,29 @@ mod tests {
         };
         assert_eq!(fields(problems), ["/items"]);
     }
+
+    proptest::proptest! {
+        /// Whatever the prices and quantities, an order is priced at the sum of each line's
+        /// price times its quantity, or refused on `/items` exactly when that sum does not fit.
+        #[test]
+        fn the_total_is_exact_or_refused_when_it_does_not_fit(
+            lines in proptest::collection::vec((1i64..=i64::MAX / 100, 1i64..=100), 1..6),
+        ) {
+            let products: Vec<CatalogProduct> = lines.iter().map(|(p, _)| product(*p, "EUR")).collect();
+            let requested: Vec<RequestedLine> = products
+                .iter()
+                .zip(&lines)
+                .map(|(p, (_, quantity))| line(p, *quantity))
+                .collect();
+            let exact: i128 = lines.iter().map(|(p, q)| i128::from(*p) * i128::from(*q)).sum();
+            let known = known(&products.iter().collect::<Vec<_>>());
+            match price(&requested, &known) {
+                Ok(priced) => proptest::prop_assert_eq!(i128::from(priced.total.amount()), exact),
+                Err(problems) => {
+                    proptest::prop_assert!(exact > i128::from(i64::MAX));
+                    proptest::prop_assert_eq!(fields(problems), vec!["/items".to_owned()]);
+                }
+            }
+        }
+    }
 }

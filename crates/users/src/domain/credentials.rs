@@ -130,6 +130,24 @@ mod tests {
                 proptest::prop_assert_eq!(Email::parse(text), Ok(email.clone()));
             }
         }
+
+        /// A display name is accepted exactly when, trimmed, it is 1 to 100 characters with no
+        /// control character; what is kept is the trimmed text, and parsing it again keeps it.
+        #[test]
+        fn a_display_name_is_trimmed_bounded_and_stable(raw in "[ \t]{0,2}\\PC{0,110}[\u{0}\n]?[ ]{0,2}") {
+            let trimmed = raw.trim();
+            let acceptable = !trimmed.is_empty()
+                && trimmed.chars().count() <= DisplayName::MAX_CHARS
+                && !trimmed.chars().any(char::is_control);
+            match DisplayName::parse(&raw) {
+                Ok(name) => {
+                    proptest::prop_assert!(acceptable);
+                    proptest::prop_assert_eq!(name.as_str(), trimmed);
+                    proptest::prop_assert_eq!(DisplayName::parse(name.as_str()), Ok(name.clone()));
+                }
+                Err(_) => proptest::prop_assert!(!acceptable),
+            }
+        }
     }
 
     #[test]
