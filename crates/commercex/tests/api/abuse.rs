@@ -7,7 +7,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use testkit::app_tests;
 
-use crate::catalog::product;
 use crate::helpers::*;
 
 /// The number of products a listing shows.

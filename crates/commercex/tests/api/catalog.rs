@@ -6,59 +6,6 @@ use testkit::app_tests;
 
 use crate::helpers::*;
 
-pub fn product(sku: &str, name: &str, amount: i64, category: &str) -> Value {
-    json!({"sku": sku, "name": name, "description": format!("{name}, described"),
-           "price": {"amount": amount, "currency": "EUR"}, "category": category,
-           "attributes": {"color": "black"}})
-}
-
-impl TestApp {
-    /// Creates a product as the admin; returns its JSON.
-    pub async fn create_product(&self, admin: &str, body: &Value) -> Value {
-        let response = self
-            .send(Method::POST, "/api/v1/products", Some(admin), Some(body))
-            .await;
-        assert_eq!(response.status(), 201, "create {body}");
-        response.json().await.unwrap()
-    }
-
-    pub async fn list(&self, query: &str) -> Value {
-        let response = self.get(&format!("/api/v1/products?{query}"), None).await;
-        assert_eq!(response.status(), 200, "list {query}");
-        response.json().await.unwrap()
-    }
-
-    /// The ids of the first page of a listing.
-    pub async fn found(&self, query: &str) -> Vec<String> {
-        ids(&self.list(query).await)
-    }
-
-    /// Walks every page of a listing, calling `between` after each page.
-    pub async fn walk(&self, query: &str, mut between: impl AsyncFnMut()) -> Vec<String> {
-        let mut ids = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let page_query = match &cursor {
-                Some(cursor) => format!("{query}&cursor={cursor}"),
-                None => query.to_owned(),
-            };
-            let page = self.list(&page_query).await;
-            ids.extend(
-                page["items"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| p["id"].as_str().unwrap().to_owned()),
-            );
-            between().await;
-            match page["next_cursor"].as_str() {
-                Some(next) => cursor = Some(next.to_owned()),
-                None => return ids,
-            }
-        }
-    }
-}
-
 fn names(page: &Value) -> Vec<&str> {
     page["items"]
         .as_array()
@@ -262,15 +209,6 @@ async fn rename(db: &platform::db::Db, id: &str, name: &str) {
     .await
     .unwrap();
     assert_eq!(renamed.rows_affected(), 1);
-}
-
-fn ids(page: &Value) -> Vec<String> {
-    page["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Listed and searched through SQL (FTS5 on SQLite, pg_trgm on PostgreSQL), as a catalog

@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use testkit::TestStorage;
 use tokio::task::JoinSet;
 
-use crate::checkout::order_body;
 use crate::deployment::Layout;
 use crate::helpers::*;
 

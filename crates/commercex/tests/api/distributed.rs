@@ -733,10 +733,7 @@ async fn without_redis_the_platform_degrades_and_says_so_in_its_metrics() {
     // Logins (throttling), product reads (the cache) and quotas all work without it.
     let admin = app.admin_token().await;
     let created = app
-        .create_product(
-            &admin,
-            &crate::catalog::product("NOREDIS-1", "Resilient", 900, "misc"),
-        )
+        .create_product(&admin, &product("NOREDIS-1", "Resilient", 900, "misc"))
         .await;
     let path = format!("/api/v1/products/{}", created["id"].as_str().unwrap());
     for _ in 0..6 {

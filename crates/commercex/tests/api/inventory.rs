@@ -2,7 +2,6 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use testkit::app_tests;
 
-use crate::catalog::product;
 use crate::helpers::*;
 
 /// Holds `quantity` units of product `id` for a new order, through the inventory the running
@@ -26,37 +25,6 @@ async fn reserve(
     let outcome = service.inventory().reserve(&request).await.unwrap();
     assert_eq!(outcome, inventory::app::ReserveOutcome::Reserved);
     (service, order_id)
-}
-
-impl TestApp {
-    /// Creates a product and waits until inventory keeps stock for it.
-    pub async fn stocked_product(&self, admin: &str, sku: &str, units: i64) -> String {
-        let created = self
-            .create_product(
-                admin,
-                &product(sku, &format!("Product {sku}"), 1500, "misc"),
-            )
-            .await;
-        let id = created["id"].as_str().unwrap().to_owned();
-        let path = format!("/api/v1/inventory/{id}");
-        wait_for("the stock record", || async {
-            self.get(&path, None).await.status() == 200
-        })
-        .await;
-        if units > 0 {
-            let body = json!({"delta": units, "reason": "initial delivery"});
-            let response = self
-                .send(
-                    Method::POST,
-                    &format!("{path}/adjustments"),
-                    Some(admin),
-                    Some(&body),
-                )
-                .await;
-            assert_eq!(response.status(), 200);
-        }
-        id
-    }
 }
 
 app_tests! {
