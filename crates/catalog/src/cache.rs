@@ -7,10 +7,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use platform::shared_redis::SharedRedis;
+// Tokio's clock, so that a test can move time on instead of waiting for an entry to age.
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::domain::Product;
@@ -191,11 +193,14 @@ mod tests {
         assert!(cache.get(lamp.id).await.is_none());
     }
 
-    #[tokio::test]
-    async fn entries_expire() {
-        let cache = MemoryProductCache::new(10, Duration::ZERO);
+    #[tokio::test(start_paused = true)]
+    async fn an_entry_is_kept_for_its_ttl_and_not_after() {
+        let cache = MemoryProductCache::new(10, Duration::from_secs(60));
         let lamp = product();
         cache.put(&lamp, cache.ticket()).await;
-        assert!(cache.get(lamp.id).await.is_none());
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(cache.get(lamp.id).await.is_some(), "fresh for 60 s");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(cache.get(lamp.id).await.is_none(), "gone at 60 s");
     }
 }

@@ -95,11 +95,9 @@ impl Quota {
     }
 }
 
-/// The current window's number and the time left in it.
-pub fn current_window() -> (u64, Duration) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+/// The window `now` (time since the Unix epoch) falls in: its number and the time left in it.
+/// Windows are the wall clock's minutes, so that every gateway instance agrees on them.
+pub fn window_at(now: Duration) -> (u64, Duration) {
     let window_ms = WINDOW.as_millis();
     let number = now.as_millis() / window_ms;
     let left = window_ms - now.as_millis() % window_ms;
@@ -114,7 +112,20 @@ impl RateLimits {
     /// the quota left, `Err` with it when the request is over the limit. A store that cannot
     /// count lets the request through (fail open) and says so.
     pub async fn charge(&self, subject: &str, limit: u64) -> Result<Quota, Quota> {
-        let (window, reset) = current_window();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        self.charge_at(subject, limit, now).await
+    }
+
+    /// As [`Self::charge`], at `now` (time since the Unix epoch).
+    pub async fn charge_at(
+        &self,
+        subject: &str,
+        limit: u64,
+        now: Duration,
+    ) -> Result<Quota, Quota> {
+        let (window, reset) = window_at(now);
         let count = match self.store.hit(subject, window).await {
             Ok(count) => count,
             Err(error) => {
@@ -153,20 +164,39 @@ mod tests {
         assert_eq!(store.hit("a", 2).await, Ok(1));
     }
 
+    /// 2026-12-06 10:00:15 UTC, 15 s into a window.
+    const MORNING: Duration = Duration::from_secs(1_796_551_215);
+
     #[tokio::test]
-    async fn the_request_after_the_limit_is_refused() {
+    async fn the_request_after_the_limit_is_refused_until_the_next_window() {
         let limits = RateLimits {
             store: Arc::new(MemoryRateLimits::default()),
             per_client: Some(2),
             per_user: None,
         };
-        let first = limits.charge("client:x", 2).await.expect("first");
+        let first = limits
+            .charge_at("client:x", 2, MORNING)
+            .await
+            .expect("first");
         assert_eq!(first.remaining, 1);
-        let second = limits.charge("client:x", 2).await.expect("second");
+        assert_eq!(first.reset, Duration::from_secs(45));
+        let later = MORNING + Duration::from_secs(44);
+        let second = limits
+            .charge_at("client:x", 2, later)
+            .await
+            .expect("second");
         assert_eq!(second.remaining, 0);
-        let third = limits.charge("client:x", 2).await.expect_err("third");
-        assert_eq!(third.remaining, 0);
-        assert!(third.reset <= WINDOW);
+        let third = limits
+            .charge_at("client:x", 2, later)
+            .await
+            .expect_err("third");
+        assert_eq!((third.remaining, third.reset), (0, Duration::from_secs(1)));
+        let next_window = MORNING + Duration::from_secs(45);
+        let fourth = limits
+            .charge_at("client:x", 2, next_window)
+            .await
+            .expect("new window");
+        assert_eq!((fourth.remaining, fourth.reset), (1, WINDOW));
     }
 
     struct Broken;
@@ -186,7 +216,7 @@ mod tests {
             per_user: None,
         };
         for _ in 0..3 {
-            assert!(limits.charge("client:x", 1).await.is_ok());
+            assert!(limits.charge_at("client:x", 1, MORNING).await.is_ok());
         }
     }
 }
