@@ -63,10 +63,11 @@ impl Inventory {
 
     /// Starts keeping stock for a product, at zero; nothing happens if it is kept already.
     pub async fn track(&self, product_id: Uuid) -> Result<(), InventoryError> {
-        let mut tx = self.db.begin_as("track product").await?;
-        self.track_in(&mut tx, product_id).await?;
-        tx.commit().await?;
-        Ok(())
+        self.db
+            .transact("track product", async |tx| {
+                self.track_in(tx, product_id).await
+            })
+            .await
     }
 
     pub async fn track_in(&self, tx: &mut Tx, product_id: Uuid) -> Result<(), InventoryError> {
@@ -122,10 +123,11 @@ impl Inventory {
         &self,
         request: &ReservationRequest,
     ) -> Result<ReserveOutcome, InventoryError> {
-        let mut tx = self.db.begin_as("reserve stock").await?;
-        let outcome = self.reserve_in(&mut tx, request).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        self.db
+            .transact("reserve stock", async |tx| {
+                self.reserve_in(tx, request).await
+            })
+            .await
     }
 
     /// [`Self::reserve`] inside the caller's transaction (an event handler's).
@@ -173,10 +175,11 @@ impl Inventory {
     /// The order is confirmed: its reserved units leave the shelf. `false` if it had no
     /// active reservation.
     pub async fn commit(&self, order_id: Uuid) -> Result<bool, InventoryError> {
-        let mut tx = self.db.begin_as("commit reservation").await?;
-        let done = self.commit_in(&mut tx, order_id).await?;
-        tx.commit().await?;
-        Ok(done)
+        self.db
+            .transact("commit reservation", async |tx| {
+                self.commit_in(tx, order_id).await
+            })
+            .await
     }
 
     pub async fn commit_in(&self, tx: &mut Tx, order_id: Uuid) -> Result<bool, InventoryError> {
@@ -191,10 +194,11 @@ impl Inventory {
 
     /// The order is cancelled: its reserved units are free again.
     pub async fn release(&self, order_id: Uuid) -> Result<bool, InventoryError> {
-        let mut tx = self.db.begin_as("release reservation").await?;
-        let done = self.release_in(&mut tx, order_id).await?;
-        tx.commit().await?;
-        Ok(done)
+        self.db
+            .transact("release reservation", async |tx| {
+                self.release_in(tx, order_id).await
+            })
+            .await
     }
 
     pub async fn release_in(&self, tx: &mut Tx, order_id: Uuid) -> Result<bool, InventoryError> {

@@ -365,6 +365,23 @@ impl Db {
         }
     }
 
+    /// Runs `work` in a write transaction named `operation` and commits it if `work`
+    /// succeeds (an error rolls it back): a use case that an event handler also runs inside
+    /// the consumer's transaction (its `*_in` form), run on its own.
+    pub async fn transact<T, E>(
+        &self,
+        operation: &'static str,
+        work: impl AsyncFnOnce(&mut Tx) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
+        let mut tx = self.begin_as(operation).await?;
+        let done = work(&mut tx).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
     /// Applies `migrations` for this backend. Several migration sets (a service's own and the
     /// event tables) share one schema, so each ignores the versions it does not know.
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DbError> {

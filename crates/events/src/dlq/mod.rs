@@ -258,10 +258,11 @@ impl DeadLetters {
         &self,
         statement: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
-        let mut tx = self.db.begin_as("update dead letter").await?;
-        let done = statement.execute(&mut **tx).await?;
-        tx.commit().await?;
-        Ok(done)
+        self.db
+            .transact("update dead letter", async |tx| {
+                statement.execute(&mut ***tx).await
+            })
+            .await
     }
 }
 
