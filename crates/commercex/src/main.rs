@@ -60,8 +60,8 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
             if metrics_url.is_empty() {
                 metrics_url.push(format!("{}/metrics", url.trim_end_matches('/')));
             }
-            commands::bench::run(commands::bench::BenchOptions {
-                cost: commands::bench::CostProbe {
+            load::bench::run(load::bench::BenchOptions {
+                cost: load::bench::CostProbe {
                     pids: server_pids,
                     metrics: metrics_url,
                 },
@@ -77,14 +77,15 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
         #[cfg(feature = "kafka")]
         Command::BenchEvents { events, partitions } => match settings::bus(options, &stored)? {
             settings::BusSettings::Kafka(config) => {
-                commands::bench_events::run(config, events, &partitions).await
+                load::bench_events::run(config, events, &partitions).await
             }
             settings::BusSettings::Db => {
                 anyhow::bail!("bench-events measures Kafka: run with --bus kafka")
             }
         },
         Command::Seed { products, rng_seed } => {
-            commands::seed::run(&Databases::resolve(options, &stored)?, products, rng_seed).await
+            let databases = Databases::resolve(options, &stored)?;
+            load::seed::run(&databases.storage, databases.store, products, rng_seed).await
         }
         Command::Admin(AdminCommand::Create {
             email,

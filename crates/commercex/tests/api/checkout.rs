@@ -94,7 +94,7 @@ app_tests! {
         let id = placed["id"].as_str().unwrap();
 
         let order = app.settled(&customer, id).await;
-        assert_eq!(order["status"], "confirmed");
+        assert_eq!(order.status, "confirmed");
         wait_for("the reservation committed", || async { app.levels(&product).await == (8, 0) }).await;
         let payment = app.payment(&customer, id).await;
         assert_eq!(payment["status"], "captured");
@@ -116,7 +116,7 @@ app_tests! {
         let response = app.place(&customer, "sealed-1", &order_body(&[(&product, 1)], "tok_visa")).await;
         let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
         // Payments opened it: the charge went through with the customer's token.
-        assert_eq!(app.settled(&customer, &id).await["status"], "confirmed");
+        assert_eq!(app.settled(&customer, &id).await.status, "confirmed");
         wait_for("order.placed on the bus", || async { !app.published(&id).await.is_empty() }).await;
         let published = app.published(&id).await;
         let placed = published.iter().find(|e| e["type"] == "commercex.order.placed.v1").unwrap();
@@ -171,7 +171,7 @@ app_tests! {
 
         let short: Value = app.place(&customer, "too-many", &order_body(&[(&product, 5)], "tok_visa")).await.json().await.unwrap();
         let order = app.settled(&customer, short["id"].as_str().unwrap()).await;
-        assert_eq!((order["status"].as_str(), order["cancel_reason"].as_str()), (Some("cancelled"), Some("out_of_stock")));
+        assert_eq!((Some(order.status.as_str()), order.cancel_reason.as_deref()), (Some("cancelled"), Some("out_of_stock")));
         // Orders and payments each react to the rejection on their own; payments may be later.
         let short_id = short["id"].as_str().unwrap();
         // On Kafka the rejection can come before payments has even seen the order.
@@ -183,7 +183,7 @@ app_tests! {
             let declined: Value = app.place(&customer, token, &order_body(&[(&product, 2)], token)).await.json().await.unwrap();
             let id = declined["id"].as_str().unwrap();
             let order = app.settled(&customer, id).await;
-            assert_eq!(order["cancel_reason"], "payment_declined");
+            assert_eq!(order.cancel_reason.as_deref(), Some("payment_declined"));
             let payment = app.payment(&customer, id).await;
             assert_eq!(payment["status"], "failed");
             assert_eq!(payment["failure_reason"], reason);
@@ -199,7 +199,7 @@ app_tests! {
         let (customer, _) = app.signed_up("patient@example.com").await;
         let placed: Value = app.place(&customer, "flaky", &order_body(&[(&product, 1)], "tok_processingError")).await.json().await.unwrap();
         let id = placed["id"].as_str().unwrap();
-        assert_eq!(app.settled(&customer, id).await["status"], "confirmed");
+        assert_eq!(app.settled(&customer, id).await.status, "confirmed");
         let payment = app.payment(&customer, id).await;
         assert_eq!(payment["status"], "captured");
         assert_eq!(payment["attempts"].as_array().unwrap().len(), 1);
@@ -214,7 +214,7 @@ app_tests! {
         let placed: Value = app.place(&customer, "3ds", &order_body(&[(&product, 2)], "tok_pending")).await.json().await.unwrap();
         let id = placed["id"].as_str().unwrap();
         let order = app.settled(&customer, id).await;
-        assert_eq!(order["cancel_reason"], "reservation_expired");
+        assert_eq!(order.cancel_reason.as_deref(), Some("reservation_expired"));
         wait_for("the stock back", || async { app.levels(&product).await == (5, 0) }).await;
         wait_for("the charge voided", || async { app.payment_status(&customer, id).await.as_deref() == Some("voided") }).await;
         app.stop().await;
@@ -232,8 +232,8 @@ app_tests! {
         let id = placed["id"].as_str().unwrap();
         wait_for("the charge pending at the provider", || async { app.payment_status(&customer, id).await.as_deref() == Some("pending") }).await;
         let order = app.settled(&customer, id).await;
-        assert_eq!(order["status"], "cancelled");
-        assert_eq!(order["cancel_reason"], "timed_out");
+        assert_eq!(order.status, "cancelled");
+        assert_eq!(order.cancel_reason.as_deref(), Some("timed_out"));
         wait_for("the stock back", || async { app.levels(&product).await == (5, 0) }).await;
         wait_for("the charge voided", || async { app.payment_status(&customer, id).await.as_deref() == Some("voided") }).await;
         let timeline: Value = app.get(&format!("/api/v1/orders/{id}/timeline"), Some(&customer)).await.json().await.unwrap();
@@ -248,7 +248,7 @@ app_tests! {
         let (customer, _) = app.signed_up("changed-mind@example.com").await;
         let placed: Value = app.place(&customer, "regret", &order_body(&[(&product, 4)], "tok_visa")).await.json().await.unwrap();
         let id = placed["id"].as_str().unwrap();
-        assert_eq!(app.settled(&customer, id).await["status"], "confirmed");
+        assert_eq!(app.settled(&customer, id).await.status, "confirmed");
         wait_for("the stock committed", || async { app.levels(&product).await == (2, 0) }).await;
 
         let (stranger, _) = app.signed_up("stranger@example.com").await;
@@ -361,7 +361,7 @@ app_tests! {
         let mut out_of_stock = 0;
         for (token, id) in customers.iter().zip(&ids) {
             let order = app.settled(token, id).await;
-            match (order["status"].as_str(), order["cancel_reason"].as_str()) {
+            match (Some(order.status.as_str()), order.cancel_reason.as_deref()) {
                 (Some("confirmed"), _) => confirmed += 1,
                 (Some("cancelled"), Some("out_of_stock")) => out_of_stock += 1,
                 other => panic!("unexpected final state {other:?}"),
@@ -447,9 +447,9 @@ backend_tests! {
         let mut confirmed = 0;
         for id in &ids {
             let order = app.settled(&customer, id).await;
-            match order["status"].as_str() {
+            match Some(order.status.as_str()) {
                 Some("confirmed") => confirmed += 1,
-                _ => assert_eq!(order["cancel_reason"], "payment_declined"),
+                _ => assert_eq!(order.cancel_reason.as_deref(), Some("payment_declined")),
             }
             let attempts = app.payment(&customer, id).await["attempts"].as_array().unwrap().len();
             assert_eq!(attempts, 1, "one charge per order, restart or not");
@@ -501,7 +501,7 @@ backend_tests! {
         assert!(interrupted > 0, "no kill found a saga in flight");
         let customer = app.login("batches@example.com", PASSWORD).await.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
         for id in &ids {
-            assert_eq!(app.settled(&customer, id).await["status"], "confirmed", "order {id}");
+            assert_eq!(app.settled(&customer, id).await.status, "confirmed", "order {id}");
             assert_eq!(app.steps(&customer, id).await, ["placed", "stock_reserved", "confirmed"], "order {id}");
             let attempts = app.payment(&customer, id).await["attempts"].as_array().unwrap().len();
             assert_eq!(attempts, 1, "one charge for order {id}");

@@ -94,7 +94,7 @@ async fn two_inventory_instances_share_requests_and_events_and_handle_each_event
             .as_str()
             .unwrap()
             .to_owned();
-        assert_eq!(app.settled(&customer, &id).await["status"], "confirmed");
+        assert_eq!(app.settled(&customer, &id).await.status, "confirmed");
         placed += 1;
     }
     for _ in 0..4 {
@@ -349,7 +349,7 @@ async fn orders_are_accepted_while_the_broker_is_down_and_flow_once_it_is_back()
     assert_eq!(order["status"], "pending");
 
     broker.signal("-CONT");
-    assert_eq!(app.settled(&customer, &id).await["status"], "confirmed");
+    assert_eq!(app.settled(&customer, &id).await.status, "confirmed");
     orders.close().await;
     app.stop().await;
 }

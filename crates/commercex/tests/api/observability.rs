@@ -54,7 +54,7 @@ async fn traced_checkout(app: &TestApp) -> String {
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(app.settled(&customer, &id).await["status"], "confirmed");
+    assert_eq!(app.settled(&customer, &id).await.status, "confirmed");
     trace_id
 }
 
@@ -327,12 +327,7 @@ async fn every_process_serves_metrics_that_promtool_accepts() {
     }
     let mut outcomes = Vec::new();
     for id in &ids {
-        outcomes.push(
-            app.settled(&customer, id).await["status"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        outcomes.push(app.settled(&customer, id).await.status);
     }
     outcomes.sort();
     assert_eq!(

@@ -1,6 +1,9 @@
 //! Checking out: placing orders, waiting for them to settle, and what inventory and payments
 //! made of them.
 
+use std::time::Duration;
+
+use load::client::Order;
 use serde_json::{Value, json};
 
 use super::{TestApp, wait_for};
@@ -49,16 +52,20 @@ impl TestApp {
             .unwrap()
     }
 
-    /// Waits until the order leaves `pending` (the API's long poll); returns it.
-    pub async fn settled(&self, token: &str, order_id: &str) -> Value {
-        let path = format!("/api/v1/orders/{order_id}?wait=8s");
-        for _ in 0..4 {
-            let order: Value = self.get(&path, Some(token)).await.json().await.unwrap();
-            if order["status"] != "pending" {
-                return order;
-            }
-        }
-        panic!("order {order_id} still pending after 32 s");
+    /// Waits until the order leaves `pending` (32 s at most, with the API's long poll);
+    /// returns it.
+    pub async fn settled(&self, token: &str, order_id: &str) -> Order {
+        let id = order_id.parse().expect("an order id");
+        let order = self
+            .api
+            .settled(token, id, Duration::from_secs(32))
+            .await
+            .expect("the order");
+        assert!(
+            !order.is_pending(),
+            "order {order_id} still pending after 32 s"
+        );
+        order
     }
 
     pub async fn levels(&self, product_id: &str) -> (i64, i64) {

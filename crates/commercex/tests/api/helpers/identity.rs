@@ -27,24 +27,21 @@ impl TestApp {
 
     /// Registers `email` and logs in: (access token, refresh token).
     pub async fn signed_up(&self, email: &str) -> (String, String) {
-        self.register(email).await;
-        let response = self.login(email, PASSWORD).await;
-        assert_eq!(response.status(), 200);
-        let tokens: Value = response.json().await.expect("tokens");
-        (
-            tokens["access_token"].as_str().expect("access").to_owned(),
-            tokens["refresh_token"]
-                .as_str()
-                .expect("refresh")
-                .to_owned(),
-        )
+        let tokens = self
+            .api
+            .sign_up(email, PASSWORD, "Test User")
+            .await
+            .expect("sign up");
+        (tokens.access_token, tokens.refresh_token)
     }
 
     /// An access token of the configured administrator.
     pub async fn admin_token(&self) -> String {
-        let response = self.login(ADMIN_EMAIL, PASSWORD).await;
-        assert_eq!(response.status(), 200, "admin login");
-        let tokens: Value = response.json().await.expect("tokens");
-        tokens["access_token"].as_str().expect("access").to_owned()
+        let tokens = self
+            .api
+            .login(ADMIN_EMAIL, PASSWORD)
+            .await
+            .expect("admin login");
+        tokens.access_token
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use commercex::app::Application;
 use commercex::settings::{NeededKeys, Settings};
+use load::client::ApiClient;
 use platform::db::Storage;
 use reqwest::{Client, Response};
 use secrecy::ExposeSecret;
@@ -41,6 +42,9 @@ pub const SERVICE_SCHEMAS: [&str; 5] = ["users", "catalog", "inventory", "orders
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: Client,
+    /// The typed client (`load::client`) over the same connections, for what tests do as
+    /// any client would: sign up, log in, wait for an order.
+    pub api: ApiClient,
     pub data_dir: PathBuf,
     storage: Storage,
     shutdown: CancellationToken,
@@ -133,9 +137,11 @@ pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &La
     let databases = app.databases().to_vec();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
+    let client = test_client();
     TestApp {
+        api: ApiClient::with(client.clone(), &format!("http://{addr}")),
         addr,
-        client: test_client(),
+        client,
         data_dir,
         storage: storage.storage.clone(),
         shutdown,
@@ -161,9 +167,11 @@ impl TestApp {
     /// Drives an app already running elsewhere (a `commercex` child process) at `addr`.
     pub fn attach(addr: SocketAddr, storage: &TestStorage) -> Self {
         let (_, data_dir, _) = storage_args(storage);
+        let client = test_client();
         TestApp {
+            api: ApiClient::with(client.clone(), &format!("http://{addr}")),
             addr,
-            client: test_client(),
+            client,
             data_dir,
             storage: storage.storage.clone(),
             shutdown: CancellationToken::new(),

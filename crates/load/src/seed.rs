@@ -13,7 +13,8 @@ use platform::money::{Currency, Money};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::settings::Databases;
+use events::service_db::StoreSettings;
+use platform::db::Storage;
 
 /// (category, nouns, adjectives) the names are made of.
 const RANGE: &[(&str, &[&str], &[&str])] = &[
@@ -118,8 +119,12 @@ const BRANDS: &[&str] = &[
     "Tyrell",
 ];
 
-pub async fn run(databases: &Databases, products: u32, rng_seed: u64) -> anyhow::Result<()> {
-    let (storage, store) = (&databases.storage, databases.store);
+pub async fn run(
+    storage: &Storage,
+    store: StoreSettings,
+    products: u32,
+    rng_seed: u64,
+) -> anyhow::Result<()> {
     // Seeding only writes: no read cache to keep.
     let catalog =
         catalog::CatalogService::open(storage, store, Arc::new(catalog::cache::NoCache), None)

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
+use uuid::Uuid;
 
+use crate::client::ApiClient;
 pub use cost::CostProbe;
 
 pub struct BenchOptions {
@@ -58,40 +60,27 @@ impl Tally {
 }
 
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
-    let client = Client::builder()
+    let http = Client::builder()
         .timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(options.customers)
         // Below the server's header read timeout, which closes idle connections.
         .pool_idle_timeout(Duration::from_secs(5))
         .build()?;
-    let base = options.url.trim_end_matches('/').to_owned();
+    let api = ApiClient::with(http.clone(), &options.url);
     let run_id = uuid::Uuid::now_v7().simple().to_string();
-    let admin = login(
-        &client,
-        &base,
-        &options.admin_email,
-        &options.admin_password,
-    )
-    .await
-    .context("admin login")?;
+    let admin = api
+        .login(&options.admin_email, &options.admin_password)
+        .await
+        .context("admin login")?
+        .access_token;
     let stock = i64::try_from(options.customers * options.orders_per_customer * 3 + 10)?;
     let mut products = Vec::new();
     for n in 0..options.products {
         let body = json!({"sku": format!("BENCH-{run_id}-{n}"), "name": format!("Bench headphones {n}"),
             "description": "Wireless studio headphones for the benchmark", "price": {"amount": 1000 + n as i64, "currency": "EUR"},
             "category": "audio"});
-        let product: Value = expect(
-            client
-                .post(format!("{base}/api/v1/products"))
-                .bearer_auth(&admin)
-                .json(&body)
-                .send()
-                .await?,
-            StatusCode::CREATED,
-        )
-        .await?;
-        let id = product["id"].as_str().context("product id")?.to_owned();
-        wait_until_stockable(&client, &base, &admin, &id, stock).await?;
+        let id = api.create_product(&admin, &body).await?;
+        wait_until_stockable(&api, &admin, id, stock).await?;
         products.push(id);
     }
     println!(
@@ -101,10 +90,10 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     );
     let mut tokens = Vec::new();
     for n in 0..options.customers {
-        tokens.push(sign_up(&client, &base, &format!("bench-{run_id}-{n}")).await?);
+        tokens.push(sign_up(&api, &format!("bench-{run_id}-{n}")).await?);
     }
-    let warm_up_token = sign_up(&client, &base, &format!("bench-{run_id}-warm-up")).await?;
-    let (waited, refused) = warm_up(&client, &base, &warm_up_token, &products).await?;
+    let warm_up_token = sign_up(&api, &format!("bench-{run_id}-warm-up")).await?;
+    let (waited, refused) = warm_up(&api, &warm_up_token, &products).await?;
     println!(
         "warm-up: an order for each product placed and settled in {:.1}s ({refused} refused \
          while the order service did not know the product yet)",
@@ -112,12 +101,12 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     );
     let products = Arc::new(products);
     println!("{} customers signed in; measuring", options.customers);
-    let spent_before = options.cost.read(&client).await?;
+    let spent_before = options.cost.read(&http).await?;
     let started = Instant::now();
     let runs = tokens.into_iter().enumerate().map(|(n, token)| {
-        let (client, base, products) = (client.clone(), base.clone(), products.clone());
+        let (api, products) = (api.clone(), products.clone());
         let orders = options.orders_per_customer;
-        tokio::spawn(async move { customer(&client, &base, &token, &products, n, orders).await })
+        tokio::spawn(async move { customer(&api, &token, &products, n, orders).await })
     });
     let mut tally = Tally::default();
     for outcome in futures::future::join_all(runs).await {
@@ -126,77 +115,62 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let elapsed = started.elapsed();
     let cost = options
         .cost
-        .read(&client)
+        .read(&http)
         .await?
         .per_order(&spent_before, tally.confirmed.len());
     report(&options, &tally, elapsed, cost);
     Ok(())
 }
 
+/// The longest the benchmark waits for an order to settle.
+const SETTLE_WITHIN: Duration = Duration::from_secs(60);
+
 async fn customer(
-    client: &Client,
-    base: &str,
+    api: &ApiClient,
     token: &str,
-    products: &[String],
+    products: &[Uuid],
     n: usize,
     orders: usize,
 ) -> Tally {
     let mut tally = Tally::default();
     for k in 0..orders {
         let t = Instant::now();
-        let browsed = client
-            .get(format!("{base}/api/v1/products?limit=20&sort=price"))
-            .send()
-            .await;
-        match check(browsed, StatusCode::OK).await {
+        match api.products("limit=20&sort=price").await {
             Ok(_) => tally.browse.push(t.elapsed()),
-            Err(cause) => tally.error("browse", &cause),
+            Err(cause) => tally.error("browse", &cause.to_string()),
         }
         let t = Instant::now();
-        let searched = client
-            .get(format!("{base}/api/v1/products?q=headphones&limit=20"))
-            .send()
-            .await;
-        match check(searched, StatusCode::OK).await {
+        match api.products("q=headphones&limit=20").await {
             Ok(_) => tally.search.push(t.elapsed()),
-            Err(cause) => tally.error("search", &cause),
+            Err(cause) => tally.error("search", &cause.to_string()),
         }
-        let product = &products[(n + k) % products.len()];
+        let product = products[(n + k) % products.len()];
         let placed_at = Instant::now();
-        let placed = place_order(client, base, token, product, &format!("bench-{n}-{k}")).await;
-        let order = match check(placed, StatusCode::ACCEPTED).await {
+        let order = match api
+            .place_order(token, &format!("bench-{n}-{k}"), &order_body(product))
+            .await
+        {
             Ok(order) => order,
             Err(cause) => {
-                tally.error("place order", &cause);
+                tally.error("place order", &cause.to_string());
                 continue;
             }
         };
-        let id = order["id"].as_str().unwrap_or_default().to_owned();
-        match settle(client, base, token, &id).await {
-            Ok(status) if status == "confirmed" => tally.confirmed.push(placed_at.elapsed()),
+        match api.settled(token, order.id, SETTLE_WITHIN).await {
+            Ok(order) if order.status == "confirmed" => tally.confirmed.push(placed_at.elapsed()),
+            Ok(order) if order.is_pending() => {
+                tally.error("order status", "still pending after 60 s")
+            }
             Ok(_) => tally.cancelled += 1,
-            Err(cause) => tally.error("order status", &cause),
+            Err(cause) => tally.error("order status", &cause.to_string()),
         }
     }
     tally
 }
 
-async fn place_order(
-    client: &Client,
-    base: &str,
-    token: &str,
-    product: &str,
-    idempotency_key: &str,
-) -> reqwest::Result<reqwest::Response> {
-    let body = json!({"items": [{"product_id": product, "quantity": 1}], "payment_token": "tok_visa",
-        "shipping_address": {"name": "Bench", "line1": "1 Load St", "city": "Berlin", "postal_code": "10115", "country": "DE"}});
-    client
-        .post(format!("{base}/api/v1/orders"))
-        .bearer_auth(token)
-        .header("idempotency-key", idempotency_key)
-        .json(&body)
-        .send()
-        .await
+fn order_body(product: Uuid) -> Value {
+    json!({"items": [{"product_id": product, "quantity": 1}], "payment_token": "tok_visa",
+        "shipping_address": {"name": "Bench", "line1": "1 Load St", "city": "Berlin", "postal_code": "10115", "country": "DE"}})
 }
 
 /// One order per product, placed and settled before measuring; how long it took and how many
@@ -205,136 +179,66 @@ async fn place_order(
 /// started distributed runtime can take seconds to get there. Without this wait, a run could
 /// measure nothing but refusals, and its first orders would wait for consumer groups to form.
 async fn warm_up(
-    client: &Client,
-    base: &str,
+    api: &ApiClient,
     token: &str,
-    products: &[String],
+    products: &[Uuid],
 ) -> anyhow::Result<(Duration, usize)> {
     let started = Instant::now();
     let mut refused = 0;
     let deadline = started + Duration::from_secs(60);
     for (n, product) in products.iter().enumerate() {
         let order = loop {
-            let placed = place_order(client, base, token, product, &format!("warm-up-{n}")).await;
-            match check(placed, StatusCode::ACCEPTED).await {
+            match api
+                .place_order(token, &format!("warm-up-{n}"), &order_body(*product))
+                .await
+            {
                 Ok(order) => break order,
-                Err(cause) if cause.starts_with("422") && Instant::now() < deadline => {
+                Err(cause)
+                    if cause.status() == Some(StatusCode::UNPROCESSABLE_ENTITY)
+                        && Instant::now() < deadline =>
+                {
                     refused += 1;
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Err(cause) => bail!("warm-up order for product {product}: {cause}"),
             }
         };
-        let id = order["id"].as_str().context("order id")?;
-        settle(client, base, token, id)
-            .await
-            .map_err(|cause| anyhow::anyhow!("warm-up order {id}: {cause}"))?;
+        let settled = api.settled(token, order.id, SETTLE_WITHIN).await;
+        match settled {
+            Ok(order) if !order.is_pending() => {}
+            Ok(order) => bail!("warm-up order {}: still pending after 60 s", order.id),
+            Err(cause) => bail!("warm-up order {}: {cause}", order.id),
+        }
     }
     Ok((started.elapsed(), refused))
 }
 
-/// Waits for the order to leave `pending` (60 s at most) with the API's long poll
-/// (`?wait=5s`: the answer comes when the order settles); its final status, or why it could
-/// not be read. A platform without the long poll answers at once, and is asked again every
-/// 10 ms.
-async fn settle(client: &Client, base: &str, token: &str, id: &str) -> Result<String, String> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        let asked = Instant::now();
-        let read = client
-            .get(format!("{base}/api/v1/orders/{id}?wait=5s"))
-            .bearer_auth(token)
-            .send()
-            .await;
-        let order = check(read, StatusCode::OK).await?;
-        match order["status"].as_str() {
-            Some("pending") if asked.elapsed() < Duration::from_secs(1) => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Some("pending") => {}
-            Some(status) => return Ok(status.to_owned()),
-            None => return Err(format!("no status in {order}")),
-        }
-    }
-    Err("still pending after 60 s".to_owned())
-}
-
+/// Stocks the product as soon as inventory knows it (it learns of new products by event).
 async fn wait_until_stockable(
-    client: &Client,
-    base: &str,
+    api: &ApiClient,
     admin: &str,
-    id: &str,
+    id: Uuid,
     units: i64,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let response = client
-            .post(format!("{base}/api/v1/inventory/{id}/adjustments"))
-            .bearer_auth(admin)
-            .json(&json!({"delta": units, "reason": "benchmark stock"}))
-            .send()
-            .await?;
-        if response.status().is_success() {
-            return Ok(());
+        match api.adjust_stock(admin, id, units, "benchmark stock").await {
+            Ok(()) => return Ok(()),
+            Err(cause) if Instant::now() > deadline => {
+                bail!("inventory never learned of product {id}: {cause}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
-        if Instant::now() > deadline {
-            bail!(
-                "inventory never learned of product {id}: {}",
-                response.status()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// Registers a customer named after `handle`; their access token.
-async fn sign_up(client: &Client, base: &str, handle: &str) -> anyhow::Result<String> {
+async fn sign_up(api: &ApiClient, handle: &str) -> anyhow::Result<String> {
     let email = format!("{handle}@example.com");
-    let body = json!({"email": email, "password": "benchmark password", "name": handle});
-    let registered = client
-        .post(format!("{base}/api/v1/auth/register"))
-        .json(&body)
-        .send()
-        .await?;
-    expect(registered, StatusCode::CREATED).await?;
-    login(client, base, &email, "benchmark password").await
-}
-
-async fn login(client: &Client, base: &str, email: &str, password: &str) -> anyhow::Result<String> {
-    let response = client
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await?;
-    let tokens = expect(response, StatusCode::OK).await?;
-    Ok(tokens["access_token"]
-        .as_str()
-        .context("access token")?
-        .to_owned())
-}
-
-async fn expect(response: reqwest::Response, status: StatusCode) -> anyhow::Result<Value> {
-    check(Ok(response), status)
-        .await
-        .map_err(|cause| anyhow::anyhow!("expected {status}, got {cause}"))
-}
-
-/// The JSON body of a response with the expected status; otherwise what came back instead
-/// (the status and the problem's detail) or why nothing did.
-async fn check(
-    sent: reqwest::Result<reqwest::Response>,
-    status: StatusCode,
-) -> Result<Value, String> {
-    let response = sent.map_err(|error| format!("no response ({error})"))?;
-    let got = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    if got != status {
-        let detail = body["detail"]
-            .as_str()
-            .map_or_else(|| body.to_string(), str::to_owned);
-        return Err(format!("{got} {detail}"));
-    }
-    Ok(body)
+    Ok(api
+        .sign_up(&email, "benchmark password", handle)
+        .await?
+        .access_token)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
