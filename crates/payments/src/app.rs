@@ -152,57 +152,41 @@ impl Payments {
             .provider
             .charge(&key, token.expose_secret(), payment.amount)
             .await?;
-        let subject = order_id.to_string();
+        // What the provider answered decides the move, the attempt recorded and the event.
+        let (transition, answer, detail) = match &outcome {
+            ChargeOutcome::Captured { reference } => (Transition::Capture, "captured", reference),
+            ChargeOutcome::Declined { reason } => (Transition::Decline, "declined", reason),
+            ChargeOutcome::Pending { reference } => (Transition::Defer, "pending", reference),
+        };
+        let (provider_ref, failure) = match &outcome {
+            ChargeOutcome::Declined { reason } => (None, Some(reason.as_str())),
+            _ => (Some(detail.as_str()), None),
+        };
+        self.store
+            .set_status(tx, &payment, transition, provider_ref, failure)
+            .await?;
+        self.store
+            .record_attempt(tx, payment.id, "charge", answer, detail)
+            .await?;
         match outcome {
-            ChargeOutcome::Captured { reference } => {
-                self.store
-                    .set_status(tx, &payment, Transition::Capture, Some(&reference), None)
-                    .await?;
-                self.store
-                    .record_attempt(tx, payment.id, "charge", "captured", &reference)
-                    .await?;
-                let event = PaymentCapturedV1 {
+            ChargeOutcome::Captured { .. } => {
+                let captured = PaymentCapturedV1 {
                     order_id,
                     payment_id: payment.id,
                     amount: price(payment.amount),
                 };
-                self.emit(
-                    tx,
-                    PaymentCapturedV1::TOPIC,
-                    Envelope::of(SOURCE, subject, &event),
-                    cause,
-                )
-                .await
+                self.emit(tx, order_id, &captured, cause).await
             }
             ChargeOutcome::Declined { reason } => {
-                self.store
-                    .set_status(tx, &payment, Transition::Decline, None, Some(&reason))
-                    .await?;
-                self.store
-                    .record_attempt(tx, payment.id, "charge", "declined", &reason)
-                    .await?;
-                let event = PaymentFailedV1 {
+                let failed = PaymentFailedV1 {
                     order_id,
                     payment_id: payment.id,
                     reason,
                 };
-                self.emit(
-                    tx,
-                    PaymentFailedV1::TOPIC,
-                    Envelope::of(SOURCE, subject, &event),
-                    cause,
-                )
-                .await
+                self.emit(tx, order_id, &failed, cause).await
             }
-            ChargeOutcome::Pending { reference } => {
-                self.store
-                    .set_status(tx, &payment, Transition::Defer, Some(&reference), None)
-                    .await?;
-                self.store
-                    .record_attempt(tx, payment.id, "charge", "pending", &reference)
-                    .await?;
-                Ok(())
-            }
+            // The provider decides later; the reservation's expiry voids it if it never does.
+            ChargeOutcome::Pending { .. } => Ok(()),
         }
     }
 
@@ -272,30 +256,24 @@ impl Payments {
         self.store
             .record_attempt(tx, payment.id, "refund", "refunded", &reference)
             .await?;
-        let event = PaymentRefundedV1 {
+        let refunded = PaymentRefundedV1 {
             order_id,
             payment_id: payment.id,
             amount: price(payment.amount),
         };
-        self.emit(
-            tx,
-            PaymentRefundedV1::TOPIC,
-            Envelope::of(SOURCE, order_id.to_string(), &event),
-            cause,
-        )
-        .await
+        self.emit(tx, order_id, &refunded, cause).await
     }
 
-    async fn emit(
+    /// Publishes `event` about the order's payment, caused by `cause`, with the transaction.
+    async fn emit<E: EventKind>(
         &self,
         tx: &mut Tx,
-        topic: &str,
-        envelope: Envelope,
+        order_id: Uuid,
+        event: &E,
         cause: &Envelope,
     ) -> Result<(), HandlerError> {
-        self.outbox
-            .enqueue(tx, topic, &envelope.caused_by(cause))
-            .await?;
+        let envelope = Envelope::of(SOURCE, order_id.to_string(), event).caused_by(cause);
+        self.outbox.enqueue(tx, E::TOPIC, &envelope).await?;
         Ok(())
     }
 }
