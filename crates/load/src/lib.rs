@@ -1,6 +1,6 @@
 //! Load and demo data for a running CommerceX: [`client`], a typed client of the public HTTP
 //! API (the benchmark and the integration tests sign up, log in and check out through it);
-//! [`bench`], the checkout load generator; [`bench_events`], the Kafka bus alone; and
+//! [`bench`](mod@bench), the checkout load generator; `bench_events`, the Kafka bus alone; and
 //! [`seed`], the demo catalog.
 
 pub mod bench;
