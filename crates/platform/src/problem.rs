@@ -66,6 +66,39 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
+/// Problem answers that many operations give alike, for their OpenAPI annotations
+/// (`responses(..., NotSignedIn, NotAnAdmin)`); what an operation's own 404 or 409 means is
+/// written at the operation.
+pub mod responses {
+    use utoipa::IntoResponses;
+
+    use super::Problem;
+
+    #[derive(IntoResponses)]
+    #[response(
+        status = 401,
+        description = "Not signed in",
+        content_type = "application/problem+json"
+    )]
+    pub struct NotSignedIn(pub Problem);
+
+    #[derive(IntoResponses)]
+    #[response(
+        status = 403,
+        description = "Not an admin",
+        content_type = "application/problem+json"
+    )]
+    pub struct NotAnAdmin(pub Problem);
+
+    #[derive(IntoResponses)]
+    #[response(
+        status = 422,
+        description = "Invalid fields",
+        content_type = "application/problem+json"
+    )]
+    pub struct InvalidFields(pub Problem);
+}
+
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {

@@ -7,6 +7,7 @@ use platform::ApiError;
 use platform::auth::{Admin, AuthUser};
 use platform::http::{Json, Query};
 use platform::problem::Problem;
+use platform::problem::responses::{InvalidFields, NotAnAdmin, NotSignedIn};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -45,10 +46,10 @@ fn with_etag(status: StatusCode, product: Product) -> Response {
 #[utoipa::path(post, path = "/api/v1/products", tag = TAG, request_body = CreateProductRequest, security(("bearer" = [])),
     responses(
         (status = 201, description = "The new product", body = ProductResponse),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotSignedIn,
+        NotAnAdmin,
         (status = 409, description = "Duplicate sku", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        InvalidFields,
     ))]
 async fn create_product(
     State(catalog): State<Arc<Catalog>>,
@@ -100,7 +101,7 @@ async fn get_product(
         (status = 200, description = "The updated product", body = ProductResponse),
         (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The product changed since it was read", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        InvalidFields,
     ))]
 async fn patch_product(
     State(catalog): State<Arc<Catalog>>,

@@ -14,6 +14,7 @@ use platform::ApiError;
 use platform::auth::{Admin, AuthUser};
 use platform::http::{Json, Query};
 use platform::problem::Problem;
+use platform::problem::responses::NotAnAdmin;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -151,7 +152,7 @@ async fn current(
     params(("service" = String, Path, description = "users, catalog, inventory, orders or payments"), ListParams),
     responses(
         (status = 200, description = "Open entries, oldest first", body = DeadLetterList),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAnAdmin,
         (status = 404, description = "No such service", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_dead_letters(
@@ -181,7 +182,7 @@ async fn list_dead_letters(
     params(("service" = String, Path, description = "The consuming service"), ("id" = Uuid, Path, description = "Dead letter id")),
     responses(
         (status = 200, description = "The entry", body = DeadLetterResponse),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAnAdmin,
         (status = 404, description = "No such entry", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn show_dead_letter(
@@ -198,7 +199,7 @@ async fn show_dead_letter(
     params(("service" = String, Path, description = "The consuming service"), ("id" = Uuid, Path, description = "Dead letter id")),
     responses(
         (status = 202, description = "Replay requested", body = DeadLetterResponse),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAnAdmin,
         (status = 404, description = "No such entry", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not dead (already replayed or discarded)", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -216,7 +217,7 @@ async fn replay_dead_letter(
     params(("service" = String, Path, description = "The consuming service"), ("id" = Uuid, Path, description = "Dead letter id")),
     responses(
         (status = 200, description = "Discarded", body = DeadLetterResponse),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        NotAnAdmin,
         (status = 404, description = "No such entry", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not dead (already replayed or discarded)", body = Problem, content_type = "application/problem+json"),
     ))]

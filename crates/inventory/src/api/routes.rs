@@ -5,6 +5,7 @@ use platform::ApiError;
 use platform::auth::Admin;
 use platform::http::{Json, Query};
 use platform::problem::Problem;
+use platform::problem::responses::InvalidFields;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -48,7 +49,7 @@ async fn stock_levels(
         (status = 200, description = "The new levels", body = StockResponse),
         (status = 404, description = "No stock record", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Would go below what is reserved", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        InvalidFields,
     ))]
 async fn adjust_stock(
     State(inventory): State<Arc<Inventory>>,

@@ -6,6 +6,7 @@ use platform::ApiError;
 use platform::auth::AuthUser;
 use platform::http::{Json, Query};
 use platform::problem::Problem;
+use platform::problem::responses::NotSignedIn;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
@@ -51,7 +52,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
     responses(
         (status = 202, description = "Accepted, pending", body = OrderResponse),
         (status = 400, description = "No Idempotency-Key", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        NotSignedIn,
         (status = 409, description = "Key reused for a different request", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid order", body = Problem, content_type = "application/problem+json"),
     ))]

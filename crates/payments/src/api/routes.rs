@@ -7,6 +7,7 @@ use platform::ApiError;
 use platform::auth::AuthUser;
 use platform::http::{Json, Query};
 use platform::problem::Problem;
+use platform::problem::responses::NotSignedIn;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -23,7 +24,7 @@ pub fn router(payments: Arc<Payments>) -> OpenApiRouter {
 #[utoipa::path(get, path = "/api/v1/payments", tag = "payments", params(PaymentsQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "The order's payments with every provider answer", body = PaymentList),
-        (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"),
+        NotSignedIn,
         (status = 404, description = "No such order (or not yours)", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_payments(

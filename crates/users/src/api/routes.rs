@@ -7,6 +7,7 @@ use platform::ApiError;
 use platform::auth::AuthUser;
 use platform::http::{ClientAddr, Json};
 use platform::problem::Problem;
+use platform::problem::responses::InvalidFields;
 use secrecy::ExposeSecret;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -33,7 +34,7 @@ pub fn router(identity: Arc<Identity>) -> OpenApiRouter {
     responses(
         (status = 201, description = "The new account", body = UserResponse),
         (status = 409, description = "Email already registered", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        InvalidFields,
         (status = 429, description = "Too many sign-ups from this address, or a request quota used up; see Retry-After", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn register(
