@@ -190,7 +190,6 @@ impl Payments {
         }
     }
 
-    /// The order's stock hold expired: a charge still pending is voided.
     /// The order will not be paid (its reservation expired, or it was cancelled before
     /// payment): a charge the provider still holds open is voided there, one not started is
     /// never made.
