@@ -137,20 +137,12 @@ pub async fn spawn_app_layout(storage: &TestStorage, extra: &[&str], layout: &La
     let databases = app.databases().to_vec();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(app.run(shutdown.clone()));
-    let client = test_client();
-    TestApp {
-        api: ApiClient::with(client.clone(), &format!("http://{addr}")),
-        addr,
-        client,
-        data_dir,
-        storage: storage.storage.clone(),
-        shutdown,
-        task: Some(task),
-        deployment: None,
-        databases,
-        stopped: false,
-        _data_dir_guard: guard,
-    }
+    let mut app = TestApp::at(addr, data_dir, storage);
+    app.shutdown = shutdown;
+    app.task = Some(task);
+    app.databases = databases;
+    app._data_dir_guard = guard;
+    app
 }
 
 /// The client tests talk HTTP with. Idle connections are dropped before the server's
@@ -167,6 +159,11 @@ impl TestApp {
     /// Drives an app already running elsewhere (a `commercex` child process) at `addr`.
     pub fn attach(addr: SocketAddr, storage: &TestStorage) -> Self {
         let (_, data_dir, _) = storage_args(storage);
+        Self::at(addr, data_dir, storage)
+    }
+
+    /// A client of the app at `addr`, owning nothing of it yet.
+    fn at(addr: SocketAddr, data_dir: PathBuf, storage: &TestStorage) -> Self {
         let client = test_client();
         TestApp {
             api: ApiClient::with(client.clone(), &format!("http://{addr}")),
