@@ -120,6 +120,9 @@ impl OrderStore {
         &self,
         ids: &[Uuid],
     ) -> Result<HashMap<Uuid, CatalogProduct>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let mut ids: Vec<String> = ids.iter().map(Uuid::to_string).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -175,6 +178,9 @@ impl OrderStore {
             Err(error) if is_unique_violation(&error) => return Err(StoreError::DuplicateKey),
             other => other?,
         };
+        if order.lines.is_empty() {
+            return Ok(());
+        }
         // Every line in one statement: the order's id once, then six values per line.
         let rows = (0..order.lines.len())
             .map(|n| format!("($1, {})", placeholders(2 + 6 * n, 6)))
