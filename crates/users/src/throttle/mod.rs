@@ -289,6 +289,23 @@ mod tests {
         assert!(throttle.charge(&owner).await.is_ok());
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn once_the_wait_is_over_the_pair_is_let_through_a_delay_not_a_lockout() {
+        let throttle = MemoryThrottle::new(POLICY);
+        let guesser = POLICY.login_subjects("a@x.io", Some("6.6.6.6"));
+        for _ in 0..3 {
+            throttle.charge(&guesser).await.unwrap();
+        }
+        let wait = throttle.charge(&guesser).await.unwrap_err();
+        tokio::time::advance(wait - Duration::from_millis(1)).await;
+        assert!(
+            throttle.charge(&guesser).await.is_err(),
+            "not a moment early"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert!(throttle.charge(&guesser).await.is_ok());
+    }
+
     #[tokio::test]
     async fn concurrent_attempts_cannot_all_pass_a_check_made_before_any_was_counted() {
         let throttle = Arc::new(MemoryThrottle::new(POLICY));

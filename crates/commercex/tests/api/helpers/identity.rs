@@ -1,5 +1,7 @@
 //! Accounts: signing up, logging in, the administrator.
 
+use std::time::Duration;
+
 use reqwest::Response;
 use serde_json::{Value, json};
 
@@ -43,5 +45,22 @@ impl TestApp {
             .await
             .expect("admin login");
         tokens.access_token
+    }
+
+    /// Moves every session `by` into the past, as if that much time had gone by since each
+    /// login and each refresh: the test's clock for session lifetimes, instead of sleeping.
+    pub async fn age_sessions(&self, by: Duration) {
+        let db = self.database("users").await;
+        let millis = i64::try_from(by.as_millis()).expect("a test-sized duration");
+        for statement in [
+            "UPDATE refresh_token_families SET created_at = created_at - $1",
+            "UPDATE refresh_tokens SET issued_at = issued_at - $1, expires_at = expires_at - $1",
+        ] {
+            sqlx::query(statement)
+                .bind(millis)
+                .execute(db.pool())
+                .await
+                .expect("age the sessions");
+        }
     }
 }
