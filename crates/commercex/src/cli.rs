@@ -126,6 +126,8 @@ pub enum ServiceName {
     Orders,
     Payments,
     Gateway,
+    /// The storefront, calling the gateway (`--web-api-url`).
+    Web,
 }
 
 impl ServiceName {
@@ -137,6 +139,7 @@ impl ServiceName {
             Self::Orders => "orders",
             Self::Payments => "payments",
             Self::Gateway => "gateway",
+            Self::Web => "web",
         }
     }
 }
@@ -226,6 +229,9 @@ pub struct Options {
 
     #[command(flatten)]
     pub gateway: GatewayOptions,
+
+    #[command(flatten)]
+    pub web: WebOptions,
 
     #[command(flatten)]
     pub tls: TlsOptions,
@@ -760,6 +766,27 @@ pub enum VaultAuth {
     Token,
     /// The pod's service account token, exchanged for a Vault token under --vault-role.
     Kubernetes,
+}
+
+/// The storefront: served with everything else by `serve`, alone by `serve web`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Storefront")]
+pub struct WebOptions {
+    /// File with the secret (32 bytes or more, e.g. `openssl rand -base64 48`) the session
+    /// cookie is encrypted under; the same for every web instance. Default in development: a
+    /// secret generated once and kept in --data-dir.
+    #[arg(long, global = true, env = "COMMERCEX_WEB_SESSION_SECRET_FILE")]
+    pub web_session_secret_file: Option<PathBuf>,
+
+    /// The API the storefront calls when it runs alone (`serve web`): the gateway. It must
+    /// list the web instances in --trusted-proxies, so quotas count each visitor.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_WEB_API_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub web_api_url: String,
 }
 
 /// Secrets straight from Vault's KV v2 API (or OpenBao's), for whatever the command line,

@@ -102,6 +102,7 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
             let needed = NeededKeys {
                 signing: true,
                 payment_tokens: false,
+                web_session: false,
             };
             let settings = Settings::load(options, &stored, needed)?;
             commands::admin::create(settings, &email, &name, password_file, promotion).await

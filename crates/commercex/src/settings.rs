@@ -35,17 +35,19 @@ pub struct SigningKeys {
 
 /// Which keys the process needs: the signing keys when it runs the identity service (it signs
 /// access tokens), the payment token keys when it runs orders (it seals) or payments (it
-/// opens).
+/// opens), the session secret when it serves the storefront.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeededKeys {
     pub signing: bool,
     pub payment_tokens: bool,
+    pub web_session: bool,
 }
 
 impl NeededKeys {
     pub const ALL: NeededKeys = NeededKeys {
         signing: true,
         payment_tokens: true,
+        web_session: true,
     };
 
     /// For `serve` of one service, or of them all (`None`).
@@ -54,6 +56,7 @@ impl NeededKeys {
         Self {
             signing: runs(ServiceName::Users),
             payment_tokens: runs(ServiceName::Orders) || runs(ServiceName::Payments),
+            web_session: runs(ServiceName::Web),
         }
     }
 }
@@ -110,6 +113,10 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// The Vault login the secrets came from, kept alive while the process runs.
     pub vault: Option<Arc<VaultSession>>,
+    /// What the storefront encrypts its session cookie under: only a process that serves it.
+    pub web_session_secret: Option<SecretString>,
+    /// The API a storefront of its own calls.
+    pub web_api_url: String,
 }
 
 #[derive(Debug, Clone)]
@@ -271,6 +278,10 @@ impl Settings {
             true => Some(Arc::new(payment_token_keys(options, stored)?)),
             false => None,
         };
+        let web_session_secret = match keys.web_session {
+            true => Some(web_session_secret(options, stored)?),
+            false => None,
+        };
         let admin = admin(options, stored)?;
         let tls = tls(options)?;
         Ok(Self {
@@ -333,6 +344,8 @@ impl Settings {
             max_connections: options.http.max_connections,
             header_read_timeout: options.http.header_read_timeout,
             vault: stored.session(),
+            web_session_secret,
+            web_api_url: options.web.web_api_url.clone(),
         })
     }
 }
@@ -548,6 +561,17 @@ fn refuse_development_defaults(
              payment_token_keys in Vault",
         );
     }
+    if keys.web_session
+        && options.web.web_session_secret_file.is_none()
+        && stored.get(Field::WebSessionSecret).is_none()
+    {
+        problems.push(
+            "no storefront session secret: set COMMERCEX_WEB_SESSION_SECRET_FILE \
+             (--web-session-secret-file) to a file with 32 bytes or more (e.g. from \
+             `openssl rand -base64 48`), the same for every web instance, or \
+             web_session_secret in Vault",
+        );
+    }
     if keys.signing
         && options.identity.jwt_signing_key_file.is_none()
         && stored.get(Field::JwtSigningKey).is_none()
@@ -653,6 +677,7 @@ fn signing_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Sig
 }
 
 const DEV_PAYMENT_TOKEN_KEYS_FILE: &str = "dev-payment-token-keys";
+const DEV_WEB_SESSION_SECRET_FILE: &str = "dev-web-session-secret";
 
 /// The payment token keys: from their file, the secret store, or in development generated once
 /// into the data directory (which every process of a development deployment shares).
@@ -664,20 +689,64 @@ fn payment_token_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Resu
     )?;
     let text = match given {
         Some(text) => text,
-        None => {
-            let path = options.storage.data_dir.join(DEV_PAYMENT_TOKEN_KEYS_FILE);
-            if !path.exists() {
-                platform::db::create_private_dir(&options.storage.data_dir)
-                    .with_context(|| format!("creating {}", options.storage.data_dir.display()))?;
-                let line = SealingKeys::generate_line()?;
-                if publish_private(&path, &format!("{line}\n"))? {
-                    tracing::warn!(path = %path.display(), "generated a development payment token key; production needs COMMERCEX_PAYMENT_TOKEN_KEYS_FILE");
-                }
-            }
-            read_secret_file(&path)?
-        }
+        None => development_secret(
+            options,
+            DEV_PAYMENT_TOKEN_KEYS_FILE,
+            "COMMERCEX_PAYMENT_TOKEN_KEYS_FILE",
+            || Ok(SealingKeys::generate_line()?),
+        )?,
     };
     SealingKeys::parse(text.expose_secret()).context("loading the payment token keys")
+}
+
+fn web_session_secret(options: &Options, stored: &StoredSecrets) -> anyhow::Result<SecretString> {
+    let given = stored.resolve(
+        None,
+        options.web.web_session_secret_file.as_ref(),
+        Field::WebSessionSecret,
+    )?;
+    let secret = match given {
+        Some(secret) => secret,
+        None => development_secret(
+            options,
+            DEV_WEB_SESSION_SECRET_FILE,
+            "COMMERCEX_WEB_SESSION_SECRET_FILE",
+            || {
+                let bytes: [u8; 48] = rand::random();
+                Ok(base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    bytes,
+                ))
+            },
+        )?,
+    };
+    if secret.expose_secret().trim().len() < web::MIN_SECRET_LEN {
+        bail!(
+            "the web session secret is shorter than {} bytes: make one with `openssl rand -base64 48`",
+            web::MIN_SECRET_LEN
+        );
+    }
+    Ok(secret)
+}
+
+/// A development default: a secret generated once (by `generate`, as a line of text) and kept
+/// in --data-dir, so it survives restarts; production names `setting` instead.
+fn development_secret(
+    options: &Options,
+    file: &str,
+    setting: &str,
+    generate: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<SecretString> {
+    let path = options.storage.data_dir.join(file);
+    if !path.exists() {
+        platform::db::create_private_dir(&options.storage.data_dir)
+            .with_context(|| format!("creating {}", options.storage.data_dir.display()))?;
+        let line = generate()?;
+        if publish_private(&path, &format!("{line}\n"))? {
+            tracing::warn!(path = %path.display(), "generated a development secret; production needs {setting}");
+        }
+    }
+    Ok(read_secret_file(&path)?)
 }
 
 /// The public halves of retired signing keys, still published in the JWKS during a rotation:

@@ -60,6 +60,25 @@ impl Money {
     }
 }
 
+/// `19.99 EUR`: the amount in major units, with as many decimals as the currency has.
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let decimals = u32::from(self.currency.0.exponent().unwrap_or(0));
+        let scale = 10_i64.pow(decimals);
+        let sign = if self.amount < 0 { "-" } else { "" };
+        let (major, minor) = (self.amount.abs() / scale, self.amount.abs() % scale);
+        match decimals {
+            0 => write!(f, "{sign}{major} {}", self.currency),
+            _ => write!(
+                f,
+                "{sign}{major}.{minor:0width$} {}",
+                self.currency,
+                width = decimals as usize
+            ),
+        }
+    }
+}
+
 /// Money on the wire: `{"amount": 1999, "currency": "EUR"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -84,6 +103,16 @@ impl From<Money> for MoneyDto {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_reads_in_major_units_with_the_currencys_decimals() {
+        let money = |amount, code| Money::new(amount, Currency::parse(code).unwrap()).to_string();
+        assert_eq!(money(1999, "EUR"), "19.99 EUR");
+        assert_eq!(money(5, "USD"), "0.05 USD");
+        assert_eq!(money(-1250, "GBP"), "-12.50 GBP");
+        assert_eq!(money(1500, "JPY"), "1500 JPY");
+        assert_eq!(money(1234, "KWD"), "1.234 KWD");
+    }
 
     #[test]
     fn currencies_must_exist() {

@@ -10,6 +10,7 @@ mod edge;
 mod jwks;
 mod sampler;
 pub mod services;
+mod storefront;
 mod workers;
 
 use std::net::SocketAddr;
@@ -71,6 +72,7 @@ impl Application {
                 .context("building the token verifier from our own JWKS")?;
         let mut parts = Self::domain_parts(&settings, services, Arc::new(verifier)).await?;
         parts.rate_limits = Some(edge::rate_limits(&settings, redis));
+        parts.storefront = true;
         Self::assemble(settings, parts, "commercex").await
     }
 
@@ -86,6 +88,19 @@ impl Application {
                     proxies: settings.trusted_proxies.clone(),
                 }));
             return Self::listen(settings, router, Vec::new(), workers, service.name()).await;
+        }
+        if service == ServiceName::Web {
+            let api =
+                client::ApiClient::with(edge::internal_client(&settings)?, &settings.web_api_url);
+            let router = storefront::alone(&settings, api)?;
+            return Self::listen(
+                settings,
+                router,
+                Vec::new(),
+                Workers::default(),
+                service.name(),
+            )
+            .await;
         }
         let redis = edge::shared_redis(&settings)?;
         let services = Services::open(&settings, &[service], redis).await?;
@@ -194,6 +209,7 @@ impl Application {
             workers,
             rate_limits: None,
             behind_gateway: false,
+            storefront: false,
         })
     }
 
@@ -219,6 +235,9 @@ impl Application {
             any_peer: parts.behind_gateway && mutual_tls,
             proxies: settings.trusted_proxies.clone(),
         }));
+        if parts.storefront {
+            router = storefront::beside(&settings, router)?;
+        }
         Self::listen(settings, router, parts.databases, parts.workers, service).await
     }
 
@@ -373,6 +392,8 @@ struct DomainParts {
     /// A service process: its peer is the gateway, whose `x-forwarded-for` names the client
     /// (believed over mutual TLS, or from a trusted proxy address).
     behind_gateway: bool,
+    /// The storefront is served beside the API (the embedded runtime).
+    storefront: bool,
 }
 
 async fn bootstrap_configured_admin(

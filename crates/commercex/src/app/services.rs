@@ -134,7 +134,7 @@ impl Services {
                             .await?,
                     );
                 }
-                ServiceName::Gateway => {}
+                ServiceName::Gateway | ServiceName::Web => {}
             }
         }
         Ok(services)

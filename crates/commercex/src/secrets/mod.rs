@@ -29,10 +29,12 @@ pub enum Field {
     KafkaOptions,
     /// The keys that seal payment tokens (`platform::sealing`): base64, one per line.
     PaymentTokenKeys,
+    /// The secret the storefront's session cookie is encrypted under.
+    WebSessionSecret,
 }
 
 impl Field {
-    pub const ALL: [Field; 7] = [
+    pub const ALL: [Field; 8] = [
         Field::DatabaseUrl,
         Field::RedisUrl,
         Field::AdminPassword,
@@ -40,6 +42,7 @@ impl Field {
         Field::JwtRetiredKeys,
         Field::KafkaOptions,
         Field::PaymentTokenKeys,
+        Field::WebSessionSecret,
     ];
 
     pub fn key(self) -> &'static str {
@@ -51,6 +54,7 @@ impl Field {
             Field::JwtRetiredKeys => "jwt_retired_keys",
             Field::KafkaOptions => "kafka_options",
             Field::PaymentTokenKeys => "payment_token_keys",
+            Field::WebSessionSecret => "web_session_secret",
         }
     }
 

@@ -134,6 +134,12 @@ impl Deployment {
             .await;
             deployment.processes.push(gateway);
         }
+        env.push((
+            "COMMERCEX_WEB_API_URL".into(),
+            format!("http://{}", deployment.gateway()),
+        ));
+        let web = launch("web", &["serve", "web"], extra, &env, data_dir).await;
+        deployment.processes.push(web);
         deployment
     }
 

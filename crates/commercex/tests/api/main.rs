@@ -17,6 +17,7 @@ mod http_conventions;
 mod inventory;
 mod observability;
 mod redis;
+mod storefront;
 mod tls;
 mod tokens;
 mod vault;

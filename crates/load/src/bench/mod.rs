@@ -14,7 +14,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::client::ApiClient;
+use client::ApiClient;
 pub use cost::CostProbe;
 
 pub struct BenchOptions {

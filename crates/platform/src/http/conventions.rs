@@ -34,33 +34,39 @@ impl Default for HttpLimits {
 
 /// Wraps a router in the conventions every CommerceX endpoint follows.
 pub fn apply_conventions(router: Router, limits: HttpLimits) -> Router {
-    router
+    let router = router
         .fallback(|| async { ApiError::NotFound("no such resource".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(axum::middleware::map_response(problem_for_bare_errors))
-        .layer(
-            ServiceBuilder::new()
-                // No browser guesses a type other than the one declared (a JSON body
-                // rendered as HTML).
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                ))
-                .layer(SetRequestIdLayer::x_request_id(RequestIdV7))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_response(finish_span),
-                )
-                .layer(axum::middleware::from_fn(count_request))
-                .layer(axum::middleware::from_fn(refuse_ambiguous_paths))
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    limits.request_timeout,
-                ))
-                .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
-        )
+        .layer(axum::middleware::map_response(problem_for_bare_errors));
+    with_request_conventions(router, limits)
+}
+
+/// What every request gets, API call or web page: a request id, a traced span, the request
+/// metrics, refusal of ambiguous paths, the timeout and the body limit.
+pub fn with_request_conventions(router: Router, limits: HttpLimits) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            // No browser guesses a type other than the one declared (a JSON body
+            // rendered as HTML).
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetRequestIdLayer::x_request_id(RequestIdV7))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_response(finish_span),
+            )
+            .layer(axum::middleware::from_fn(count_request))
+            .layer(axum::middleware::from_fn(refuse_ambiguous_paths))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                limits.request_timeout,
+            ))
+            .layer(DefaultBodyLimit::max(limits.max_body_bytes)),
+    )
 }
 
 #[derive(Clone, Copy)]

@@ -8,7 +8,9 @@ mod json;
 mod query;
 
 pub use client::{ClientAddr, ForwardedBy};
-pub use conventions::{HttpLimits, apply_conventions, describe_metrics, method_label};
+pub use conventions::{
+    HttpLimits, apply_conventions, describe_metrics, method_label, with_request_conventions,
+};
 pub use health::{ReadinessCheck, health_routes};
 pub use json::{Json, parse as parse_json_body};
 pub use query::Query;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use load::client::Order;
+use client::Order;
 use serde_json::{Value, json};
 
 use super::{TestApp, wait_for};

@@ -4,15 +4,15 @@
 //! `TestApp` is started and stopped here; what a test does with it lives in one module per
 //! concern: `identity` (accounts and tokens), `catalog` (products, stock, listings),
 //! `checkout` (orders, payments, levels), `inspect` (the services' databases and the events
-//! they published), `metrics`, and `binary` (the `commercex` command as a child process).
+//! they published), `metrics`, `browser` (the storefront as a browser sees it), and `binary` (the `commercex` command as a child process).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use client::ApiClient;
 use commercex::app::Application;
 use commercex::settings::{NeededKeys, Settings};
-use load::client::ApiClient;
 use platform::db::Storage;
 use reqwest::{Client, Response};
 use secrecy::ExposeSecret;
@@ -22,6 +22,7 @@ use testkit::TestStorage;
 use crate::deployment::{Deployment, Layout};
 
 mod binary;
+mod browser;
 mod catalog;
 mod checkout;
 mod identity;
@@ -29,6 +30,7 @@ mod inspect;
 mod metrics;
 
 pub use binary::*;
+pub use browser::{Browser, Page};
 pub use catalog::product;
 pub use checkout::order_body;
 pub use metrics::sample;
@@ -42,7 +44,7 @@ pub const SERVICE_SCHEMAS: [&str; 5] = ["users", "catalog", "inventory", "orders
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: Client,
-    /// The typed client (`load::client`) over the same connections, for what tests do as
+    /// The typed client (the `client` crate) over the same connections, for what tests do as
     /// any client would: sign up, log in, wait for an order.
     pub api: ApiClient,
     pub data_dir: PathBuf,

@@ -1,0 +1,196 @@
+// The storefront in a real browser: Debian's Chromium driven by playwright-core, against a
+// running CommerceX (scripts/test-web starts one). Each customer is a fresh browser context.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.COMMERCEX_URL ?? "http://127.0.0.1:8080";
+const ADMIN_EMAIL = process.env.COMMERCEX_ADMIN_EMAIL;
+const ADMIN_PASSWORD = process.env.COMMERCEX_ADMIN_PASSWORD;
+const PASSWORD = "correct horse battery staple";
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const RUN = Date.now().toString(36);
+
+let browser;
+const products = {};
+
+async function api(method, path, token, body) {
+  const response = await fetch(`${BASE}${path}`, {
+    method,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+/** A product with stock, created and stocked through the API as the administrator. */
+async function stockedProduct(admin, sku, name, amount, units) {
+  const product = await api("POST", "/api/v1/products", admin, {
+    sku, name, description: `${name}: made to last.`, category: "home",
+    price: { amount, currency: "EUR" },
+  });
+  await waitFor(async () => {
+    const response = await fetch(`${BASE}/api/v1/inventory/${product.id}`);
+    return response.ok;
+  });
+  await api("POST", `/api/v1/inventory/${product.id}/adjustments`, admin, { delta: units, reason: "delivery" });
+  await waitFor(async () => (await api("GET", `/api/v1/products/${product.id}`)).available === units);
+  return product;
+}
+
+async function waitFor(check, seconds = 20) {
+  const until = Date.now() + seconds * 1000;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error("timed out waiting");
+}
+
+/** A fresh browser context whose page fails the test on a Content-Security-Policy violation. */
+async function visitor(options = {}) {
+  const context = await browser.newContext(options);
+  const page = await context.newPage();
+  const violations = [];
+  page.on("console", (message) => {
+    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+  });
+  page.on("pageerror", (error) => violations.push(String(error)));
+  return { context, page, violations };
+}
+
+/** Runs axe-core on the page; serious and critical findings fail. */
+async function accessible(page, where) {
+  await page.evaluate(AXE);
+  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  const serious = results.violations.filter((v) => ["serious", "critical"].includes(v.impact));
+  assert.deepEqual(serious.map((v) => `${v.id}: ${v.help} (${v.nodes.length})`), [], `accessibility of ${where}`);
+}
+
+async function addToCart(page, product, quantity = "1") {
+  await page.goto(`${BASE}/products/${product.id}`);
+  await page.getByLabel("Quantity").fill(quantity);
+  await page.getByRole("button", { name: "Add to cart" }).click();
+  await page.waitForURL(`${BASE}/cart`);
+}
+
+async function signUp(page, name, email) {
+  await page.getByRole("link", { name: "Create one" }).click();
+  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await page.getByRole("button", { name: "Create account" }).click();
+}
+
+/** A new customer puts a mug in the cart, signs up at checkout and pays with the card whose
+ * label matches `card`; the order's page is open when it returns. */
+async function checkOutAMug(page, name, email, card) {
+  await addToCart(page, products.mug);
+  await page.getByRole("link", { name: "Check out" }).click();
+  await signUp(page, name, email);
+  await page.waitForURL(`${BASE}/checkout`);
+  await fillAddress(page);
+  if (card) await page.getByLabel(card).check();
+  await page.getByRole("button", { name: "Place order" }).click();
+  await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
+}
+
+async function fillAddress(page) {
+  await page.getByLabel("Address", { exact: true }).fill("12 Analytical Way");
+  await page.getByLabel("City").fill("London");
+  await page.getByLabel("Postal code").fill("N1 9GU");
+  await page.getByLabel("Country code (two letters, e.g. DE)").fill("GB");
+}
+
+before(async () => {
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium" });
+  const admin = (await api("POST", "/api/v1/auth/login", null, { email: ADMIN_EMAIL, password: ADMIN_PASSWORD })).access_token;
+  products.lamp = await stockedProduct(admin, `LAMP-${RUN}`, `Brass desk lamp ${RUN}`, 4900, 20);
+  products.mug = await stockedProduct(admin, `MUG-${RUN}`, `Stoneware mug ${RUN}`, 1250, 20);
+});
+
+after(async () => {
+  await browser?.close();
+});
+
+test("a customer searches, fills a cart, signs up at checkout, pays with tok_visa and watches the order confirmed", async () => {
+  const { context, page, violations } = await visitor();
+  await page.goto(BASE);
+  await accessible(page, "the home page");
+  await page.getByRole("search").getByLabel("Search products").fill(`lamp ${RUN}`);
+  await page.getByRole("search").getByRole("button", { name: "Search" }).click();
+  await page.getByRole("link", { name: products.lamp.name }).click();
+  await assert.doesNotReject(page.getByText("49.00 EUR").first().waitFor());
+  await accessible(page, "a product page");
+  await addToCart(page, products.lamp, "2");
+  await addToCart(page, products.mug);
+  await assert.doesNotReject(page.getByText("Total: 110.50 EUR").waitFor());
+  await accessible(page, "the cart");
+
+  await page.getByRole("link", { name: "Check out" }).click();
+  await page.waitForURL(/\/login\?next=%2Fcheckout$/);
+  await signUp(page, "Ada Lovelace", `ada-${RUN}@example.com`);
+  await page.waitForURL(`${BASE}/checkout`);
+  await accessible(page, "checkout");
+  await fillAddress(page);
+  await page.getByLabel(/Visa that pays/).check();
+  await page.getByRole("button", { name: "Place order" }).click();
+  await page.waitForURL(/\/orders\/[0-9a-f-]{36}$/);
+  await page.locator('#progress [data-status="confirmed"]').waitFor({ timeout: 30_000 });
+  await assert.doesNotReject(page.getByText("Payment captured, order confirmed").waitFor());
+  await accessible(page, "the order page");
+  await page.getByRole("link", { name: "My orders", exact: true }).click();
+  await assert.doesNotReject(page.getByRole("cell", { name: /Confirmed/ }).first().waitFor());
+  assert.deepEqual(violations, []);
+  await context.close();
+});
+
+test("a declined card ends in a cancellation whose reason the customer reads", async () => {
+  const { context, page, violations } = await visitor();
+  await checkOutAMug(page, "Bob Declined", `bob-${RUN}@example.com`, /Declined card/);
+  await page.locator('#progress [data-status="cancelled"]').waitFor({ timeout: 30_000 });
+  await assert.doesNotReject(page.getByText("The payment was declined.").first().waitFor());
+  assert.deepEqual(violations, []);
+  await context.close();
+});
+
+test("a pending order's page updates live, without a reload, until the saga's deadline cancels it", async () => {
+  const { context, page, violations } = await visitor();
+  await checkOutAMug(page, "Cy Waiting", `cy-${RUN}@example.com`, /Provider that never answers/);
+  await page.locator('#progress [data-status="pending"]').waitFor();
+  await page.evaluate(() => { window.stillTheSamePage = true; });
+  await page.locator('#progress [data-status="cancelled"]').waitFor({ timeout: 60_000 });
+  await assert.doesNotReject(page.getByText("It could not be completed in time.").waitFor());
+  assert.equal(await page.evaluate(() => window.stillTheSamePage), true, "updated in place, not reloaded");
+  assert.deepEqual(violations, []);
+  await context.close();
+});
+
+test("without JavaScript a customer still browses and checks out", async () => {
+  const { context, page } = await visitor({ javaScriptEnabled: false });
+  await page.goto(`${BASE}/?q=${encodeURIComponent(`mug ${RUN}`)}`);
+  await page.getByRole("link", { name: products.mug.name }).click();
+  await page.getByRole("button", { name: "Add to cart" }).click();
+  await page.getByRole("link", { name: "Check out" }).click();
+  await signUp(page, "Dee NoScript", `dee-${RUN}@example.com`);
+  await page.waitForURL(`${BASE}/checkout`);
+  await fillAddress(page);
+  await page.getByRole("button", { name: "Place order" }).click();
+  // The page refreshes itself while the order is pending.
+  await page.locator('#progress [data-status="confirmed"]').waitFor({ timeout: 30_000 });
+  await context.close();
+});
+
+test("on a phone-sized screen nothing runs off the side", async () => {
+  const { context, page } = await visitor({ viewport: { width: 375, height: 740 }, isMobile: true });
+  for (const path of ["/", `/products/${products.lamp.id}`, "/cart", "/login"]) {
+    await page.goto(`${BASE}${path}`);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${path} is ${overflow}px wider than the screen`);
+  }
+  await context.close();
+});
