@@ -17,6 +17,8 @@ random admin-password
 [ -s signing-key.pem ] || openssl genpkey -algorithm ed25519 -out signing-key.pem 2>/dev/null
 # Orders seals payment tokens with it, payments opens them: the same file for both.
 [ -s payment-token-keys ] || openssl rand -base64 32 >payment-token-keys
+# The storefront's session cookie is encrypted under it.
+[ -s web-session-secret ] || openssl rand -base64 48 >web-session-secret
 printf 'postgres://commercex:%s@postgres:5432/commercex?sslmode=verify-full&sslrootcert=/run/secrets/ca.pem\n' \
   "$(cat postgres-password)" >database-url
 printf 'rediss://:%s@redis:6379\n' "$(cat redis-password)" >redis-url
@@ -25,7 +27,7 @@ if [ ! -s ca.pem ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
     -subj "/CN=CommerceX compose CA" -keyout ca-key.pem -out ca.pem 2>/dev/null
 fi
-for name in gateway users catalog inventory orders payments postgres redis; do
+for name in gateway web users catalog inventory orders payments postgres redis; do
   [ -s "$name.pem" ] && continue
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
     -keyout "$name-key.pem" -out "$name.csr" 2>/dev/null
