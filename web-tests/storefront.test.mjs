@@ -86,6 +86,11 @@ async function signUp(page, name, email) {
   await page.getByRole("button", { name: "Create account" }).click();
 }
 
+/** Clicks a form's button and waits for the page the post leads to. */
+async function submit(page, button) {
+  await Promise.all([page.waitForEvent("load"), button.click()]);
+}
+
 /** A new customer puts a mug in the cart, signs up at checkout and pays with the card whose
  * label matches `card`; the order's page is open when it returns. */
 async function checkOutAMug(page, name, email, card) {
@@ -192,5 +197,76 @@ test("on a phone-sized screen nothing runs off the side", async () => {
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${path} is ${overflow}px wider than the screen`);
   }
+  await context.close();
+});
+
+test("an administrator creates and stocks a product, meets a conflicting edit, and cancels a customer's order with a refund", async () => {
+  const { context, page, violations } = await visitor();
+  await page.goto(`${BASE}/login`);
+  await page.getByLabel("Email").fill(ADMIN_EMAIL);
+  await page.getByLabel("Password").fill(ADMIN_PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("link", { name: "Admin", exact: true }).click();
+  await accessible(page, "the admin overview");
+
+  // A new product, stocked, in the storefront.
+  await page.getByRole("link", { name: "Products and stock" }).click();
+  await page.getByRole("link", { name: "New product" }).click();
+  const name = `Walnut shelf ${RUN}`;
+  await page.getByLabel("SKU").fill(`SHELF-${RUN}`);
+  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Description").fill("Solid walnut, wall mounted.");
+  await page.getByLabel("Price").fill("89.90");
+  await page.getByLabel("Category").fill("home");
+  await submit(page, page.getByRole("button", { name: "Create" }));
+  await page.waitForURL(/\/admin\/products\/[0-9a-f-]{36}$/);
+  const productPage = page.url();
+  await waitFor(async () => {
+    await page.reload();
+    return (await page.locator("[data-stock]").count()) > 0;
+  });
+  await page.getByLabel("Change (units, e.g. 10 or -3)").fill("12");
+  await page.getByLabel("Reason").fill("first delivery");
+  await submit(page, page.getByRole("button", { name: "Adjust stock" }));
+  await assert.doesNotReject(page.locator("[data-stock]").getByText("12").first().waitFor());
+  await accessible(page, "a product in the console");
+  const shopper = await context.newPage();
+  await waitFor(async () => {
+    await shopper.goto(`${BASE}/?q=${encodeURIComponent(`walnut ${RUN}`)}`);
+    return (await shopper.getByRole("link", { name }).count()) > 0;
+  });
+
+  // Two tabs on the same version: the second save is shown the first one's change.
+  const second = await context.newPage();
+  await second.goto(productPage);
+  await page.getByLabel("Name").fill(`${name} (oiled)`);
+  await submit(page, page.getByRole("button", { name: "Save" }));
+  await second.getByLabel("Name").fill(`${name} (waxed)`);
+  await submit(second, second.getByRole("button", { name: "Save" }));
+  await assert.doesNotReject(second.getByText("Someone else saved this product").waitFor());
+  await assert.doesNotReject(second.locator(".conflict").getByText(`${name} (oiled)`).waitFor());
+  assert.equal(await second.getByLabel("Name").inputValue(), `${name} (waxed)`);
+
+  // A customer's order, found by email, cancelled: refunded and back in stock.
+  const customer = await browser.newContext();
+  const buyer = await customer.newPage();
+  await checkOutAMug(buyer, "Eve Buyer", `eve-${RUN}@example.com`, /Visa that pays/);
+  await buyer.locator('#progress [data-status="confirmed"]').waitFor({ timeout: 30_000 });
+  const orderId = buyer.url().split("/").pop();
+  await page.goto(`${BASE}/admin/orders`);
+  await page.getByLabel("Customer email").fill(`eve-${RUN}@example.com`);
+  await page.getByRole("button", { name: "Find" }).click();
+  await page.getByRole("link", { name: orderId }).click();
+  await assert.doesNotReject(page.getByText("Payment captured, order confirmed").waitFor());
+  await accessible(page, "an order in the console");
+  const before = (await api("GET", `/api/v1/products/${products.mug.id}`)).available;
+  await submit(page, page.getByRole("button", { name: /Cancel for the customer/ }));
+  await waitFor(async () => {
+    await page.reload();
+    return (await page.locator('[data-payment-status="refunded"]').count()) > 0;
+  });
+  await waitFor(async () => (await api("GET", `/api/v1/products/${products.mug.id}`)).available === before + 1);
+  assert.deepEqual(violations, []);
+  await customer.close();
   await context.close();
 });

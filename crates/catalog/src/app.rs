@@ -10,7 +10,7 @@ use platform::db::Db;
 use uuid::Uuid;
 
 use crate::cache::ProductCache;
-use crate::domain::{Cursor, ListQuery, NewProduct, Product, ProductPatch, etag_matches};
+use crate::domain::{Cursor, ListQuery, NewProduct, Product, ProductPatch, edit_allowed};
 use crate::search_index::MemorySearch;
 use crate::store::{ProductStore, StoreError, sort_key};
 
@@ -135,7 +135,7 @@ impl Catalog {
         visible(found, include_archived)
     }
 
-    /// Applies `patch` if `if_match` (when given) names the current representation.
+    /// Applies `patch` if `if_match` (when given) names the current version.
     pub async fn update(
         &self,
         id: Uuid,
@@ -144,7 +144,7 @@ impl Catalog {
     ) -> Result<Product, CatalogError> {
         // A change starts from the database, never from a cached copy.
         let mut product = visible(self.products.find(id).await?, false)?;
-        if if_match.is_some_and(|header| !etag_matches(header, &product.etag())) {
+        if if_match.is_some_and(|header| !edit_allowed(header, &product)) {
             return Err(CatalogError::Stale);
         }
         let read_version = product.version;

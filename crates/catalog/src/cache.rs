@@ -156,26 +156,11 @@ impl ProductCache for RedisProductCache {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use platform::money::{Currency, Money};
 
     use super::*;
-    use crate::domain::{Attributes, Category, Description, ProductName, Sku};
 
     fn product() -> Product {
-        Product {
-            id: Uuid::now_v7(),
-            sku: Sku::parse("SKU-1").unwrap(),
-            name: ProductName::parse("Lamp").unwrap(),
-            description: Description::parse("A lamp").unwrap(),
-            price: Money::price(1000, Currency::parse("EUR").unwrap()).unwrap(),
-            category: Category::parse("home").unwrap(),
-            attributes: Attributes::parse(serde_json::Map::new()).unwrap(),
-            available: 3,
-            version: 1,
-            archived_at: None,
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
-        }
+        crate::domain::sample_product()
     }
 
     #[tokio::test]

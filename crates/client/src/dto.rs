@@ -79,6 +79,7 @@ pub struct OrderLine {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Order {
     pub id: Uuid,
+    pub customer_id: Uuid,
     /// `pending`, `confirmed` or `cancelled`.
     pub status: String,
     pub cancel_reason: Option<String>,

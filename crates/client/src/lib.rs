@@ -5,6 +5,7 @@
 //! Only the fields its callers read are typed; an answer other than the one expected is an
 //! [`ApiError`] carrying the problem document.
 
+mod admin;
 mod dto;
 mod error;
 mod transport;
@@ -16,6 +17,9 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+pub use admin::{
+    Account, AccountPage, Attempt, DeadLetter, LedgerEntry, LedgerPage, Payment, Stock,
+};
 pub use dto::{
     Me, Order, OrderLine, OrderPage, Price, Product, ProductPage, ShippingAddress, Step, Tokens,
 };
@@ -87,10 +91,25 @@ impl ApiClient {
         method: Method,
         path: &str,
         token: Option<&str>,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         body: Option<&Value>,
         expected: StatusCode,
     ) -> Result<T, ApiError> {
+        self.exchange(method, path, token, headers, body, expected)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// Sends a request; the answer as `T` and its headers, if its status is `expected`.
+    async fn exchange<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        mut headers: HeaderMap,
+        body: Option<&Value>,
+        expected: StatusCode,
+    ) -> Result<(T, HeaderMap), ApiError> {
         if let Some(token) = token {
             let bearer = HeaderValue::try_from(format!("Bearer {token}"))
                 .map_err(|_| ApiError::Transport("a token that is not a header".into()))?;
@@ -112,14 +131,17 @@ impl ApiClient {
             headers,
             body,
         };
-        let (status, body) = self.transport.send(call, self.origin.as_ref()).await?;
+        let (status, headers, body) = self.transport.send(call, self.origin.as_ref()).await?;
         if status != expected {
             return Err(ApiError::unexpected(status, &body));
         }
-        if expected == StatusCode::NO_CONTENT {
-            return serde_json::from_value(Value::Null).map_err(|e| ApiError::Body(e.to_string()));
-        }
-        serde_json::from_slice(&body).map_err(|e| ApiError::Body(e.to_string()))
+        let answer = if expected == StatusCode::NO_CONTENT {
+            serde_json::from_value(Value::Null)
+        } else {
+            serde_json::from_slice(&body)
+        };
+        let answer = answer.map_err(|e| ApiError::Body(e.to_string()))?;
+        Ok((answer, headers))
     }
 
     pub async fn register(&self, email: &str, password: &str, name: &str) -> Result<(), ApiError> {

@@ -42,7 +42,7 @@ impl Transport {
         &self,
         call: Call<'_>,
         origin: Option<&Origin>,
-    ) -> Result<(StatusCode, Bytes), ApiError> {
+    ) -> Result<(StatusCode, HeaderMap, Bytes), ApiError> {
         match self {
             Self::Http { http, base } => {
                 let mut request = http
@@ -61,8 +61,8 @@ impl Transport {
                     request = request.body(body);
                 }
                 let response = request.send().await?;
-                let status = response.status();
-                Ok((status, response.bytes().await?))
+                let (status, headers) = (response.status(), response.headers().clone());
+                Ok((status, headers, response.bytes().await?))
             }
             Self::InProcess(router) => {
                 let mut request = http::Request::builder()
@@ -86,11 +86,11 @@ impl Transport {
                     Ok(response) => response,
                     Err(never) => match never {},
                 };
-                let status = response.status();
-                let body = axum::body::to_bytes(response.into_body(), IN_PROCESS_BODY_LIMIT)
+                let (parts, body) = response.into_parts();
+                let body = axum::body::to_bytes(body, IN_PROCESS_BODY_LIMIT)
                     .await
                     .map_err(|e| ApiError::Transport(e.to_string()))?;
-                Ok((status, body))
+                Ok((parts.status, parts.headers, body))
             }
         }
     }

@@ -208,8 +208,8 @@ pub mod orders {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub struct OrderCancelledV1 {
         pub order_id: Uuid,
-        /// `out_of_stock`, `payment_declined`, `reservation_expired`, `cancelled_by_customer`
-        /// or `timed_out`.
+        /// `out_of_stock`, `payment_declined`, `reservation_expired`, `cancelled_by_customer`,
+        /// `cancelled_by_admin` or `timed_out`.
         pub reason: String,
         /// Undo what went through: payments refunds a captured charge, inventory puts
         /// committed units back. True when a confirmed order is cancelled, or a charge was

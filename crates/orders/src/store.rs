@@ -10,7 +10,9 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
-use crate::domain::{CancelReason, CatalogProduct, Order, OrderLine, OrderStatus, ShippingAddress};
+use crate::domain::{
+    CancelReason, CatalogProduct, Order, OrderFilter, OrderLine, OrderStatus, ShippingAddress,
+};
 
 type Tx = Transaction<'static, Any>;
 
@@ -251,6 +253,63 @@ impl OrderStore {
                 before,
             )
             .await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for row in &rows {
+            orders.push(self.read(row).await?);
+        }
+        Ok(orders)
+    }
+
+    /// Every customer's orders that match `filter`, newest first, after `before` (an order
+    /// id). Only the conditions given are in the statement.
+    pub async fn search(
+        &self,
+        filter: &OrderFilter,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<Order>, StoreError> {
+        enum Arg {
+            Text(String),
+            Millis(i64),
+        }
+        let mut conditions = Vec::new();
+        let mut args = Vec::new();
+        let mut add = |condition: &str, arg: Arg| {
+            args.push(arg);
+            conditions.push(format!("{condition} ${}", args.len()));
+        };
+        if let Some(status) = filter.status {
+            add("status =", Arg::Text(status.as_str().to_owned()));
+        }
+        if let Some(customer) = filter.customer {
+            add("customer_id =", Arg::Text(customer.to_string()));
+        }
+        if let Some(from) = filter.placed_from {
+            add("created_at >=", Arg::Millis(to_millis(from)));
+        }
+        if let Some(to) = filter.placed_to {
+            add("created_at <", Arg::Millis(to_millis(to)));
+        }
+        if let Some(before) = before {
+            add("id <", Arg::Text(before.to_string()));
+        }
+        let condition = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders {condition} ORDER BY id DESC {}",
+            platform::db::literal_limit(i64::from(limit))
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for arg in args {
+            query = match arg {
+                Arg::Text(text) => query.bind(text),
+                Arg::Millis(millis) => query.bind(millis),
+            };
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
         let mut orders = Vec::with_capacity(rows.len());
         for row in &rows {
             orders.push(self.read(row).await?);

@@ -23,6 +23,11 @@ impl Currency {
     pub fn code(&self) -> String {
         self.0.code().to_owned()
     }
+
+    /// Digits after the decimal point in this currency's major units (2 for EUR, 0 for JPY).
+    pub fn decimals(&self) -> u32 {
+        u32::from(self.0.exponent().unwrap_or(0))
+    }
 }
 
 impl fmt::Display for Currency {
@@ -41,6 +46,23 @@ pub struct Money {
 impl Money {
     pub fn new(amount: i64, currency: Currency) -> Self {
         Self { amount, currency }
+    }
+
+    /// A price written in major units (`19.99`, `20`), with no more decimals than the
+    /// currency has.
+    pub fn parse_major(text: &str, currency: Currency) -> Result<Self, &'static str> {
+        const WRONG: &str =
+            "a price is a positive number with at most the currency's decimals, e.g. 19.99";
+        let text = text.trim();
+        let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+        let decimals = currency.decimals() as usize;
+        let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > decimals {
+            return Err(WRONG);
+        }
+        let minor = format!("{whole}{fraction:0<decimals$}");
+        let amount = minor.parse::<i64>().map_err(|_| WRONG)?;
+        Self::price(amount, currency)
     }
 
     /// A price: strictly positive.
@@ -63,7 +85,7 @@ impl Money {
 /// `19.99 EUR`: the amount in major units, with as many decimals as the currency has.
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let decimals = u32::from(self.currency.0.exponent().unwrap_or(0));
+        let decimals = self.currency.decimals();
         let scale = 10_i64.pow(decimals);
         let sign = if self.amount < 0 { "-" } else { "" };
         let (major, minor) = (self.amount.abs() / scale, self.amount.abs() % scale);
@@ -103,6 +125,30 @@ impl From<Money> for MoneyDto {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prices_are_read_from_major_units() {
+        let eur = Currency::parse("EUR").unwrap();
+        let jpy = Currency::parse("JPY").unwrap();
+        let amount = |text, currency| Money::parse_major(text, currency).map(|m| m.amount());
+        assert_eq!(amount("19.99", eur), Ok(1999));
+        assert_eq!(amount(" 20 ", eur), Ok(2000));
+        assert_eq!(amount("0.5", eur), Ok(50));
+        assert_eq!(amount("1500", jpy), Ok(1500));
+        for wrong in [
+            "",
+            "1.999",
+            "-5",
+            "1,50",
+            "abc",
+            "0",
+            ".5",
+            "99999999999999999999",
+        ] {
+            assert!(Money::parse_major(wrong, eur).is_err(), "{wrong}");
+        }
+        assert!(Money::parse_major("1.5", jpy).is_err());
+    }
 
     #[test]
     fn money_reads_in_major_units_with_the_currencys_decimals() {

@@ -41,6 +41,13 @@ pub enum IdentityError {
     BadRefreshToken,
     #[error("user not found")]
     UnknownUser,
+    /// An administrator asked about an account that does not exist.
+    #[error("no such account")]
+    NoSuchAccount,
+    /// An administrator tried to take away their own role: the platform could be left
+    /// without one.
+    #[error("administrators cannot take away their own administrator role")]
+    OwnAdminRole,
     /// The account exists and is not an administrator; promoting it was not asked for.
     #[error(
         "an account with this email exists and is not an administrator; promoting it needs \
@@ -301,6 +308,51 @@ impl Identity {
 
     pub async fn user(&self, id: Uuid) -> Result<User, IdentityError> {
         self.users.find(id).await?.ok_or(IdentityError::UnknownUser)
+    }
+
+    /// Accounts whose email or name contains `words`, newest first (administrators).
+    pub async fn accounts(
+        &self,
+        words: Option<&str>,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<User>, IdentityError> {
+        Ok(self.users.search(words, limit, before).await?)
+    }
+
+    /// Makes `id` an administrator, or no longer one, on `caller`'s say; the account's
+    /// sessions end, so its next sign-in carries the new role.
+    pub async fn set_admin(
+        &self,
+        caller: Uuid,
+        id: Uuid,
+        admin: bool,
+    ) -> Result<User, IdentityError> {
+        if caller == id && !admin {
+            return Err(IdentityError::OwnAdminRole);
+        }
+        let mut user = self
+            .users
+            .find(id)
+            .await?
+            .ok_or(IdentityError::NoSuchAccount)?;
+        if user.roles.contains(&Role::Admin) == admin {
+            return Ok(user);
+        }
+        if admin {
+            user.roles.insert(0, Role::Admin);
+        } else {
+            user.roles.retain(|role| *role != Role::Admin);
+        }
+        let mut tx = self.db.begin_as("set admin").await?;
+        self.users.set_roles(&mut tx, user.id, &user.roles).await?;
+        let ended = self
+            .tokens
+            .revoke_user_families(&mut tx, user.id, "roles changed")
+            .await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user.id, by = %caller, admin, sessions_ended = ended, "administrator role changed");
+        Ok(user)
     }
 
     /// Makes sure an admin account with this email exists: creates it, or sets the password

@@ -1,4 +1,4 @@
-//! The storefront: CommerceX in a browser. Pages are rendered on the server (askama templates,
+//! The storefront and the admin console: CommerceX in a browser. Pages are rendered on the server (askama templates,
 //! checked at compile time) from what the public HTTP API answers, the same API third parties
 //! use; a little JavaScript only adds live updates, and every page works without it. The
 //! visitor's tokens stay on the server side of an encrypted cookie ([`session`]).
@@ -101,6 +101,40 @@ pub fn router(web: Web) -> Router {
             get(pages::account::signup_form).post(pages::account::signup),
         )
         .route("/logout", post(pages::account::logout))
+        .route("/admin", get(pages::admin::home))
+        .route("/admin/orders", get(pages::admin::orders::list))
+        .route("/admin/orders/{id}", get(pages::admin::orders::one))
+        .route(
+            "/admin/orders/{id}/cancel",
+            post(pages::admin::orders::cancel),
+        )
+        .route("/admin/products", get(pages::admin::products::list))
+        .route(
+            "/admin/products/new",
+            get(pages::admin::products::new_form).post(pages::admin::products::create),
+        )
+        .route(
+            "/admin/products/{id}",
+            get(pages::admin::products::edit_form).post(pages::admin::products::update),
+        )
+        .route(
+            "/admin/products/{id}/archive",
+            post(pages::admin::products::archive),
+        )
+        .route(
+            "/admin/products/{id}/stock",
+            post(pages::admin::products::adjust),
+        )
+        .route("/admin/dead-letters", get(pages::admin::dead_letters::list))
+        .route(
+            "/admin/dead-letters/{service}/{id}",
+            post(pages::admin::dead_letters::settle),
+        )
+        .route("/admin/customers", get(pages::admin::customers::list))
+        .route(
+            "/admin/customers/{id}/admin",
+            post(pages::admin::customers::set_role),
+        )
         .route("/assets/{file}", get(assets::serve))
         .layer(axum::middleware::from_fn(security::guard))
         .with_state(web)

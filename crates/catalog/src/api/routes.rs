@@ -94,13 +94,14 @@ async fn get_product(
     Ok(with_etag(StatusCode::OK, product))
 }
 
-/// Change some fields of a product (admin). With `If-Match`, a stale `ETag` answers 412.
+/// Change some fields of a product (admin). With `If-Match`, an `ETag` read before someone
+/// else's edit answers 412 (a change of availability alone does not: no edit sets it).
 #[utoipa::path(patch, path = "/api/v1/products/{id}", tag = TAG, request_body = PatchProductRequest, security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Product id")),
     responses(
         (status = 200, description = "The updated product", body = ProductResponse),
         (status = 404, description = "No such product", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The product changed since it was read", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The product was edited since it was read", body = Problem, content_type = "application/problem+json"),
         InvalidFields,
     ))]
 async fn patch_product(

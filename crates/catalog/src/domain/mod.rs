@@ -9,4 +9,6 @@ pub use fields::{Attributes, Category, Description, ProductName, Sku};
 pub use listing::{
     Cursor, CursorKey, ListQuery, SearchTerms, SearchWord, Sort, fuzzy_trigrams, trigrams,
 };
-pub use product::{NewProduct, Product, ProductPatch, etag_matches};
+#[cfg(test)]
+pub(crate) use product::sample_product;
+pub use product::{NewProduct, Product, ProductPatch, edit_allowed, etag_matches};

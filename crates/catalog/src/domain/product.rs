@@ -82,7 +82,19 @@ impl Product {
     }
 }
 
-/// Does an `If-Match` / `If-None-Match` header value list `etag` (or `*`)?
+/// Does an `If-Match` header value allow an edit of `product`? Its tags are compared on the
+/// product's version only: availability is part of the representation (and of its `ETag`),
+/// but no edit sets it, and a stock movement between reading and saving must not turn an
+/// editor's save into a conflict.
+pub fn edit_allowed(header: &str, product: &Product) -> bool {
+    let version = product.version.to_string();
+    header.split(',').map(str::trim).any(|candidate| {
+        let tag = candidate.trim_start_matches("W/").trim_matches('"');
+        candidate == "*" || tag.split_once('-').is_some_and(|(v, _)| v == version)
+    })
+}
+
+/// Does an `If-None-Match` header value list `etag` (or `*`)?
 pub fn etag_matches(header: &str, etag: &str) -> bool {
     header
         .split(',')
@@ -90,9 +102,42 @@ pub fn etag_matches(header: &str, etag: &str) -> bool {
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/") == etag)
 }
 
+/// A product for tests: a lamp, 3 available, version 1.
+#[cfg(test)]
+pub(crate) fn sample_product() -> Product {
+    use platform::money::Currency;
+    Product {
+        id: Uuid::now_v7(),
+        sku: Sku::parse("SKU-1").expect("a sku"),
+        name: ProductName::parse("Lamp").expect("a name"),
+        description: Description::parse("A lamp").expect("a description"),
+        price: Money::price(1000, Currency::parse("EUR").expect("EUR")).expect("a price"),
+        category: Category::parse("home").expect("a category"),
+        attributes: Attributes::parse(serde_json::Map::new()).expect("no attributes"),
+        available: 3,
+        version: 1,
+        archived_at: None,
+        created_at: chrono::Utc::now(),
+        updated_at: chrono::Utc::now(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edit_is_allowed_on_the_version_read_whatever_the_availability_did() {
+        let mut product = sample_product();
+        let read = product.etag();
+        product.available += 3;
+        assert!(edit_allowed(&read, &product), "stock moved, nobody edited");
+        assert!(edit_allowed("*", &product));
+        assert!(edit_allowed(&format!("\"x\", W/{read}"), &product));
+        product.version += 1;
+        assert!(!edit_allowed(&read, &product), "someone edited it");
+        assert!(!edit_allowed("\"garbage\"", &product));
+    }
 
     #[test]
     fn etag_lists() {

@@ -47,6 +47,9 @@ pub fn recorder(service: &'static str) -> PrometheusHandle {
                 tracing::warn!("another metrics recorder is installed; /metrics stays empty");
             }
             describe();
+            // Every process, even one that has served nothing yet, says what it runs.
+            metrics::gauge!("commercex_build_info", "version" => env!("CARGO_PKG_VERSION"))
+                .set(1.0);
             spawn_upkeep(handle.clone());
             handle
         })
@@ -59,6 +62,10 @@ fn describe() {
     orders::metrics::describe();
     gateway::describe_metrics();
     crate::secrets::vault::describe();
+    metrics::describe_gauge!(
+        "commercex_build_info",
+        "Always 1; its labels say which version this process runs."
+    );
     metrics::describe_counter!(
         "commercex_connections_refused_total",
         "Connections closed as soon as accepted because the listener had --max-connections open."

@@ -57,6 +57,7 @@ app_tests! {
         let admin = app.admin_token().await;
         let id = app.stocked_product(&admin, "GUARDED-1", 5).await;
         let (customer, _) = app.signed_up("mallory@example.com").await;
+        let mallory: Value = app.get("/api/v1/users/me", Some(&customer)).await.json().await.unwrap();
         let product_path = format!("/api/v1/products/{id}");
         let before: Value = app.get(&product_path, None).await.json().await.unwrap();
         let letter = uuid::Uuid::now_v7();
@@ -70,6 +71,9 @@ app_tests! {
             (Method::GET, format!("/api/v1/admin/dlq/payments/{letter}"), None),
             (Method::POST, format!("/api/v1/admin/dlq/payments/{letter}/replay"), None),
             (Method::POST, format!("/api/v1/admin/dlq/payments/{letter}/discard"), None),
+            (Method::GET, "/api/v1/admin/orders".to_owned(), None),
+            (Method::GET, "/api/v1/admin/users?q=admin".to_owned(), None),
+            (Method::PUT, format!("/api/v1/admin/users/{}/admin", mallory["id"].as_str().unwrap()), Some(json!({"admin": true}))),
         ];
         for (method, path, body) in &operations {
             let as_customer = app.send(method.clone(), path, Some(&customer), body.as_ref()).await;
@@ -83,6 +87,8 @@ app_tests! {
         assert_eq!(after, before, "the product is untouched");
         assert_eq!(app.levels(&id).await, (5, 0), "the stock is untouched");
         assert_eq!(product_count(&app).await, 1, "no product was created");
+        let still: Value = app.get("/api/v1/users/me", Some(&customer)).await.json().await.unwrap();
+        assert_eq!(still["roles"], json!(["customer"]), "no one promoted themselves");
         app.stop().await;
     }
 

@@ -80,7 +80,18 @@ app_tests! {
         let stale = app.client.patch(app.url(&path)).bearer_auth(&admin).header("if-match", &etag)
             .json(&json!({"name": "Lost update"})).send().await.unwrap();
         problem(stale, 412).await;
+
         assert_eq!(app.get(&path, None).await.json::<Value>().await.unwrap()["name"], "Desk lamp (sale)");
+        // Stock moving in between is not someone else's edit: the save goes through.
+        let id = created["id"].as_str().unwrap();
+        let stock = format!("/api/v1/inventory/{id}");
+        wait_for("the stock record", || async { app.get(&stock, None).await.status() == 200 }).await;
+        let adjusted = app.send(Method::POST, &format!("{stock}/adjustments"), Some(&admin), Some(&json!({"delta": 4, "reason": "delivery"}))).await;
+        assert_eq!(adjusted.status(), 200);
+        wait_for("the availability", || async { app.get(&path, None).await.json::<Value>().await.unwrap()["available"] == 4 }).await;
+        let after_stock = app.client.patch(app.url(&path)).bearer_auth(&admin).header("if-match", &new_etag)
+            .json(&json!({"name": "Desk lamp (sale!)"})).send().await.unwrap();
+        assert_eq!(after_stock.status(), 200, "{}", after_stock.text().await.unwrap());
 
         problem(app.send(Method::PATCH, &path, Some(&admin), Some(&json!({}))).await, 422).await;
         problem(app.send(Method::PATCH, &path, Some(&admin), Some(&json!({"price": {"amount": -1, "currency": "EUR"}}))).await, 422).await;

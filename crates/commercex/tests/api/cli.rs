@@ -250,6 +250,10 @@ async fn the_production_profile_refuses_development_defaults() {
         "{stderr}"
     );
     assert!(
+        stderr.contains("COMMERCEX_WEB_SESSION_SECRET_FILE"),
+        "{stderr}"
+    );
+    assert!(
         !dir.path().join("dev-signing-key.pem").exists(),
         "no key was generated"
     );
@@ -266,6 +270,11 @@ async fn the_production_profile_refuses_development_defaults() {
         "payment-token-keys",
         &platform::sealing::SealingKeys::generate_line().unwrap(),
     );
+    let web_session_secret = write_file(
+        dir.path(),
+        "web-session-secret",
+        "a storefront session secret of more than thirty-two bytes",
+    );
     let mut args: Vec<String> = [
         "--profile",
         "production",
@@ -279,6 +288,8 @@ async fn the_production_profile_refuses_development_defaults() {
         &key_file.display().to_string(),
         "--payment-token-keys-file",
         &payment_token_keys.display().to_string(),
+        "--web-session-secret-file",
+        &web_session_secret.display().to_string(),
     ]
     .iter()
     .map(|s| (*s).to_owned())

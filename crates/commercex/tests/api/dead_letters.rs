@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 /// `order.placed` with data no consumer can read (but a payment token, which an operator must
 /// not see): payments and inventory both give up on it.
-fn poisoned_order_placed() -> events::Envelope {
+pub fn poisoned_order_placed() -> events::Envelope {
     let order_id = uuid::Uuid::now_v7().to_string();
     events::Envelope::new(
         "commercex/chaos",

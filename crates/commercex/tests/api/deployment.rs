@@ -122,6 +122,7 @@ impl Deployment {
             ));
         }
         deployment.processes.extend(started);
+        let mut web_env = env.clone();
         env.extend(layout.gateway_env.iter().cloned());
         for i in 0..layout.gateways {
             let gateway = launch(
@@ -134,11 +135,11 @@ impl Deployment {
             .await;
             deployment.processes.push(gateway);
         }
-        env.push((
+        web_env.push((
             "COMMERCEX_WEB_API_URL".into(),
             format!("http://{}", deployment.gateway()),
         ));
-        let web = launch("web", &["serve", "web"], extra, &env, data_dir).await;
+        let web = launch("web", &["serve", "web"], extra, &web_env, data_dir).await;
         deployment.processes.push(web);
         deployment
     }

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // Tests fail loudly on the first surprise.
 
 mod abuse;
+mod admin_console;
 mod auth;
 mod catalog;
 mod chaos;

@@ -17,8 +17,10 @@ const SHIPPING: [(&str, &str); 5] = [
 
 /// Puts `quantity` of the product in the browser's cart from its product page, once the page
 /// shows it in stock.
-async fn add_to_cart(browser: &mut Browser, product: &str, quantity: &str) {
-    let page = page_saying(browser, &format!("/products/{product}"), "available").await;
+pub async fn add_to_cart(browser: &mut Browser, product: &str, quantity: &str) {
+    let page = browser
+        .page_saying(&format!("/products/{product}"), "available")
+        .await;
     let csrf = page.csrf();
     let added = browser
         .post(
@@ -35,7 +37,7 @@ async fn add_to_cart(browser: &mut Browser, product: &str, quantity: &str) {
 }
 
 /// Checks out the cart with `card`; the order's page address.
-async fn check_out(browser: &mut Browser, card: &str) -> String {
+pub async fn check_out(browser: &mut Browser, card: &str) -> String {
     let form = browser.get("/checkout").await;
     assert_eq!(form.status, 200, "{}", form.text());
     let (csrf, key) = (form.csrf(), form.hidden("key").unwrap());
@@ -52,7 +54,7 @@ async fn check_out(browser: &mut Browser, card: &str) -> String {
 
 /// A signed-up customer with `quantity` of a new product (`units` in stock) in the cart:
 /// their browser and the product's id.
-async fn customer_with_a_cart(
+pub async fn customer_with_a_cart(
     app: &TestApp,
     sku: &str,
     units: i64,
@@ -72,20 +74,6 @@ async fn customer_with_a_cart(
     (browser, product)
 }
 
-/// The page at `path` once it says `words` (an order's status, a product's availability:
-/// what the saga and the catalog's projection get to in their own time).
-async fn page_saying(browser: &mut Browser, path: &str, words: &str) -> Page {
-    let mut page = browser.get(path).await;
-    for _ in 0..200 {
-        if page.text().contains(words) {
-            return page;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        page = browser.get(path).await;
-    }
-    panic!("{path} never said {words}: {}", page.text());
-}
-
 app_tests! {
     async fn a_customer_browses_fills_a_cart_signs_up_checks_out_and_sees_the_order_confirmed(storage: TestStorage) {
         let app = spawn_app(&storage).await;
@@ -99,7 +87,7 @@ app_tests! {
         assert!(home.text().contains("Product LAMP-1") && home.text().contains("Product DESK-1"));
         let found = browser.get("/?q=LAMP-1").await;
         assert!(found.text().contains("Product LAMP-1") && !found.text().contains("Product DESK-1"), "{}", found.text());
-        let product = page_saying(&mut browser, &format!("/products/{lamp}"), "10 available").await;
+        let product = browser.page_saying(&format!("/products/{lamp}"), "10 available").await;
         assert!(product.text().contains("15.00 EUR"));
 
         add_to_cart(&mut browser, &lamp, "2").await;
@@ -114,7 +102,7 @@ app_tests! {
         browser.sign_up("Ada Lovelace", "ada@example.com", "/checkout").await;
         let order = check_out(&mut browser, "tok_visa").await;
 
-        let confirmed = page_saying(&mut browser, &order, "Confirmed").await;
+        let confirmed = browser.page_saying(&order, "Confirmed").await;
         assert!(confirmed.text().contains("Payment captured, order confirmed"), "{}", confirmed.text());
         assert!(confirmed.text().contains("Total: 45.00 EUR"));
         assert_eq!(app.levels(&lamp).await, (8, 0));
@@ -131,7 +119,7 @@ backend_tests! {
         let app = spawn_app(&storage).await;
         let (mut browser, lamp) = customer_with_a_cart(&app, "LAMP-2", 3, "1").await;
         let order = check_out(&mut browser, "tok_chargeDeclined").await;
-        let cancelled = page_saying(&mut browser, &order, "Cancelled").await;
+        let cancelled = browser.page_saying(&order, "Cancelled").await;
         assert!(cancelled.text().contains("The payment was declined."), "{}", cancelled.text());
         // Nothing was held back for it.
         assert_eq!(app.levels(&lamp).await, (3, 0));
@@ -142,12 +130,12 @@ backend_tests! {
         let app = spawn_app(&storage).await;
         let (mut browser, lamp) = customer_with_a_cart(&app, "LAMP-3", 5, "2").await;
         let order = check_out(&mut browser, "tok_visa").await;
-        page_saying(&mut browser, &order, "Confirmed").await;
+        browser.page_saying(&order, "Confirmed").await;
         let list = browser.get("/orders").await;
         let csrf = list.csrf();
         let cancelled = browser.post(&format!("{order}/cancel"), &[("csrf", &csrf)]).await;
         assert_eq!(cancelled.location(), Some(order.as_str()));
-        let page = page_saying(&mut browser, &order, "Refunded").await;
+        let page = browser.page_saying(&order, "Refunded").await;
         assert!(page.text().contains("You cancelled it."), "{}", page.text());
         wait_for("the stock back", || async { app.levels(&lamp).await == (5, 0) }).await;
         app.stop().await;
@@ -179,7 +167,7 @@ backend_tests! {
         let admin = app.admin_token().await;
         let lamp = app.stocked_product(&admin, "LAMP-5", 5).await;
         let mut browser = Browser::new(&app);
-        let csrf = page_saying(&mut browser, &format!("/products/{lamp}"), "5 available").await.csrf();
+        let csrf = browser.page_saying(&format!("/products/{lamp}"), "5 available").await.csrf();
         // A token from another session, or none that matches: refused.
         let forged = browser.post("/cart", &[("csrf", "not-the-token"), ("product_id", &lamp), ("quantity", "1")]).await;
         assert_eq!(forged.status, StatusCode::FORBIDDEN);

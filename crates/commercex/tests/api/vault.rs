@@ -108,6 +108,7 @@ fn secrets(key: &platform::auth::SigningKey, admin_password: &str) -> Value {
         "jwt_signing_key": key.to_pkcs8_pem().expose_secret(),
         "admin_password": admin_password,
         "payment_token_keys": format!("{}=", "A".repeat(43)),
+        "web_session_secret": "a storefront session secret of more than thirty-two bytes",
     })
 }
 

@@ -44,7 +44,7 @@ impl fmt::Display for Service {
 }
 
 /// Path prefixes, each with the service that owns everything below it.
-const OWNERS: [(&str, Service); 12] = [
+const OWNERS: [(&str, Service); 14] = [
     ("/api/v1/auth", Service::Users),
     ("/api/v1/users", Service::Users),
     ("/.well-known/jwks.json", Service::Users),
@@ -52,6 +52,8 @@ const OWNERS: [(&str, Service); 12] = [
     ("/api/v1/inventory", Service::Inventory),
     ("/api/v1/orders", Service::Orders),
     ("/api/v1/payments", Service::Payments),
+    ("/api/v1/admin/users", Service::Users),
+    ("/api/v1/admin/orders", Service::Orders),
     // Each service keeps the dead letters of its consumers.
     ("/api/v1/admin/dlq/users", Service::Users),
     ("/api/v1/admin/dlq/catalog", Service::Catalog),
@@ -89,6 +91,8 @@ mod tests {
             Some(Service::Payments)
         );
         assert_eq!(owner("/api/v1/admin/dlq"), None);
+        assert_eq!(owner("/api/v1/admin/orders"), Some(Service::Orders));
+        assert_eq!(owner("/api/v1/admin/users/1/admin"), Some(Service::Users));
         assert_eq!(owner("/api/v2/orders"), None);
         assert_eq!(owner("/"), None);
     }

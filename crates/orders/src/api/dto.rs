@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::{MAX_LINES, Order, PlaceOrder, RequestedLine, ShippingAddress};
+use crate::domain::{
+    MAX_LINES, Order, OrderFilter, OrderStatus, PlaceOrder, RequestedLine, ShippingAddress,
+};
 use crate::store::TimelineEntry;
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -129,10 +131,13 @@ pub struct OrderItemResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OrderResponse {
     pub id: Uuid,
+    /// The customer's user id.
+    pub customer_id: Uuid,
     /// `pending`, `confirmed` or `cancelled`.
     pub status: String,
     /// For cancelled orders: `out_of_stock`, `payment_declined`, `reservation_expired`,
-    /// `cancelled_by_customer` or `timed_out` (not settled within the saga deadline).
+    /// `cancelled_by_customer`, `cancelled_by_admin` or `timed_out` (not settled within the
+    /// saga deadline).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancel_reason: Option<String>,
     pub items: Vec<OrderItemResponse>,
@@ -148,6 +153,7 @@ impl From<Order> for OrderResponse {
     fn from(order: Order) -> Self {
         Self {
             id: order.id,
+            customer_id: order.customer_id,
             status: order.status.as_str().to_owned(),
             cancel_reason: order.cancel_reason.map(|r| r.as_str().to_owned()),
             items: order
@@ -213,15 +219,92 @@ pub struct ListParams {
 
 impl ListParams {
     pub fn limit(&self) -> Result<u32, ApiError> {
-        match self.limit.unwrap_or(20) {
-            limit @ 1..=100 => Ok(limit),
-            _ => Err(ApiError::validation(
-                "limit",
-                "invalid",
-                "limit must be between 1 and 100",
-            )),
-        }
+        page_limit(self.limit)
     }
+}
+
+/// A page's size: 1 to 100, 20 when not given.
+pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
+    match limit.unwrap_or(20) {
+        limit @ 1..=100 => Ok(limit),
+        _ => Err(ApiError::validation(
+            "limit",
+            "invalid",
+            "limit must be between 1 and 100",
+        )),
+    }
+}
+
+/// An administrator's search of every customer's orders.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// `pending`, `confirmed` or `cancelled`.
+    pub status: Option<String>,
+    /// The customer's user id.
+    pub customer_id: Option<String>,
+    /// Placed at or after: an RFC 3339 time, or a date (its start, UTC).
+    pub placed_from: Option<String>,
+    /// Placed before: an RFC 3339 time, or a date (its start, UTC).
+    pub placed_to: Option<String>,
+    /// 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+impl SearchParams {
+    pub fn parse(&self) -> Result<OrderFilter, ApiError> {
+        let mut problems = Vec::new();
+        let mut check = |field: &str, ok: bool, detail: &str| {
+            if !ok {
+                problems.push(FieldError::new(field, "invalid", detail));
+            }
+        };
+        let status = self.status.as_deref().map(OrderStatus::parse);
+        check(
+            "status",
+            !matches!(status, Some(None)),
+            "status is pending, confirmed or cancelled",
+        );
+        let customer = self.customer_id.as_deref().map(Uuid::parse_str);
+        check(
+            "customer_id",
+            !matches!(customer, Some(Err(_))),
+            "customer_id is a user id (a UUID)",
+        );
+        let from = self.placed_from.as_deref().map(point_in_time);
+        check(
+            "placed_from",
+            !matches!(from, Some(None)),
+            "placed_from is an RFC 3339 time or a date (YYYY-MM-DD)",
+        );
+        let to = self.placed_to.as_deref().map(point_in_time);
+        check(
+            "placed_to",
+            !matches!(to, Some(None)),
+            "placed_to is an RFC 3339 time or a date (YYYY-MM-DD)",
+        );
+        if !problems.is_empty() {
+            return Err(ApiError::Validation(problems));
+        }
+        Ok(OrderFilter {
+            status: status.flatten(),
+            customer: customer.and_then(Result::ok),
+            placed_from: from.flatten(),
+            placed_to: to.flatten(),
+        })
+    }
+}
+
+/// An RFC 3339 time, or a date read as its first moment in UTC.
+fn point_in_time(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.with_timezone(&Utc));
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -229,6 +312,19 @@ pub struct OrderPage {
     /// Newest first.
     pub items: Vec<OrderResponse>,
     pub next_cursor: Option<Uuid>,
+}
+
+impl OrderPage {
+    /// A page of at most `limit` orders; a full page has a cursor to the next.
+    pub fn of(orders: Vec<Order>, limit: u32) -> Self {
+        let next_cursor = (orders.len() == limit as usize)
+            .then(|| orders.last().map(|o| o.id))
+            .flatten();
+        Self {
+            items: orders.into_iter().map(OrderResponse::from).collect(),
+            next_cursor,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

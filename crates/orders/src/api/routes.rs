@@ -3,16 +3,17 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use platform::ApiError;
-use platform::auth::AuthUser;
+use platform::auth::{Admin, AuthUser};
 use platform::http::{Json, Query};
 use platform::problem::Problem;
-use platform::problem::responses::NotSignedIn;
+use platform::problem::responses::{InvalidFields, NotAnAdmin, NotSignedIn};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::dto::{
-    GetParams, ListParams, OrderPage, OrderResponse, PlaceOrderRequest, Timeline, TimelineStep,
+    GetParams, ListParams, OrderPage, OrderResponse, PlaceOrderRequest, SearchParams, Timeline,
+    TimelineStep, page_limit,
 };
 use crate::app::Orders;
 
@@ -24,6 +25,7 @@ pub fn router(orders: Arc<Orders>) -> OpenApiRouter {
         .routes(routes!(get_order))
         .routes(routes!(order_timeline))
         .routes(routes!(cancel_order))
+        .routes(routes!(search_orders))
         .with_state(orders)
 }
 
@@ -102,13 +104,27 @@ async fn list_orders(
 ) -> Result<Json<OrderPage>, ApiError> {
     let limit = params.limit()?;
     let page = orders.list(&caller, limit, params.cursor).await?;
-    let next_cursor = (page.len() == limit as usize)
-        .then(|| page.last().map(|o| o.id))
-        .flatten();
-    Ok(Json(OrderPage {
-        items: page.into_iter().map(OrderResponse::from).collect(),
-        next_cursor,
-    }))
+    Ok(Json(OrderPage::of(page, limit)))
+}
+
+/// Every customer's orders, newest first, filtered by status, customer and when they were
+/// placed (administrators).
+#[utoipa::path(get, path = "/api/v1/admin/orders", tag = TAG, security(("bearer" = [])), params(SearchParams),
+    responses(
+        (status = 200, description = "A page of orders", body = OrderPage),
+        NotSignedIn,
+        NotAnAdmin,
+        InvalidFields,
+    ))]
+async fn search_orders(
+    State(orders): State<Arc<Orders>>,
+    _: Admin,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let limit = page_limit(params.limit)?;
+    let filter = params.parse()?;
+    let page = orders.search(&filter, limit, params.cursor).await?;
+    Ok(Json(OrderPage::of(page, limit)))
 }
 
 /// Every step the checkout saga took for an order, with times and event ids.

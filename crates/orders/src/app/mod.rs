@@ -15,7 +15,7 @@ use platform::db::Db;
 use platform::sealing::SealingKeys;
 use uuid::Uuid;
 
-use crate::domain::{FieldProblem, Order, OrderStatus};
+use crate::domain::{FieldProblem, Order, OrderFilter, OrderStatus};
 use crate::metrics::Settled;
 use crate::store::{OrderStore, StoreError, TimelineEntry};
 use crate::watchers::{RECHECK_EVERY, Watchers};
@@ -133,6 +133,16 @@ impl Orders {
         before: Option<Uuid>,
     ) -> Result<Vec<Order>, OrdersError> {
         Ok(self.store.list(caller.id, limit, before).await?)
+    }
+
+    /// Every customer's orders that match `filter` (administrators).
+    pub async fn search(
+        &self,
+        filter: &OrderFilter,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<Order>, OrdersError> {
+        Ok(self.store.search(filter, limit, before).await?)
     }
 
     pub async fn timeline(

@@ -127,14 +127,24 @@ impl Orders {
         }))
     }
 
-    /// The customer cancels: a pending order is released, a confirmed one refunded and
-    /// restocked (by payments and inventory, on order.cancelled).
+    /// The customer, or an administrator for them, cancels: a pending order is released, a
+    /// confirmed one refunded and restocked (by payments and inventory, on order.cancelled).
     pub async fn cancel(&self, id: Uuid, caller: &AuthUser) -> Result<Order, OrdersError> {
         let order = self.get(id, caller).await?;
         let Transition::Move(from, to) = order.status.cancel() else {
             return Err(OrdersError::AlreadyCancelled);
         };
-        let reason = CancelReason::CancelledByCustomer;
+        let (reason, note) = if order.customer_id == caller.id {
+            (
+                CancelReason::CancelledByCustomer,
+                "cancelled by the customer",
+            )
+        } else {
+            (
+                CancelReason::CancelledByAdmin,
+                "cancelled by an administrator",
+            )
+        };
         let mut tx = self.db.begin_as("cancel order").await?;
         if !self
             .store
@@ -144,7 +154,7 @@ impl Orders {
             return Err(OrdersError::Changed);
         }
         self.store
-            .note(&mut tx, id, "cancelled", "cancelled by the customer", None)
+            .note(&mut tx, id, "cancelled", note, None)
             .await?;
         self.announce_cancel(&mut tx, id, reason, from == OrderStatus::Confirmed, None)
             .await?;

@@ -2,11 +2,13 @@
 //! order's status may move.
 
 mod address;
+mod filter;
 mod order;
 mod placement;
 mod pricing;
 
 pub use address::ShippingAddress;
+pub use filter::OrderFilter;
 pub use order::{CancelReason, Order, OrderLine, OrderStatus, Transition};
 pub use placement::{MAX_LINES, PlaceOrder, RequestedLine};
 pub use pricing::{CatalogProduct, FieldProblem, Priced, price};

@@ -36,6 +36,8 @@ pub enum CancelReason {
     PaymentDeclined,
     ReservationExpired,
     CancelledByCustomer,
+    /// An administrator cancelled it for the customer.
+    CancelledByAdmin,
     /// Not settled within the saga deadline, whatever held it up.
     TimedOut,
 }
@@ -47,6 +49,7 @@ impl CancelReason {
             Self::PaymentDeclined => "payment_declined",
             Self::ReservationExpired => "reservation_expired",
             Self::CancelledByCustomer => "cancelled_by_customer",
+            Self::CancelledByAdmin => "cancelled_by_admin",
             Self::TimedOut => "timed_out",
         }
     }
@@ -57,6 +60,7 @@ impl CancelReason {
             Self::PaymentDeclined,
             Self::ReservationExpired,
             Self::CancelledByCustomer,
+            Self::CancelledByAdmin,
             Self::TimedOut,
         ]
         .into_iter()

@@ -4,7 +4,7 @@ use platform::auth::Role;
 use platform::{ApiError, FieldError};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::app::{Registration, TokenPair};
@@ -63,6 +63,55 @@ pub struct LoginRequest {
 pub struct RefreshRequest {
     #[schema(value_type = String)]
     pub refresh_token: SecretString,
+}
+
+/// An administrator's search of the accounts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AccountSearch {
+    /// Words in the email or the name (case ignored).
+    pub q: Option<String>,
+    /// 1 to 100, default 20.
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<Uuid>,
+}
+
+impl AccountSearch {
+    /// The words to look for (none when blank) and the page size.
+    pub fn parse(&self) -> Result<(Option<&str>, u32), ApiError> {
+        let words = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
+        if words.is_some_and(|q| q.chars().count() > 100) {
+            return Err(ApiError::validation(
+                "q",
+                "invalid",
+                "q is 100 characters at most",
+            ));
+        }
+        match self.limit.unwrap_or(20) {
+            limit @ 1..=100 => Ok((words, limit)),
+            _ => Err(ApiError::validation(
+                "limit",
+                "invalid",
+                "limit must be between 1 and 100",
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountPage {
+    /// Newest first.
+    pub items: Vec<UserResponse>,
+    pub next_cursor: Option<Uuid>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRoleRequest {
+    /// Whether the account is an administrator.
+    pub admin: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -25,6 +25,8 @@ impl From<IdentityError> for ApiError {
             IdentityError::UnknownUser => {
                 ApiError::Unauthorized("the access token is invalid or expired".into())
             }
+            IdentityError::NoSuchAccount => ApiError::NotFound(error.to_string()),
+            IdentityError::OwnAdminRole => ApiError::Conflict(error.to_string()),
             // Only the command line asks for promotions.
             IdentityError::NotAnAdmin => ApiError::Conflict(error.to_string()),
             IdentityError::Busy => ApiError::Unavailable(

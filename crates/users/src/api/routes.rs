@@ -1,18 +1,21 @@
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use platform::ApiError;
-use platform::auth::AuthUser;
-use platform::http::{ClientAddr, Json};
+use platform::auth::{Admin, AuthUser};
+use platform::http::{ClientAddr, Json, Query};
 use platform::problem::Problem;
-use platform::problem::responses::InvalidFields;
+use platform::problem::responses::{InvalidFields, NotAnAdmin, NotSignedIn};
 use secrecy::ExposeSecret;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::dto::{LoginRequest, RefreshRequest, RegisterRequest, TokenResponse, UserResponse};
+use super::dto::{
+    AccountPage, AccountSearch, AdminRoleRequest, LoginRequest, RefreshRequest, RegisterRequest,
+    TokenResponse, UserResponse,
+};
 use crate::app::Identity;
 
 const TAG: &str = "identity";
@@ -26,6 +29,8 @@ pub fn router(identity: Arc<Identity>) -> OpenApiRouter {
         .routes(routes!(logout))
         .routes(routes!(me))
         .routes(routes!(jwks))
+        .routes(routes!(accounts))
+        .routes(routes!(set_admin))
         .with_state(identity)
 }
 
@@ -121,4 +126,53 @@ async fn jwks(State(identity): State<Arc<Identity>>) -> impl IntoResponse {
         [(header::CACHE_CONTROL, "public, max-age=300")],
         axum::Json(identity.issuer().jwks()),
     )
+}
+
+/// Every account, or those whose email or name contains `q`, newest first (administrators).
+#[utoipa::path(get, path = "/api/v1/admin/users", tag = TAG, security(("bearer" = [])), params(AccountSearch),
+    responses(
+        (status = 200, description = "A page of accounts", body = AccountPage),
+        NotSignedIn,
+        NotAnAdmin,
+        InvalidFields,
+    ))]
+async fn accounts(
+    State(identity): State<Arc<Identity>>,
+    _: Admin,
+    Query(search): Query<AccountSearch>,
+) -> Result<Json<AccountPage>, ApiError> {
+    let (words, limit) = search.parse()?;
+    let page = identity.accounts(words, limit, search.cursor).await?;
+    let next_cursor = (page.len() == limit as usize)
+        .then(|| page.last().map(|user| user.id))
+        .flatten();
+    Ok(Json(AccountPage {
+        items: page.into_iter().map(UserResponse::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Make an account an administrator, or no longer one (administrators; not of themselves).
+/// The account's sessions end, so its next sign-in carries the new role.
+#[utoipa::path(put, path = "/api/v1/admin/users/{id}/admin", tag = TAG, security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The account's user id")),
+    request_body = AdminRoleRequest,
+    responses(
+        (status = 200, description = "The account as it now is", body = UserResponse),
+        NotSignedIn,
+        NotAnAdmin,
+        (status = 404, description = "No such account", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "An administrator's own role", body = Problem, content_type = "application/problem+json"),
+        InvalidFields,
+    ))]
+async fn set_admin(
+    State(identity): State<Arc<Identity>>,
+    Admin(caller): Admin,
+    Path(id): Path<String>,
+    Json(request): Json<AdminRoleRequest>,
+) -> Result<Json<UserResponse>, ApiError> {
+    let id =
+        uuid::Uuid::parse_str(&id).map_err(|_| ApiError::NotFound("no such account".into()))?;
+    let user = identity.set_admin(caller.id, id, request.admin).await?;
+    Ok(Json(user.into()))
 }

@@ -74,6 +74,44 @@ impl UserStore {
         row.as_ref().map(read_user).transpose()
     }
 
+    /// Accounts whose email or name contains `words` (any account without), newest first,
+    /// after the account `before`.
+    pub async fn search(
+        &self,
+        words: Option<&str>,
+        limit: u32,
+        before: Option<Uuid>,
+    ) -> Result<Vec<User>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut args = Vec::new();
+        if let Some(words) = words {
+            args.push(format!("%{}%", escape_like(&words.to_lowercase())));
+            conditions.push(format!(
+                "(email LIKE ${n} ESCAPE '\\' OR LOWER(name) LIKE ${n} ESCAPE '\\')",
+                n = args.len()
+            ));
+        }
+        if let Some(before) = before {
+            args.push(before.to_string());
+            conditions.push(format!("id < ${}", args.len()));
+        }
+        let condition = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM users {condition} ORDER BY id DESC {}",
+            platform::db::literal_limit(i64::from(limit))
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for arg in args {
+            query = query.bind(arg);
+        }
+        let rows = query.fetch_all(self.db.pool()).await?;
+        rows.iter().map(read_user).collect()
+    }
+
     pub async fn set_roles(
         &self,
         tx: &mut Transaction<'static, Any>,
@@ -103,6 +141,13 @@ impl UserStore {
             .await?;
         Ok(())
     }
+}
+
+/// `text` with LIKE's wildcards and the escape character taken literally.
+fn escape_like(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 fn roles_text(roles: &[Role]) -> String {

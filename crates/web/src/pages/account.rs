@@ -9,7 +9,7 @@ use axum::response::{Redirect, Response};
 use client::{ApiError, Tokens};
 use serde::Deserialize;
 
-use super::{Chrome, render};
+use super::{Chrome, FormToken, render};
 use crate::error::PageError;
 use crate::session::{SignedIn, Visit};
 
@@ -137,13 +137,8 @@ pub async fn signup(visit: Visit, Form(form): Form<SignupForm>) -> Result<Respon
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct LogoutForm {
-    csrf: String,
-}
-
-pub async fn logout(mut visit: Visit, Form(form): Form<LogoutForm>) -> Result<Response, PageError> {
-    visit.check_form(&form.csrf)?;
+pub async fn logout(mut visit: Visit, Form(form): Form<FormToken>) -> Result<Response, PageError> {
+    visit.check_form(form.csrf())?;
     if let Some(user) = &visit.session.user
         && let Err(error) = visit.api.logout(user.refresh_token()).await
     {

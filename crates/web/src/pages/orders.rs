@@ -11,10 +11,9 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Redirect, Response};
 use client::{ApiClient, Order, Step};
 use futures::Stream;
-use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Chrome, money, render};
+use super::{Chrome, FormToken, money, render};
 use crate::error::PageError;
 use crate::session::Visit;
 
@@ -26,9 +25,12 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 pub struct OrderView {
     pub id: Uuid,
+    pub customer_id: Uuid,
     pub status: String,
     pub status_label: &'static str,
+    /// Why it was cancelled, in words; `reason_code` as the API says it.
     pub reason: Option<String>,
+    pub reason_code: Option<String>,
     pub total: String,
     pub placed_at: String,
     pub lines: Vec<(String, i64, String)>,
@@ -43,13 +45,15 @@ pub struct StepView {
 }
 
 impl OrderView {
-    fn new(order: Order, steps: Vec<Step>) -> Self {
+    pub fn new(order: Order, steps: Vec<Step>) -> Self {
         let currency = order.currency.clone();
         let address = &order.shipping_address;
         Self {
             id: order.id,
+            customer_id: order.customer_id,
             status_label: status_label(&order.status),
             reason: order.cancel_reason.as_deref().map(reason_in_words),
+            reason_code: order.cancel_reason.clone(),
             total: money(order.total, &currency),
             placed_at: order.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             ship_to: format!(
@@ -113,6 +117,7 @@ fn reason_in_words(reason: &str) -> String {
         "payment_declined" => "The payment was declined.",
         "reservation_expired" => "The items were held for you, but the payment came too late.",
         "cancelled_by_customer" => "You cancelled it.",
+        "cancelled_by_admin" => "The shop cancelled it; anything paid is refunded.",
         "timed_out" => "It could not be completed in time.",
         other => return format!("Cancelled ({other})."),
     }
@@ -269,27 +274,32 @@ fn progress(
     })
 }
 
-#[derive(Debug, Deserialize)]
-pub struct CancelForm {
-    csrf: String,
-}
-
 pub async fn cancel(
     visit: Visit,
     Path(id): Path<String>,
-    Form(form): Form<CancelForm>,
+    Form(form): Form<FormToken>,
 ) -> Result<Response, PageError> {
-    visit.check_form(&form.csrf)?;
+    visit.check_form(form.csrf())?;
     let id = order_id(&id)?;
     let token = visit
         .signed_in(&format!("/orders/{id}"))?
         .access_token()
         .to_owned();
-    match visit.api.cancel(&token, id).await {
-        // Already cancelled (a second click): the order page says so.
+    cancel_then_show(visit, &token, id, &format!("/orders/{id}")).await
+}
+
+/// Cancels the order with `token` (its customer's, or an administrator's), then goes to
+/// `page`. An order already cancelled (a second click) is not an error: the page says so.
+pub async fn cancel_then_show(
+    visit: Visit,
+    token: &str,
+    id: Uuid,
+    page: &str,
+) -> Result<Response, PageError> {
+    match visit.api.cancel(token, id).await {
         Ok(_) => {}
         Err(error) if error.status() == Some(http::StatusCode::CONFLICT) => {}
         Err(error) => return Err(error.into()),
     }
-    Ok(visit.respond(Redirect::to(&format!("/orders/{id}"))))
+    Ok(visit.respond(Redirect::to(page)))
 }

@@ -32,12 +32,24 @@ impl Page {
         self.hidden("csrf").expect("a form with a token")
     }
 
-    /// The value of the first hidden input named `name`.
+    /// The value of the first hidden input named `name`, as a browser reads it (entities
+    /// decoded).
     pub fn hidden(&self, name: &str) -> Option<String> {
         let marker = format!("name=\"{name}\" value=\"");
         let start = self.body.find(&marker)? + marker.len();
         let end = self.body[start..].find('"')? + start;
-        Some(self.body[start..end].to_owned())
+        let mut value = self.body[start..end].to_owned();
+        for (entity, character) in [
+            ("&quot;", "\""),
+            ("&#34;", "\""),
+            ("&#39;", "'"),
+            ("&lt;", "<"),
+            ("&gt;", ">"),
+            ("&amp;", "&"),
+        ] {
+            value = value.replace(entity, character);
+        }
+        Some(value)
     }
 
     /// The page's text with its tags taken out and spaces folded, for assertions on what a
@@ -113,6 +125,43 @@ impl Browser {
     /// send).
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, format!("{}{path}", self.base))
+    }
+
+    /// Signs in through the login form; lands on `/`.
+    pub async fn sign_in(&mut self, email: &str, password: &str) {
+        let form = self.get("/login").await;
+        let csrf = form.csrf();
+        let signed_in = self
+            .post(
+                "/login",
+                &[
+                    ("csrf", &csrf),
+                    ("email", email),
+                    ("password", password),
+                    ("next", "/"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            signed_in.status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            signed_in.text()
+        );
+    }
+
+    /// The page at `path` once it says `words`, or its HTML holds them (what a saga or a
+    /// projection gets to in its own time).
+    pub async fn page_saying(&mut self, path: &str, words: &str) -> Page {
+        let mut page = self.get(path).await;
+        for _ in 0..200 {
+            if page.text().contains(words) || page.body.contains(words) {
+                return page;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            page = self.get(path).await;
+        }
+        panic!("{path} never said {words}: {}", page.text());
     }
 
     /// Creates an account through the sign-up form and lands signed in on `then`.
