@@ -2,7 +2,8 @@
 // running CommerceX (scripts/test-web starts one). Each customer is a fresh browser context.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
@@ -12,12 +13,16 @@ const ADMIN_PASSWORD = process.env.COMMERCEX_ADMIN_PASSWORD;
 const PASSWORD = "correct horse battery staple";
 const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const RUN = Date.now().toString(36);
+// Where screenshots of the main pages go (CI keeps them as artifacts); none when unset.
+const SCREENSHOTS = process.env.COMMERCEX_SCREENSHOTS;
+// The API, where it is not where the pages are (distributed: the gateway, behind `serve web`).
+const API = process.env.COMMERCEX_API_URL ?? BASE;
 
 let browser;
 const products = {};
 
 async function api(method, path, token, body) {
-  const response = await fetch(`${BASE}${path}`, {
+  const response = await fetch(`${API}${path}`, {
     method,
     headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: body ? JSON.stringify(body) : undefined,
@@ -34,7 +39,7 @@ async function stockedProduct(admin, sku, name, amount, units) {
     price: { amount, currency: "EUR" },
   });
   await waitFor(async () => {
-    const response = await fetch(`${BASE}/api/v1/inventory/${product.id}`);
+    const response = await fetch(`${API}/api/v1/inventory/${product.id}`);
     return response.ok;
   });
   await api("POST", `/api/v1/inventory/${product.id}/adjustments`, admin, { delta: units, reason: "delivery" });
@@ -61,6 +66,13 @@ async function visitor(options = {}) {
   });
   page.on("pageerror", (error) => violations.push(String(error)));
   return { context, page, violations };
+}
+
+/** Keeps a screenshot of the page as `name`.png when screenshots are asked for. */
+async function screenshot(page, name) {
+  if (!SCREENSHOTS) return;
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  await page.screenshot({ path: `${SCREENSHOTS}/${name}.png`, fullPage: true });
 }
 
 /** Runs axe-core on the page; serious and critical findings fail. */
@@ -126,21 +138,29 @@ test("a customer searches, fills a cart, signs up at checkout, pays with tok_vis
   const { context, page, violations } = await visitor();
   await page.goto(BASE);
   await accessible(page, "the home page");
+  await screenshot(page, "home");
   await page.getByRole("search").getByLabel("Search products").fill(`lamp ${RUN}`);
   await page.getByRole("search").getByRole("button", { name: "Search" }).click();
   await page.getByRole("link", { name: products.lamp.name }).click();
   await assert.doesNotReject(page.getByText("49.00 EUR").first().waitFor());
   await accessible(page, "a product page");
+  await screenshot(page, "product");
   await addToCart(page, products.lamp, "2");
   await addToCart(page, products.mug);
   await assert.doesNotReject(page.getByText("Total: 110.50 EUR").waitFor());
   await accessible(page, "the cart");
+  await screenshot(page, "cart");
 
   await page.getByRole("link", { name: "Check out" }).click();
   await page.waitForURL(/\/login\?next=%2Fcheckout$/);
+  await accessible(page, "sign-in");
+  await page.getByRole("link", { name: "Create one" }).click();
+  await accessible(page, "sign-up");
+  await page.goBack();
   await signUp(page, "Ada Lovelace", `ada-${RUN}@example.com`);
   await page.waitForURL(`${BASE}/checkout`);
   await accessible(page, "checkout");
+  await screenshot(page, "checkout");
   await fillAddress(page);
   await page.getByLabel(/Visa that pays/).check();
   await page.getByRole("button", { name: "Place order" }).click();
@@ -148,8 +168,10 @@ test("a customer searches, fills a cart, signs up at checkout, pays with tok_vis
   await page.locator('#progress [data-status="confirmed"]').waitFor({ timeout: 30_000 });
   await assert.doesNotReject(page.getByText("Payment captured, order confirmed").waitFor());
   await accessible(page, "the order page");
+  await screenshot(page, "order");
   await page.getByRole("link", { name: "My orders", exact: true }).click();
   await assert.doesNotReject(page.getByRole("cell", { name: /Confirmed/ }).first().waitFor());
+  await accessible(page, "my orders");
   assert.deepEqual(violations, []);
   await context.close();
 });
@@ -208,6 +230,7 @@ test("an administrator creates and stocks a product, meets a conflicting edit, a
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.getByRole("link", { name: "Admin", exact: true }).click();
   await accessible(page, "the admin overview");
+  await screenshot(page, "admin-overview");
 
   // A new product, stocked, in the storefront.
   await page.getByRole("link", { name: "Products and stock" }).click();
@@ -230,6 +253,7 @@ test("an administrator creates and stocks a product, meets a conflicting edit, a
   await submit(page, page.getByRole("button", { name: "Adjust stock" }));
   await assert.doesNotReject(page.locator("[data-stock]").getByText("12").first().waitFor());
   await accessible(page, "a product in the console");
+  await screenshot(page, "admin-product");
   const shopper = await context.newPage();
   await waitFor(async () => {
     await shopper.goto(`${BASE}/?q=${encodeURIComponent(`walnut ${RUN}`)}`);
@@ -259,6 +283,14 @@ test("an administrator creates and stocks a product, meets a conflicting edit, a
   await page.getByRole("link", { name: orderId }).click();
   await assert.doesNotReject(page.getByText("Payment captured, order confirmed").waitFor());
   await accessible(page, "an order in the console");
+  await screenshot(page, "admin-order");
+  for (const [path, where] of [["/admin/orders", "the order search"], ["/admin/products", "the product list"],
+    ["/admin/dead-letters", "the dead letters"], ["/admin/customers", "the customers"]]) {
+    const other = await context.newPage();
+    await other.goto(`${BASE}${path}`);
+    await accessible(other, where);
+    await other.close();
+  }
   const before = (await api("GET", `/api/v1/products/${products.mug.id}`)).available;
   await submit(page, page.getByRole("button", { name: /Cancel for the customer/ }));
   await waitFor(async () => {
@@ -268,5 +300,40 @@ test("an administrator creates and stocks a product, meets a conflicting edit, a
   await waitFor(async () => (await api("GET", `/api/v1/products/${products.mug.id}`)).available === before + 1);
   assert.deepEqual(violations, []);
   await customer.close();
+  await context.close();
+});
+
+test("a customer cannot open the console or call its API, and a form posted from another site is refused", async () => {
+  const { context, page } = await visitor();
+  await addToCart(page, products.mug);
+  await page.getByRole("link", { name: "Check out" }).click();
+  await signUp(page, "Mallory Curious", `mallory-${RUN}@example.com`);
+  await page.waitForURL(`${BASE}/checkout`);
+  for (const path of ["/admin", "/admin/orders", "/admin/customers", "/admin/dead-letters"]) {
+    const response = await page.goto(`${BASE}${path}`);
+    assert.equal(response.status(), 403, path);
+  }
+  // The browser holds no API token: the admin API refuses whatever its pages could send.
+  const api = await page.evaluate(async () => (await fetch("/api/v1/admin/orders")).status);
+  assert.equal(api, 401);
+
+  // Another site's page posts a form at the shop: refused, and the cart is as it was.
+  const evil = createServer((_, response) => {
+    response.setHeader("content-type", "text/html");
+    response.end(`<form method="post" action="${BASE}/cart"><input name="csrf" value="guess">
+      <input name="product_id" value="${products.lamp.id}"><input name="quantity" value="5">
+      <button>Win a prize</button></form>`);
+  });
+  await new Promise((resolve) => evil.listen(0, "localhost", resolve));
+  const attacker = await context.newPage();
+  await attacker.goto(`http://localhost:${evil.address().port}/`);
+  const [posted] = await Promise.all([
+    attacker.waitForResponse((response) => response.url() === `${BASE}/cart`),
+    attacker.getByRole("button", { name: "Win a prize" }).click(),
+  ]);
+  assert.equal(posted.status(), 403);
+  evil.close();
+  await page.goto(`${BASE}/cart`);
+  assert.equal(await page.getByRole("row", { name: new RegExp(products.lamp.name) }).count(), 0);
   await context.close();
 });

@@ -1,6 +1,8 @@
 //! What an administrator does through the API: products and their versions, stock and its
 //! ledger, every customer's orders and payments, dead letters, accounts and their roles.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
@@ -75,6 +77,38 @@ pub struct DeadLetter {
 #[derive(Debug, Clone, Deserialize)]
 struct DeadLetterList {
     items: Vec<DeadLetter>,
+}
+
+/// Orders at a glance.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrdersSummary {
+    /// The last 60 minutes, oldest first.
+    pub placed_per_minute: Vec<i64>,
+    pub pending: i64,
+    pub oldest_pending_seconds: f64,
+    pub last_day_by_status: BTreeMap<String, i64>,
+    pub last_day_cancelled_by_reason: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct PaymentsSummary {
+    last_day_by_status: BTreeMap<String, i64>,
+}
+
+/// How a service's events stand.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventFlow {
+    pub outbox_backlog: i64,
+    pub oldest_unpublished_seconds: f64,
+    pub dead_letters: BTreeMap<String, i64>,
+    pub consumer_lag: Vec<Lag>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Lag {
+    pub consumer_group: String,
+    pub topic: String,
+    pub events: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -259,6 +293,42 @@ impl ApiClient {
             Some(admin),
             None,
             expected,
+        )
+        .await
+    }
+
+    pub async fn orders_summary(&self, admin: &str) -> Result<OrdersSummary, ApiError> {
+        self.call(
+            Method::GET,
+            "/api/v1/admin/orders/summary",
+            Some(admin),
+            None,
+            StatusCode::OK,
+        )
+        .await
+    }
+
+    /// Payments opened in the last day, by status.
+    pub async fn payments_summary(&self, admin: &str) -> Result<BTreeMap<String, i64>, ApiError> {
+        let summary: PaymentsSummary = self
+            .call(
+                Method::GET,
+                "/api/v1/admin/payments/summary",
+                Some(admin),
+                None,
+                StatusCode::OK,
+            )
+            .await?;
+        Ok(summary.last_day_by_status)
+    }
+
+    pub async fn event_flow(&self, admin: &str, service: &str) -> Result<EventFlow, ApiError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/admin/events/{service}"),
+            Some(admin),
+            None,
+            StatusCode::OK,
         )
         .await
     }

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 pub use admin::{
-    Account, AccountPage, Attempt, DeadLetter, LedgerEntry, LedgerPage, Payment, Stock,
+    Account, AccountPage, Attempt, DeadLetter, EventFlow, Lag, LedgerEntry, LedgerPage,
+    OrdersSummary, Payment, Stock,
 };
 pub use dto::{
     Me, Order, OrderLine, OrderPage, Price, Product, ProductPage, ShippingAddress, Step, Tokens,

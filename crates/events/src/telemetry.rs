@@ -9,6 +9,8 @@
 //! handler's own events become the next link of the same trace. The relay moves batches that
 //! mix many traces; its span links to each event's producer instead of adopting one.
 
+use std::collections::BTreeMap;
+use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
 use platform::trace_context;
@@ -153,23 +155,27 @@ pub fn start_dlq_depth(group: &str) {
     metrics::gauge!("commercex_dlq_depth", "consumer_group" => group.to_owned()).set(0.0);
 }
 
-/// Samples what a service database says about event flow: `commercex_outbox_backlog` and
-/// `commercex_outbox_oldest_age_seconds` (unpublished events), `commercex_dlq_depth` per
-/// consumer group (dead letters waiting for an operator), and the pool's connections.
-pub async fn sample_store(db: &platform::db::Db) -> Result<(), sqlx::Error> {
-    let schema = db.schema().to_owned();
+/// How events stand in one service's database.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreFlow {
+    /// Events in the outbox not yet published.
+    pub outbox_backlog: i64,
+    /// How long the oldest of them has waited, in seconds (0 when the outbox is drained).
+    pub oldest_unpublished_seconds: f64,
+    /// Dead letters waiting for an operator or a replay, per consumer group (every group
+    /// that ever dead-lettered, 0 included).
+    pub dead_letters: BTreeMap<String, i64>,
+}
+
+/// Reads how events stand in a service database.
+pub async fn store_flow(db: &platform::db::Db) -> Result<StoreFlow, sqlx::Error> {
     let (backlog, oldest): (i64, Option<i64>) =
         sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE published_at IS NULL")
             .fetch_one(db.pool())
             .await?;
-    metrics::gauge!("commercex_outbox_backlog", "db_namespace" => schema.clone())
-        .set(backlog as f64);
     let age = oldest.map_or(0.0, |millis| {
         (platform::time::to_millis(platform::time::now()) - millis).max(0) as f64 / 1000.0
     });
-    metrics::gauge!("commercex_outbox_oldest_age_seconds", "db_namespace" => schema.clone())
-        .set(age);
-    // Every group that ever dead-lettered, so a depth back to 0 shows as 0, not as stale.
     let depths: Vec<(String, i64)> = sqlx::query_as(
         "SELECT consumer_group, \
          SUM(CASE WHEN status IN ('dead', 'replay_requested') THEN 1 ELSE 0 END) \
@@ -177,11 +183,83 @@ pub async fn sample_store(db: &platform::db::Db) -> Result<(), sqlx::Error> {
     )
     .fetch_all(db.pool())
     .await?;
-    for (group, depth) in depths {
+    Ok(StoreFlow {
+        outbox_backlog: backlog,
+        oldest_unpublished_seconds: age,
+        dead_letters: depths.into_iter().collect(),
+    })
+}
+
+/// Samples what a service database says about event flow: `commercex_outbox_backlog` and
+/// `commercex_outbox_oldest_age_seconds` (unpublished events), `commercex_dlq_depth` per
+/// consumer group (dead letters waiting for an operator), and the pool's connections.
+pub async fn sample_store(db: &platform::db::Db) -> Result<(), sqlx::Error> {
+    let schema = db.schema().to_owned();
+    let flow = store_flow(db).await?;
+    metrics::gauge!("commercex_outbox_backlog", "db_namespace" => schema.clone())
+        .set(flow.outbox_backlog as f64);
+    metrics::gauge!("commercex_outbox_oldest_age_seconds", "db_namespace" => schema.clone())
+        .set(flow.oldest_unpublished_seconds);
+    // Every group that ever dead-lettered, so a depth back to 0 shows as 0, not as stale.
+    for (group, depth) in flow.dead_letters {
         metrics::gauge!("commercex_dlq_depth", "consumer_group" => group).set(depth as f64);
     }
     db.record_pool_usage();
     Ok(())
+}
+
+/// A consumer group's lag on one topic (and partition, on Kafka), as last reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lag {
+    pub group: String,
+    pub topic: String,
+    pub partition: Option<i32>,
+    pub events: i64,
+}
+
+/// Where a lag is: (consumer group, topic, partition on Kafka).
+type LagKey = (String, String, Option<i32>);
+
+/// The lag last reported in this process, kept for the admin API beside the gauge.
+static LAGS: LazyLock<Mutex<BTreeMap<LagKey, i64>>> = LazyLock::new(Default::default);
+
+/// Reports a group's lag: sets `commercex_consumer_lag` and keeps the figure for
+/// [`lags_of`].
+pub fn record_lag(group: &str, topic: &str, partition: Option<i32>, events: i64) {
+    match partition {
+        None => metrics::gauge!(
+            "commercex_consumer_lag",
+            "consumer_group" => group.to_owned(),
+            "topic" => topic.to_owned(),
+        )
+        .set(events as f64),
+        Some(partition) => metrics::gauge!(
+            "commercex_consumer_lag",
+            "consumer_group" => group.to_owned(),
+            "topic" => topic.to_owned(),
+            "partition" => partition.to_string(),
+        )
+        .set(events as f64),
+    }
+    if let Ok(mut lags) = LAGS.lock() {
+        lags.insert((group.to_owned(), topic.to_owned(), partition), events);
+    }
+}
+
+/// The lag last reported for `group`'s topics in this process.
+pub fn lags_of(group: &str) -> Vec<Lag> {
+    let Ok(lags) = LAGS.lock() else {
+        return Vec::new();
+    };
+    lags.iter()
+        .filter(|((g, _, _), _)| g == group)
+        .map(|((group, topic, partition), events)| Lag {
+            group: group.clone(),
+            topic: topic.clone(),
+            partition: *partition,
+            events: *events,
+        })
+        .collect()
 }
 
 /// Help text for the event metrics.

@@ -11,7 +11,8 @@ use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
 
 use crate::domain::{
-    CancelReason, CatalogProduct, Order, OrderFilter, OrderLine, OrderStatus, ShippingAddress,
+    CancelReason, CatalogProduct, Order, OrderFilter, OrderLine, OrderStatus, OrdersSummary,
+    ShippingAddress, per_minute,
 };
 
 type Tx = Transaction<'static, Any>;
@@ -268,30 +269,27 @@ impl OrderStore {
         limit: u32,
         before: Option<Uuid>,
     ) -> Result<Vec<Order>, StoreError> {
-        enum Arg {
-            Text(String),
-            Millis(i64),
-        }
         let mut conditions = Vec::new();
-        let mut args = Vec::new();
-        let mut add = |condition: &str, arg: Arg| {
+        let mut args: Vec<String> = Vec::new();
+        let mut add = |condition: &str, arg: String| {
             args.push(arg);
             conditions.push(format!("{condition} ${}", args.len()));
         };
         if let Some(status) = filter.status {
-            add("status =", Arg::Text(status.as_str().to_owned()));
+            add("status =", status.as_str().to_owned());
         }
         if let Some(customer) = filter.customer {
-            add("customer_id =", Arg::Text(customer.to_string()));
+            add("customer_id =", customer.to_string());
         }
+        // Ids are UUIDv7: a time range is a range of the primary key.
         if let Some(from) = filter.placed_from {
-            add("created_at >=", Arg::Millis(to_millis(from)));
+            add("id >=", platform::time::first_id_at(from));
         }
         if let Some(to) = filter.placed_to {
-            add("created_at <", Arg::Millis(to_millis(to)));
+            add("id <", platform::time::first_id_at(to));
         }
         if let Some(before) = before {
-            add("id <", Arg::Text(before.to_string()));
+            add("id <", before.to_string());
         }
         let condition = if conditions.is_empty() {
             String::new()
@@ -304,10 +302,7 @@ impl OrderStore {
         );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for arg in args {
-            query = match arg {
-                Arg::Text(text) => query.bind(text),
-                Arg::Millis(millis) => query.bind(millis),
-            };
+            query = query.bind(arg);
         }
         let rows = query.fetch_all(self.db.pool()).await?;
         let mut orders = Vec::with_capacity(rows.len());
@@ -315,6 +310,49 @@ impl OrderStore {
             orders.push(self.read(row).await?);
         }
         Ok(orders)
+    }
+
+    /// The dashboard's figures at `now`. The time windows are ranges of the primary key (ids
+    /// are UUIDv7), so they read only the orders in them.
+    pub async fn summary(&self, now: DateTime<Utc>) -> Result<OrdersSummary, StoreError> {
+        let hour_ago = platform::time::first_id_at(now - chrono::Duration::hours(1));
+        let minutes: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT created_at / 60000, COUNT(*) FROM orders WHERE id >= $1 GROUP BY created_at / 60000",
+        )
+        .bind(hour_ago)
+        .fetch_all(self.db.pool())
+        .await?;
+        let (pending, oldest): (i64, Option<i64>) =
+            sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM orders WHERE status = 'pending'")
+                .fetch_one(self.db.pool())
+                .await?;
+        let day_ago = platform::time::first_id_at(now - chrono::Duration::days(1));
+        let outcomes: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT status, cancel_reason, COUNT(*) FROM orders WHERE id >= $1 GROUP BY status, cancel_reason",
+        )
+        .bind(day_ago)
+        .fetch_all(self.db.pool())
+        .await?;
+        let mut summary = OrdersSummary {
+            at: now,
+            placed_per_minute: per_minute(now, &minutes),
+            pending,
+            oldest_pending_seconds: oldest.map_or(0.0, |millis| {
+                (to_millis(now) - millis).max(0) as f64 / 1000.0
+            }),
+            last_day_by_status: Default::default(),
+            last_day_cancelled_by_reason: Default::default(),
+        };
+        for (status, reason, count) in outcomes {
+            *summary.last_day_by_status.entry(status).or_default() += count;
+            if let Some(reason) = reason {
+                *summary
+                    .last_day_cancelled_by_reason
+                    .entry(reason)
+                    .or_default() += count;
+            }
+        }
+        Ok(summary)
     }
 
     /// Where the order stands, read inside `tx` (it sees what the transaction changed).

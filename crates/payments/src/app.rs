@@ -105,6 +105,13 @@ impl Payments {
         Ok((payment, attempts))
     }
 
+    /// The payments opened in the last 24 hours, by status: what the provider has been
+    /// answering (administrators).
+    pub async fn last_day(&self) -> Result<std::collections::BTreeMap<String, i64>, PaymentsError> {
+        let since = platform::time::now() - chrono::Duration::days(1);
+        Ok(self.store.count_by_status(since).await?)
+    }
+
     /// An order was placed: open its payment, awaiting stock, to be charged once the stock is
     /// held. The payment token stays sealed at rest.
     pub async fn await_stock(

@@ -131,6 +131,20 @@ impl PaymentStore {
         row.as_ref().map(read).transpose()
     }
 
+    /// Payments opened since `since`, by status (a range of the primary key: ids are
+    /// UUIDv7).
+    pub async fn count_by_status(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        let counts: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM payments WHERE id >= $1 GROUP BY status")
+                .bind(platform::time::first_id_at(since))
+                .fetch_all(self.db.pool())
+                .await?;
+        Ok(counts.into_iter().collect())
+    }
+
     pub async fn find_by_order(&self, order_id: Uuid) -> Result<Option<Payment>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -59,6 +59,11 @@ app_tests! {
         let (customer, _) = app.signed_up("mallory@example.com").await;
         let mallory: Value = app.get("/api/v1/users/me", Some(&customer)).await.json().await.unwrap();
         let product_path = format!("/api/v1/products/{id}");
+        // Compared whole below: first let the catalog's availability catch up with the stock.
+        wait_for("the availability", || async {
+            app.get(&product_path, None).await.json::<Value>().await.unwrap()["available"] == 5
+        })
+        .await;
         let before: Value = app.get(&product_path, None).await.json().await.unwrap();
         let letter = uuid::Uuid::now_v7();
         let operations = [
@@ -72,6 +77,9 @@ app_tests! {
             (Method::POST, format!("/api/v1/admin/dlq/payments/{letter}/replay"), None),
             (Method::POST, format!("/api/v1/admin/dlq/payments/{letter}/discard"), None),
             (Method::GET, "/api/v1/admin/orders".to_owned(), None),
+            (Method::GET, "/api/v1/admin/orders/summary".to_owned(), None),
+            (Method::GET, "/api/v1/admin/payments/summary".to_owned(), None),
+            (Method::GET, "/api/v1/admin/events/orders".to_owned(), None),
             (Method::GET, "/api/v1/admin/users?q=admin".to_owned(), None),
             (Method::PUT, format!("/api/v1/admin/users/{}/admin", mallory["id"].as_str().unwrap()), Some(json!({"admin": true}))),
         ];

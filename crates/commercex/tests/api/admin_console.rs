@@ -186,6 +186,50 @@ backend_tests! {
         app.stop().await;
     }
 
+    async fn the_dashboard_counts_orders_payments_and_events(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let lamp = app.orderable_product(&admin, "LAMP-D", 10).await;
+        let (customer, _) = app.signed_up("dora@example.com").await;
+        for card in ["tok_visa", "tok_chargeDeclined"] {
+            let response = app.place(&customer, &uuid::Uuid::now_v7().to_string(), &order_body(&[(&lamp, 1)], card)).await;
+            let id = response.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+            app.settled(&customer, &id).await;
+        }
+        let get = |path: &'static str| {
+            let (app, admin) = (&app, admin.clone());
+            async move {
+                let response = app.get(path, Some(&admin)).await;
+                assert_eq!(response.status(), 200, "{path}");
+                response.json::<serde_json::Value>().await.unwrap()
+            }
+        };
+        let orders = get("/api/v1/admin/orders/summary").await;
+        let per_minute = orders["placed_per_minute"].as_array().unwrap();
+        assert_eq!(per_minute.len(), 60);
+        assert_eq!(per_minute.iter().map(|n| n.as_i64().unwrap()).sum::<i64>(), 2);
+        assert_eq!(orders["pending"], 0);
+        assert_eq!(orders["last_day_by_status"], serde_json::json!({"cancelled": 1, "confirmed": 1}));
+        assert_eq!(orders["last_day_cancelled_by_reason"], serde_json::json!({"payment_declined": 1}));
+        let payments = get("/api/v1/admin/payments/summary").await;
+        assert_eq!(payments["last_day_by_status"], serde_json::json!({"captured": 1, "failed": 1}));
+
+        app.inject("commercex.orders", poisoned_order_placed()).await;
+        wait_for("the poison dead-lettered", || async {
+            get("/api/v1/admin/events/payments").await["dead_letters"]["payments"] == 1
+        })
+        .await;
+        let flow = get("/api/v1/admin/events/orders").await;
+        assert!(flow["outbox_backlog"].as_i64().is_some() && flow["consumer_lag"].is_array(), "{flow}");
+        problem(app.get("/api/v1/admin/events/shipping", Some(&admin)).await, 404).await;
+
+        let mut browser = operator(&app).await;
+        let overview = browser.get("/admin").await;
+        assert!(overview.text().contains("2 orders placed in the last hour"), "{}", overview.text());
+        assert!(overview.text().contains("payment_declined 1") && overview.text().contains("1 dead letters in payments"), "{}", overview.text());
+        app.stop().await;
+    }
+
     async fn customers_and_visitors_cannot_open_the_console(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let mut visitor = Browser::new(&app);

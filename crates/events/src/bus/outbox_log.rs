@@ -156,12 +156,7 @@ impl EventBus for OutboxLog {
                 .fetch_one(source.db.pool())
                 .await
                 .map_err(unavailable)?;
-            metrics::gauge!(
-                "commercex_consumer_lag",
-                "consumer_group" => group.to_owned(),
-                "topic" => topic.clone(),
-            )
-            .set(lag as f64);
+            crate::telemetry::record_lag(group, topic, None, lag);
         }
         Ok(())
     }

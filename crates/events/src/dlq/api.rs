@@ -1,5 +1,6 @@
 //! The admin API over the dead-letter queues: `/api/v1/admin/dlq/{service}`, the same list,
-//! show, replay and discard as `commercex dlq`. Each service keeps its queue in its own
+//! show, replay and discard as `commercex dlq`; and how a service's events stand
+//! (`/api/v1/admin/events/{service}`: outbox backlog, dead letters, consumer lag). Each service keeps its queue in its own
 //! database, so a process answers for the services it runs; the gateway sends each
 //! service's path to that service.
 
@@ -46,6 +47,7 @@ pub fn router(queues: Queues) -> OpenApiRouter {
         .routes(routes!(show_dead_letter))
         .routes(routes!(replay_dead_letter))
         .routes(routes!(discard_dead_letter))
+        .routes(routes!(event_flow))
         .with_state(Arc::new(queues))
 }
 
@@ -102,6 +104,64 @@ pub struct DeadLetterList {
 }
 
 type Params = (String, String);
+
+/// How a service's events stand.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventFlow {
+    /// Events in its outbox not yet published.
+    pub outbox_backlog: i64,
+    /// How long the oldest of them has waited, in seconds.
+    pub oldest_unpublished_seconds: f64,
+    /// Dead letters waiting for an operator or a replay, per consumer group.
+    #[schema(value_type = Object)]
+    pub dead_letters: BTreeMap<String, i64>,
+    /// Its consumer group's lag, per topic (and partition, on Kafka), as last sampled (every
+    /// 5 s) by the process that answers.
+    pub consumer_lag: Vec<LagResponse>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LagResponse {
+    pub consumer_group: String,
+    pub topic: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    /// Events published and not yet handled by the group.
+    pub events: i64,
+}
+
+/// How a service's events stand: outbox backlog, dead letters, consumer lag (admin).
+#[utoipa::path(get, path = "/api/v1/admin/events/{service}", tag = TAG, security(("bearer" = [])),
+    params(("service" = String, Path, description = "users, catalog, inventory, orders or payments")),
+    responses(
+        (status = 200, description = "The figures, read now", body = EventFlow),
+        NotAnAdmin,
+        (status = 404, description = "No such service", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn event_flow(
+    State(queues): State<Arc<Queues>>,
+    _: Admin,
+    Path(service): Path<String>,
+) -> Result<Json<EventFlow>, ApiError> {
+    let queue = queues.of(&service)?;
+    let flow = crate::telemetry::store_flow(queue.db())
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!(e)))?;
+    Ok(Json(EventFlow {
+        outbox_backlog: flow.outbox_backlog,
+        oldest_unpublished_seconds: flow.oldest_unpublished_seconds,
+        dead_letters: flow.dead_letters,
+        consumer_lag: crate::telemetry::lags_of(&service)
+            .into_iter()
+            .map(|lag| LagResponse {
+                consumer_group: lag.group,
+                topic: lag.topic,
+                partition: lag.partition,
+                events: lag.events,
+            })
+            .collect(),
+    }))
+}
 
 fn letter_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| ApiError::NotFound("no such dead letter".into()))

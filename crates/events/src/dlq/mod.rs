@@ -126,6 +126,11 @@ const COLUMNS: &str = "id, consumer_group, event_id, event_type, topic, partitio
                        envelope, error, attempts, status, created_at, updated_at";
 
 impl DeadLetters {
+    /// The service database the queue lives in.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db
+    }
+
     pub fn new(db: Db) -> Self {
         Self { db }
     }

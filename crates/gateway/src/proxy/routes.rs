@@ -44,7 +44,7 @@ impl fmt::Display for Service {
 }
 
 /// Path prefixes, each with the service that owns everything below it.
-const OWNERS: [(&str, Service); 14] = [
+const OWNERS: [(&str, Service); 20] = [
     ("/api/v1/auth", Service::Users),
     ("/api/v1/users", Service::Users),
     ("/.well-known/jwks.json", Service::Users),
@@ -54,12 +54,18 @@ const OWNERS: [(&str, Service); 14] = [
     ("/api/v1/payments", Service::Payments),
     ("/api/v1/admin/users", Service::Users),
     ("/api/v1/admin/orders", Service::Orders),
+    ("/api/v1/admin/payments", Service::Payments),
     // Each service keeps the dead letters of its consumers.
     ("/api/v1/admin/dlq/users", Service::Users),
     ("/api/v1/admin/dlq/catalog", Service::Catalog),
     ("/api/v1/admin/dlq/inventory", Service::Inventory),
     ("/api/v1/admin/dlq/orders", Service::Orders),
     ("/api/v1/admin/dlq/payments", Service::Payments),
+    ("/api/v1/admin/events/users", Service::Users),
+    ("/api/v1/admin/events/catalog", Service::Catalog),
+    ("/api/v1/admin/events/inventory", Service::Inventory),
+    ("/api/v1/admin/events/orders", Service::Orders),
+    ("/api/v1/admin/events/payments", Service::Payments),
 ];
 
 /// The prefixes services own, for the proxy's routes.

@@ -10,7 +10,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::domain::{
-    MAX_LINES, Order, OrderFilter, OrderStatus, PlaceOrder, RequestedLine, ShippingAddress,
+    MAX_LINES, Order, OrderFilter, OrderStatus, OrdersSummary, PlaceOrder, RequestedLine,
+    ShippingAddress,
 };
 use crate::store::TimelineEntry;
 
@@ -232,6 +233,38 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
             "invalid",
             "limit must be between 1 and 100",
         )),
+    }
+}
+
+/// Orders at a glance, for an operator's dashboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrdersSummaryResponse {
+    /// When the figures were counted.
+    pub at: DateTime<Utc>,
+    /// Orders placed in each of the last 60 minutes, oldest first (the current minute last).
+    pub placed_per_minute: Vec<i64>,
+    /// Orders waiting for the saga to end.
+    pub pending: i64,
+    /// How long the oldest pending order has waited, in seconds.
+    pub oldest_pending_seconds: f64,
+    /// Orders placed in the last 24 hours, by status.
+    #[schema(value_type = Object)]
+    pub last_day_by_status: BTreeMap<String, i64>,
+    /// Orders placed in the last 24 hours and cancelled, by reason.
+    #[schema(value_type = Object)]
+    pub last_day_cancelled_by_reason: BTreeMap<String, i64>,
+}
+
+impl From<OrdersSummary> for OrdersSummaryResponse {
+    fn from(summary: OrdersSummary) -> Self {
+        Self {
+            at: summary.at,
+            placed_per_minute: summary.placed_per_minute,
+            pending: summary.pending,
+            oldest_pending_seconds: summary.oldest_pending_seconds,
+            last_day_by_status: summary.last_day_by_status,
+            last_day_cancelled_by_reason: summary.last_day_cancelled_by_reason,
+        }
     }
 }
 

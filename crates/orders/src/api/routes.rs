@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::dto::{
-    GetParams, ListParams, OrderPage, OrderResponse, PlaceOrderRequest, SearchParams, Timeline,
-    TimelineStep, page_limit,
+    GetParams, ListParams, OrderPage, OrderResponse, OrdersSummaryResponse, PlaceOrderRequest,
+    SearchParams, Timeline, TimelineStep, page_limit,
 };
 use crate::app::Orders;
 
@@ -26,6 +26,7 @@ pub fn router(orders: Arc<Orders>) -> OpenApiRouter {
         .routes(routes!(order_timeline))
         .routes(routes!(cancel_order))
         .routes(routes!(search_orders))
+        .routes(routes!(orders_summary))
         .with_state(orders)
 }
 
@@ -125,6 +126,21 @@ async fn search_orders(
     let filter = params.parse()?;
     let page = orders.search(&filter, limit, params.cursor).await?;
     Ok(Json(OrderPage::of(page, limit)))
+}
+
+/// Orders at a glance: placed per minute over the last hour, pending ones and the oldest's
+/// age, and the last day's orders by status and cancellation reason (administrators).
+#[utoipa::path(get, path = "/api/v1/admin/orders/summary", tag = TAG, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The figures, counted now", body = OrdersSummaryResponse),
+        NotSignedIn,
+        NotAnAdmin,
+    ))]
+async fn orders_summary(
+    State(orders): State<Arc<Orders>>,
+    _: Admin,
+) -> Result<Json<OrdersSummaryResponse>, ApiError> {
+    Ok(Json(orders.summary().await?.into()))
 }
 
 /// Every step the checkout saga took for an order, with times and event ids.

@@ -15,7 +15,7 @@ use platform::db::Db;
 use platform::sealing::SealingKeys;
 use uuid::Uuid;
 
-use crate::domain::{FieldProblem, Order, OrderFilter, OrderStatus};
+use crate::domain::{FieldProblem, Order, OrderFilter, OrderStatus, OrdersSummary};
 use crate::metrics::Settled;
 use crate::store::{OrderStore, StoreError, TimelineEntry};
 use crate::watchers::{RECHECK_EVERY, Watchers};
@@ -143,6 +143,11 @@ impl Orders {
         before: Option<Uuid>,
     ) -> Result<Vec<Order>, OrdersError> {
         Ok(self.store.search(filter, limit, before).await?)
+    }
+
+    /// The dashboard's figures, now (administrators).
+    pub async fn summary(&self) -> Result<OrdersSummary, OrdersError> {
+        Ok(self.store.summary(platform::time::now()).await?)
     }
 
     pub async fn timeline(

@@ -64,3 +64,11 @@ impl PaymentResponse {
         }
     }
 }
+
+/// Payments at a glance, for an operator's dashboard.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentsSummary {
+    /// Payments opened in the last 24 hours, by status (`captured`, `failed`, `refunded`, ...).
+    #[schema(value_type = Object)]
+    pub last_day_by_status: std::collections::BTreeMap<String, i64>,
+}

@@ -60,13 +60,12 @@ impl ClientContext for LagReporter {
                 if partition < 0 || stats.consumer_lag < 0 {
                     continue;
                 }
-                metrics::gauge!(
-                    "commercex_consumer_lag",
-                    "consumer_group" => self.group.clone(),
-                    "topic" => label.clone(),
-                    "partition" => partition.to_string(),
-                )
-                .set(stats.consumer_lag as f64);
+                crate::telemetry::record_lag(
+                    &self.group,
+                    &label,
+                    Some(partition),
+                    stats.consumer_lag,
+                );
             }
         }
     }
