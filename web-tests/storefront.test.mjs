@@ -1,5 +1,7 @@
-// The storefront in a real browser: Debian's Chromium driven by playwright-core, against a
-// running CommerceX (scripts/test-web starts one). Each customer is a fresh browser context.
+// The storefront and the admin console in a real browser: Debian's Chromium driven by
+// playwright-core, against a running CommerceX (scripts/test-web starts one, and puts one
+// poisoned order.placed event on its bus for the dead-letter replay). Each customer is a
+// fresh browser context.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
@@ -285,7 +287,7 @@ test("an administrator creates and stocks a product, meets a conflicting edit, a
   await accessible(page, "an order in the console");
   await screenshot(page, "admin-order");
   for (const [path, where] of [["/admin/orders", "the order search"], ["/admin/products", "the product list"],
-    ["/admin/dead-letters", "the dead letters"], ["/admin/customers", "the customers"]]) {
+    ["/admin/customers", "the customers"]]) {
     const other = await context.newPage();
     await other.goto(`${BASE}${path}`);
     await accessible(other, where);
@@ -298,6 +300,21 @@ test("an administrator creates and stocks a product, meets a conflicting edit, a
     return (await page.locator('[data-payment-status="refunded"]').count()) > 0;
   });
   await waitFor(async () => (await api("GET", `/api/v1/products/${products.mug.id}`)).available === before + 1);
+
+  // The poisoned event, dead in inventory, replayed: taken again, dead again, tried twice.
+  await page.goto(`${BASE}/admin/dead-letters`);
+  const inventory = page.locator("#inventory");
+  await waitFor(async () => {
+    await page.reload();
+    return (await inventory.getByText("commercex.order.placed.v1").count()) > 0;
+  });
+  await accessible(page, "the dead letters");
+  await screenshot(page, "admin-dead-letters");
+  await submit(page, inventory.getByRole("button", { name: "Replay" }).first());
+  await waitFor(async () => {
+    await page.reload();
+    return (await inventory.getByText("2 attempts").count()) > 0;
+  });
   assert.deepEqual(violations, []);
   await customer.close();
   await context.close();
