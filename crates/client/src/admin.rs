@@ -351,6 +351,32 @@ impl ApiClient {
         .await
     }
 
+    /// The accounts of `ids` (100 at most), in any order; ids of no account are left out.
+    pub async fn accounts_by_id(
+        &self,
+        admin: &str,
+        ids: &[Uuid],
+    ) -> Result<Vec<Account>, ApiError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = ids
+            .iter()
+            .map(Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let page: AccountPage = self
+            .call(
+                Method::GET,
+                &format!("/api/v1/admin/users?limit=100&ids={ids}"),
+                Some(admin),
+                None,
+                StatusCode::OK,
+            )
+            .await?;
+        Ok(page.items)
+    }
+
     /// Makes the account an administrator, or no longer one.
     pub async fn set_admin(
         &self,

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use platform::db::NewestFirst;
 use platform::db::{Db, is_unique_violation};
 use platform::money::{Currency, Money};
 use platform::time::{from_millis, to_millis};
@@ -269,42 +270,23 @@ impl OrderStore {
         limit: u32,
         before: Option<Uuid>,
     ) -> Result<Vec<Order>, StoreError> {
-        let mut conditions = Vec::new();
-        let mut args: Vec<String> = Vec::new();
-        let mut add = |condition: &str, arg: String| {
-            args.push(arg);
-            conditions.push(format!("{condition} ${}", args.len()));
-        };
+        let mut search = NewestFirst::default();
         if let Some(status) = filter.status {
-            add("status =", status.as_str().to_owned());
+            search.and("status = {}", status.as_str().to_owned());
         }
         if let Some(customer) = filter.customer {
-            add("customer_id =", customer.to_string());
+            search.and("customer_id = {}", customer.to_string());
         }
         // Ids are UUIDv7: a time range is a range of the primary key.
         if let Some(from) = filter.placed_from {
-            add("id >=", platform::time::first_id_at(from));
+            search.and("id >= {}", platform::time::first_id_at(from));
         }
         if let Some(to) = filter.placed_to {
-            add("id <", platform::time::first_id_at(to));
+            search.and("id < {}", platform::time::first_id_at(to));
         }
-        if let Some(before) = before {
-            add("id <", before.to_string());
-        }
-        let condition = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders {condition} ORDER BY id DESC {}",
-            platform::db::literal_limit(i64::from(limit))
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for arg in args {
-            query = query.bind(arg);
-        }
-        let rows = query.fetch_all(self.db.pool()).await?;
+        let rows = search
+            .fetch(&self.db, "orders", ORDER_COLUMNS, limit, before)
+            .await?;
         let mut orders = Vec::with_capacity(rows.len());
         for row in &rows {
             orders.push(self.read(row).await?);

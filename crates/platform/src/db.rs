@@ -404,8 +404,8 @@ impl Db {
     }
 
     /// One page of `table`'s rows whose `owner_column` is `owner`, newest first, starting
-    /// after the row with id `before`. Ids are UUIDv7, so id order is creation order and the
-    /// id alone is a stable keyset cursor. Table and column names are our own constants.
+    /// after the row with id `before` (see [`NewestFirst`]). Table and column names are our
+    /// own constants.
     pub async fn newest_first(
         &self,
         table: &'static str,
@@ -415,16 +415,10 @@ impl Db {
         limit: u32,
         before: Option<uuid::Uuid>,
     ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
-        let after = if before.is_some() { "AND id < $2" } else { "" };
-        let sql = format!(
-            "SELECT {columns} FROM {table} WHERE {owner_column} = $1 {after} ORDER BY id DESC {}",
-            literal_limit(i64::from(limit))
-        );
-        let mut query = sqlx::query::<Any>(AssertSqlSafe(sql)).bind(owner.to_owned());
-        if let Some(before) = before {
-            query = query.bind(before.to_string());
-        }
-        query.fetch_all(&self.pool).await
+        NewestFirst::default()
+            .and(&format!("{owner_column} = {{}}"), owner.to_owned())
+            .fetch(self, table, columns, limit, before)
+            .await
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
@@ -436,6 +430,70 @@ impl Db {
             writer.close().await;
         }
         self.pool.close().await;
+    }
+}
+
+/// A page of a table's rows, newest first, that meet every condition added. Ids are UUIDv7, so
+/// id order is creation order and the id alone is a stable keyset cursor; only the
+/// conditions given are in the statement.
+#[derive(Debug, Default)]
+pub struct NewestFirst {
+    conditions: Vec<String>,
+    values: Vec<String>,
+}
+
+impl NewestFirst {
+    /// Adds a condition on one text value; each `{}` in `condition` (our own SQL, never
+    /// input) stands for the value's placeholder.
+    pub fn and(&mut self, condition: &str, value: String) -> &mut Self {
+        self.values.push(value);
+        let placeholder = format!("${}", self.values.len());
+        self.conditions.push(condition.replace("{}", &placeholder));
+        self
+    }
+
+    /// Adds `column IN (...)` over `values` (none: no row matches).
+    pub fn any_of(&mut self, column: &str, values: Vec<String>) -> &mut Self {
+        if values.is_empty() {
+            self.conditions.push("1 = 0".to_owned());
+            return self;
+        }
+        let first = self.values.len() + 1;
+        let placeholders = (first..first + values.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.values.extend(values);
+        self.conditions
+            .push(format!("{column} IN ({placeholders})"));
+        self
+    }
+
+    /// At most `limit` rows of `table` (its `columns`), after the row with id `before`.
+    pub async fn fetch(
+        &mut self,
+        db: &Db,
+        table: &'static str,
+        columns: &'static str,
+        limit: u32,
+        before: Option<uuid::Uuid>,
+    ) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+        if let Some(before) = before {
+            self.and("id < {}", before.to_string());
+        }
+        let condition = match self.conditions.is_empty() {
+            true => String::new(),
+            false => format!("WHERE {}", self.conditions.join(" AND ")),
+        };
+        let sql = format!(
+            "SELECT {columns} FROM {table} {condition} ORDER BY id DESC {}",
+            literal_limit(i64::from(limit))
+        );
+        let mut query = sqlx::query::<Any>(AssertSqlSafe(sql));
+        for value in &self.values {
+            query = query.bind(value.clone());
+        }
+        query.fetch_all(&db.pool).await
     }
 }
 

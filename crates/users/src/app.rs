@@ -310,14 +310,16 @@ impl Identity {
         self.users.find(id).await?.ok_or(IdentityError::UnknownUser)
     }
 
-    /// Accounts whose email or name contains `words`, newest first (administrators).
+    /// Accounts whose email or name contains `words`, among `ids` when given, newest first
+    /// (administrators).
     pub async fn accounts(
         &self,
         words: Option<&str>,
+        ids: Option<&[Uuid]>,
         limit: u32,
         before: Option<Uuid>,
     ) -> Result<Vec<User>, IdentityError> {
-        Ok(self.users.search(words, limit, before).await?)
+        Ok(self.users.search(words, ids, limit, before).await?)
     }
 
     /// Makes `id` an administrator, or no longer one, on `caller`'s say; the account's

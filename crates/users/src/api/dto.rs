@@ -72,15 +72,23 @@ pub struct RefreshRequest {
 pub struct AccountSearch {
     /// Words in the email or the name (case ignored).
     pub q: Option<String>,
+    /// Only these accounts: user ids, comma-separated (100 at most).
+    pub ids: Option<String>,
     /// 1 to 100, default 20.
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<Uuid>,
 }
 
+/// An account search, read.
+pub struct Search<'a> {
+    pub words: Option<&'a str>,
+    pub ids: Option<Vec<Uuid>>,
+    pub limit: u32,
+}
+
 impl AccountSearch {
-    /// The words to look for (none when blank) and the page size.
-    pub fn parse(&self) -> Result<(Option<&str>, u32), ApiError> {
+    pub fn parse(&self) -> Result<Search<'_>, ApiError> {
         let words = self.q.as_deref().map(str::trim).filter(|q| !q.is_empty());
         if words.is_some_and(|q| q.chars().count() > 100) {
             return Err(ApiError::validation(
@@ -89,8 +97,9 @@ impl AccountSearch {
                 "q is 100 characters at most",
             ));
         }
+        let ids = self.ids.as_deref().map(parse_ids).transpose()?;
         match self.limit.unwrap_or(20) {
-            limit @ 1..=100 => Ok((words, limit)),
+            limit @ 1..=100 => Ok(Search { words, ids, limit }),
             _ => Err(ApiError::validation(
                 "limit",
                 "invalid",
@@ -98,6 +107,22 @@ impl AccountSearch {
             )),
         }
     }
+}
+
+/// Up to 100 comma-separated user ids.
+fn parse_ids(text: &str) -> Result<Vec<Uuid>, ApiError> {
+    text.split(',')
+        .map(|id| Uuid::parse_str(id.trim()))
+        .collect::<Result<Vec<_>, _>>()
+        .ok()
+        .filter(|ids| ids.len() <= 100)
+        .ok_or_else(|| {
+            ApiError::validation(
+                "ids",
+                "invalid",
+                "ids are up to 100 user ids, comma-separated",
+            )
+        })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -128,7 +128,8 @@ async fn jwks(State(identity): State<Arc<Identity>>) -> impl IntoResponse {
     )
 }
 
-/// Every account, or those whose email or name contains `q`, newest first (administrators).
+/// Every account, or those whose email or name contains `q`, or those of `ids`, newest first
+/// (administrators).
 #[utoipa::path(get, path = "/api/v1/admin/users", tag = TAG, security(("bearer" = [])), params(AccountSearch),
     responses(
         (status = 200, description = "A page of accounts", body = AccountPage),
@@ -141,8 +142,11 @@ async fn accounts(
     _: Admin,
     Query(search): Query<AccountSearch>,
 ) -> Result<Json<AccountPage>, ApiError> {
-    let (words, limit) = search.parse()?;
-    let page = identity.accounts(words, limit, search.cursor).await?;
+    let parsed = search.parse()?;
+    let limit = parsed.limit;
+    let page = identity
+        .accounts(parsed.words, parsed.ids.as_deref(), limit, search.cursor)
+        .await?;
     let next_cursor = (page.len() == limit as usize)
         .then(|| page.last().map(|user| user.id))
         .flatten();

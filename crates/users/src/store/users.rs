@@ -1,5 +1,5 @@
 use platform::auth::Role;
-use platform::db::{Db, is_unique_violation};
+use platform::db::{Db, NewestFirst, is_unique_violation};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 use uuid::Uuid;
@@ -74,41 +74,28 @@ impl UserStore {
         row.as_ref().map(read_user).transpose()
     }
 
-    /// Accounts whose email or name contains `words` (any account without), newest first,
-    /// after the account `before`.
+    /// Accounts whose email or name contains `words`, and among `ids` when given (any
+    /// account without either), newest first, after the account `before`.
     pub async fn search(
         &self,
         words: Option<&str>,
+        ids: Option<&[Uuid]>,
         limit: u32,
         before: Option<Uuid>,
     ) -> Result<Vec<User>, StoreError> {
-        let mut conditions = Vec::new();
-        let mut args = Vec::new();
+        let mut search = NewestFirst::default();
+        if let Some(ids) = ids {
+            search.any_of("id", ids.iter().map(Uuid::to_string).collect());
+        }
         if let Some(words) = words {
-            args.push(format!("%{}%", escape_like(&words.to_lowercase())));
-            conditions.push(format!(
-                "(email LIKE ${n} ESCAPE '\\' OR LOWER(name) LIKE ${n} ESCAPE '\\')",
-                n = args.len()
-            ));
+            search.and(
+                "(email LIKE {} ESCAPE '\\' OR LOWER(name) LIKE {} ESCAPE '\\')",
+                format!("%{}%", escape_like(&words.to_lowercase())),
+            );
         }
-        if let Some(before) = before {
-            args.push(before.to_string());
-            conditions.push(format!("id < ${}", args.len()));
-        }
-        let condition = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
-        let sql = format!(
-            "SELECT {COLUMNS} FROM users {condition} ORDER BY id DESC {}",
-            platform::db::literal_limit(i64::from(limit))
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for arg in args {
-            query = query.bind(arg);
-        }
-        let rows = query.fetch_all(self.db.pool()).await?;
+        let rows = search
+            .fetch(&self.db, "users", COLUMNS, limit, before)
+            .await?;
         rows.iter().map(read_user).collect()
     }
 

@@ -25,7 +25,6 @@ const LOOK_EVERY: Duration = Duration::from_secs(1);
 
 pub struct OrderView {
     pub id: Uuid,
-    pub customer_id: Uuid,
     pub status: String,
     pub status_label: &'static str,
     /// Why it was cancelled, in words; `reason_code` as the API says it.
@@ -50,7 +49,6 @@ impl OrderView {
         let address = &order.shipping_address;
         Self {
             id: order.id,
-            customer_id: order.customer_id,
             status_label: status_label(&order.status),
             reason: order.cancel_reason.as_deref().map(reason_in_words),
             reason_code: order.cancel_reason.clone(),
@@ -144,8 +142,14 @@ async fn view(
     id: Uuid,
     wait: Duration,
 ) -> Result<OrderView, PageError> {
-    let order = api.order(token, id, wait).await?;
+    let mut order = api.order(token, id, wait).await?;
     let steps = api.timeline(token, id).await?;
+    // The saga may have ended between the two reads (the status and its step are written in
+    // one transaction): the status shown goes with the steps shown.
+    let ended = |step: &Step| matches!(step.step.as_str(), "confirmed" | "cancelled");
+    if order.is_pending() && steps.iter().any(ended) {
+        order = api.order(token, id, Duration::ZERO).await?;
+    }
     Ok(OrderView::new(order, steps))
 }
 

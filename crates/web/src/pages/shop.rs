@@ -8,7 +8,9 @@ use client::{ApiError, Product};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{Chrome, money, render};
+use platform::money::{Currency, Money};
+
+use super::{Chrome, money, query_string, render};
 use crate::error::PageError;
 use crate::session::Visit;
 
@@ -18,6 +20,9 @@ use crate::session::Visit;
 pub struct Browse {
     q: String,
     category: String,
+    /// Prices in major units (`19.99`), as a shopper writes them.
+    min_price: String,
+    max_price: String,
     sort: String,
     in_stock: Option<String>,
     cursor: String,
@@ -32,43 +37,64 @@ const SORTS: [(&str, &str); 5] = [
     ("-created_at", "Newest"),
 ];
 
+/// A price bound as the API takes it (minor units), from what the shopper wrote in major
+/// units; `Err` with what is wrong.
+fn minor_units(text: &str) -> Result<String, &'static str> {
+    // The shop's prices are in cents; a bound is only compared, so any two-decimal currency
+    // reads the same.
+    let eur = Currency::parse("EUR")?;
+    match text.trim() {
+        "" => Ok(String::new()),
+        "0" => Ok("0".to_owned()),
+        bound => Money::parse_major(bound, eur)
+            .map(|money| money.amount().to_string())
+            .map_err(|_| "a price is a number such as 20 or 19.99"),
+    }
+}
+
 impl Browse {
-    fn api_query(&self) -> String {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [
-            ("q", &self.q),
+    fn api_query(&self) -> Result<String, &'static str> {
+        let (min, max) = (minor_units(&self.min_price)?, minor_units(&self.max_price)?);
+        let in_stock = if self.in_stock.is_some() { "true" } else { "" };
+        Ok(query_string([
+            ("q", self.q.as_str()),
             ("category", &self.category),
+            ("min_price", &min),
+            ("max_price", &max),
             ("sort", &self.sort),
             ("cursor", &self.cursor),
-        ] {
-            if !value.trim().is_empty() {
-                query.append_pair(name, value.trim());
-            }
-        }
-        if self.in_stock.is_some() {
-            query.append_pair("in_stock", "true");
-        }
-        query.append_pair("limit", "12");
-        query.finish()
+            ("in_stock", in_stock),
+            ("limit", "12"),
+        ]))
     }
 
     /// This page's address with another cursor: the link to the next page.
     fn with_cursor(&self, cursor: &str) -> String {
-        let mut query = form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [
-            ("q", &self.q),
+        let in_stock = if self.in_stock.is_some() { "on" } else { "" };
+        let query = query_string([
+            ("q", self.q.as_str()),
             ("category", &self.category),
+            ("min_price", &self.min_price),
+            ("max_price", &self.max_price),
             ("sort", &self.sort),
-        ] {
-            if !value.is_empty() {
-                query.append_pair(name, value);
-            }
-        }
-        if self.in_stock.is_some() {
-            query.append_pair("in_stock", "on");
-        }
-        query.append_pair("cursor", cursor);
-        format!("/?{}", query.finish())
+            ("in_stock", in_stock),
+            ("cursor", cursor),
+        ]);
+        format!("/?{query}")
+    }
+
+    /// Whether the visitor asked for anything but the whole catalog's first page.
+    fn narrowed(&self) -> bool {
+        [
+            &self.q,
+            &self.category,
+            &self.min_price,
+            &self.max_price,
+            &self.cursor,
+        ]
+        .iter()
+        .any(|value| !value.trim().is_empty())
+            || self.in_stock.is_some()
     }
 }
 
@@ -105,6 +131,8 @@ struct SortChoice {
 #[derive(Template)]
 #[template(path = "shop/home.html")]
 struct Home {
+    /// The whole catalog was asked for (an empty result means an empty catalog).
+    everything: bool,
     chrome: Chrome,
     browse: Browse,
     sorts: Vec<SortChoice>,
@@ -115,22 +143,28 @@ struct Home {
 }
 
 pub async fn home(visit: Visit, Query(browse): Query<Browse>) -> Result<Response, PageError> {
-    let (products, next_page, problem) = match visit.api.products(&browse.api_query()).await {
-        Ok(page) => (
-            page.items.into_iter().map(ProductView::from).collect(),
-            page.next_cursor.map(|cursor| browse.with_cursor(&cursor)),
-            None,
-        ),
-        Err(ApiError::Status { status, problem }) if status == StatusCode::UNPROCESSABLE_ENTITY => {
-            let detail = problem
-                .errors
-                .first()
-                .map_or(problem.detail.clone(), |error| error.detail.clone());
-            (Vec::new(), None, Some(detail))
-        }
-        Err(error) => return Err(error.into()),
+    let (products, next_page, problem) = match browse.api_query() {
+        Err(problem) => (Vec::new(), None, Some(problem.to_owned())),
+        Ok(query) => match visit.api.products(&query).await {
+            Ok(page) => (
+                page.items.into_iter().map(ProductView::from).collect(),
+                page.next_cursor.map(|cursor| browse.with_cursor(&cursor)),
+                None,
+            ),
+            Err(ApiError::Status { status, problem })
+                if status == StatusCode::UNPROCESSABLE_ENTITY =>
+            {
+                let detail = problem
+                    .errors
+                    .first()
+                    .map_or(problem.detail.clone(), |error| error.detail.clone());
+                (Vec::new(), None, Some(detail))
+            }
+            Err(error) => return Err(error.into()),
+        },
     };
     let page = Home {
+        everything: !browse.narrowed(),
         chrome: Chrome::of(&visit),
         sorts: SORTS
             .iter()
@@ -166,4 +200,18 @@ pub async fn product(visit: Visit, Path(id): Path<String>) -> Result<Response, P
         product: product.into(),
     };
     render(visit, &page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::minor_units;
+
+    #[test]
+    fn price_bounds_are_read_in_major_units() {
+        assert_eq!(minor_units("20"), Ok("2000".to_owned()));
+        assert_eq!(minor_units(" 19.99 "), Ok("1999".to_owned()));
+        assert_eq!(minor_units(""), Ok(String::new()));
+        assert_eq!(minor_units("0"), Ok("0".to_owned()));
+        assert!(minor_units("cheap").is_err() && minor_units("-5").is_err());
+    }
 }

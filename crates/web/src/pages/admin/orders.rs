@@ -49,12 +49,18 @@ impl Search {
     }
 }
 
+/// An order in the list, with its customer's email.
+struct Row {
+    order: OrderView,
+    email: String,
+}
+
 #[derive(Template)]
 #[template(path = "admin/orders.html")]
 struct OrdersPage {
     chrome: Chrome,
     search: Search,
-    orders: Vec<OrderView>,
+    orders: Vec<Row>,
     next_page: Option<String>,
     problem: Option<String>,
 }
@@ -85,14 +91,14 @@ pub async fn list(visit: Visit, Query(search): Query<Search>) -> Result<Response
         .search_orders(&token, &search.query(customer))
         .await
     {
-        Ok(page) => (
-            page.items
-                .into_iter()
-                .map(|order| OrderView::new(order, Vec::new()))
-                .collect(),
-            page.next_cursor.map(|cursor| search.next_page(cursor)),
-            None,
-        ),
+        Ok(page) => {
+            let next_page = page.next_cursor.map(|cursor| search.next_page(cursor));
+            (
+                with_emails(&visit, &token, page.items).await?,
+                next_page,
+                None,
+            )
+        }
         Err(error) if error.status() == Some(http::StatusCode::UNPROCESSABLE_ENTITY) => {
             let detail = error
                 .problem()
@@ -110,6 +116,34 @@ pub async fn list(visit: Visit, Query(search): Query<Search>) -> Result<Response
         problem,
     };
     render(visit, &page)
+}
+
+/// The orders with their customers' emails, looked up in one call.
+async fn with_emails(
+    visit: &Visit,
+    token: &str,
+    orders: Vec<client::Order>,
+) -> Result<Vec<Row>, PageError> {
+    let mut customers: Vec<Uuid> = orders.iter().map(|order| order.customer_id).collect();
+    customers.sort_unstable();
+    customers.dedup();
+    let accounts = visit.api.accounts_by_id(token, &customers).await?;
+    Ok(orders
+        .into_iter()
+        .map(|order| {
+            let email = accounts
+                .iter()
+                .find(|account| account.id == order.customer_id)
+                .map_or_else(
+                    || order.customer_id.to_string(),
+                    |account| account.email.clone(),
+                );
+            Row {
+                order: OrderView::new(order, Vec::new()),
+                email,
+            }
+        })
+        .collect())
 }
 
 /// A payment as the console shows it.
@@ -147,7 +181,8 @@ impl From<Payment> for PaymentView {
 struct OrderPage {
     chrome: Chrome,
     order: OrderView,
-    customer_id: Uuid,
+    /// The customer's email (their id, if the account is gone).
+    customer: String,
     payments: Vec<PaymentView>,
 }
 
@@ -160,9 +195,14 @@ pub async fn one(visit: Visit, Path(id): Path<String>) -> Result<Response, PageE
         .await?;
     let steps = visit.api.timeline(&token, id).await?;
     let payments = visit.api.payments(&token, id).await?;
+    let customer = with_emails(&visit, &token, vec![order.clone()])
+        .await?
+        .pop()
+        .map(|row| row.email)
+        .unwrap_or_default();
     let page = OrderPage {
         chrome: Chrome::of(&visit),
-        customer_id: order.customer_id,
+        customer,
         order: OrderView::new(order, steps),
         payments: payments.into_iter().map(PaymentView::from).collect(),
     };
