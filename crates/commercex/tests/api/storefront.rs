@@ -109,7 +109,8 @@ app_tests! {
         let confirmed = browser.page_saying(&order, "data-status=\"confirmed\"").await;
         assert!(confirmed.text().contains("Payment captured, order confirmed"), "{}", confirmed.text());
         assert!(confirmed.text().contains("Total: 45.00 EUR"));
-        assert_eq!(app.levels(&lamp).await, (8, 0));
+        // Inventory commits the held units when it hears the order confirmed.
+        wait_for("the units off the shelf", || async { app.levels(&lamp).await == (8, 0) }).await;
         assert!(browser.get("/cart").await.text().contains("The cart is empty"));
         let mine = browser.get("/orders").await;
         assert!(mine.text().contains("Confirmed") && mine.text().contains("Product DESK-1"));
