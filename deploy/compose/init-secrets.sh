@@ -27,7 +27,7 @@ if [ ! -s ca.pem ]; then
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
     -subj "/CN=CommerceX compose CA" -keyout ca-key.pem -out ca.pem 2>/dev/null
 fi
-for name in gateway web users catalog inventory orders payments postgres redis; do
+for name in gateway web users catalog inventory orders payments webhooks postgres redis; do
   [ -s "$name.pem" ] && continue
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
     -keyout "$name-key.pem" -out "$name.csr" 2>/dev/null

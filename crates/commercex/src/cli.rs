@@ -125,6 +125,8 @@ pub enum ServiceName {
     Inventory,
     Orders,
     Payments,
+    /// Webhook deliveries to integrators' endpoints.
+    Webhooks,
     Gateway,
     /// The storefront, calling the gateway (`--web-api-url`).
     Web,
@@ -138,6 +140,7 @@ impl ServiceName {
             Self::Inventory => "inventory",
             Self::Orders => "orders",
             Self::Payments => "payments",
+            Self::Webhooks => "webhooks",
             Self::Gateway => "gateway",
             Self::Web => "web",
         }
@@ -223,6 +226,9 @@ pub struct Options {
 
     #[command(flatten)]
     pub commerce: CommerceOptions,
+
+    #[command(flatten)]
+    pub webhooks: WebhookOptions,
 
     #[command(flatten)]
     pub http: HttpOptions,
@@ -611,6 +617,39 @@ pub struct HttpOptions {
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+/// How webhook deliveries are sent.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Webhooks")]
+pub struct WebhookOptions {
+    /// Networks webhook endpoints may be in although private (production refuses private,
+    /// loopback and link-local destinations otherwise), comma-separated CIDRs.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_WEBHOOK_ALLOW_NETWORKS",
+        value_delimiter = ','
+    )]
+    pub webhook_allow_networks: Vec<ipnet::IpNet>,
+
+    /// An endpoint that failed every try for this long is disabled (with the reason); what
+    /// waits for it goes out once an operator enables it again.
+    #[arg(long, global = true, env = "COMMERCEX_WEBHOOK_DISABLE_AFTER", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub webhook_disable_after: Duration,
+
+    /// The wait after a delivery's first failure; it doubles with each, up to
+    /// --webhook-retry-max, with jitter.
+    #[arg(long, global = true, env = "COMMERCEX_WEBHOOK_RETRY_FIRST", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub webhook_retry_first: Duration,
+
+    /// The longest wait between two tries of a delivery (a `Retry-After` too).
+    #[arg(long, global = true, env = "COMMERCEX_WEBHOOK_RETRY_MAX", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub webhook_retry_max: Duration,
+
+    /// How long one try may take, from connecting to the end of the answer.
+    #[arg(long, global = true, env = "COMMERCEX_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: Duration,
+}
+
 /// Where the services are, and the quotas at the edge.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Gateway (distributed runtime)")]
@@ -659,6 +698,15 @@ pub struct GatewayOptions {
         value_delimiter = ','
     )]
     pub payments_url: Vec<String>,
+
+    /// Base URLs of the webhooks service's instances, comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "COMMERCEX_WEBHOOKS_URL",
+        value_delimiter = ','
+    )]
+    pub webhooks_url: Vec<String>,
 
     /// How long the gateway waits for a service before answering 504, e.g. `10s`.
     #[arg(long, global = true, env = "COMMERCEX_UPSTREAM_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]

@@ -117,6 +117,7 @@ pub struct Settings {
     pub web_session_secret: Option<SecretString>,
     /// The API a storefront of its own calls.
     pub web_api_url: String,
+    pub webhooks: webhooks::WebhooksSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +135,7 @@ pub struct ServiceUrls {
     pub inventory: Vec<String>,
     pub orders: Vec<String>,
     pub payments: Vec<String>,
+    pub webhooks: Vec<String>,
 }
 
 impl ServiceUrls {
@@ -144,6 +146,7 @@ impl ServiceUrls {
             Service::Inventory => &self.inventory,
             Service::Orders => &self.orders,
             Service::Payments => &self.payments,
+            Service::Webhooks => &self.webhooks,
         }
     }
 }
@@ -184,7 +187,7 @@ impl Databases {
     /// Every service's database (migrated as it opens), with its schema name.
     pub async fn open_every_service(
         &self,
-    ) -> anyhow::Result<[(&'static str, platform::db::Db); 5]> {
+    ) -> anyhow::Result<[(&'static str, platform::db::Db); 6]> {
         let (storage, store) = (&self.storage, self.store);
         Ok([
             (
@@ -208,6 +211,10 @@ impl Databases {
             (
                 payments::service::SCHEMA,
                 payments::PaymentsService::open_db(storage, store).await?.db,
+            ),
+            (
+                webhooks::service::SCHEMA,
+                webhooks::WebhooksService::open_db(storage, store).await?.db,
             ),
         ])
     }
@@ -331,6 +338,7 @@ impl Settings {
                 inventory: options.gateway.inventory_url.clone(),
                 orders: options.gateway.orders_url.clone(),
                 payments: options.gateway.payments_url.clone(),
+                webhooks: options.gateway.webhooks_url.clone(),
             },
             upstream_timeout: options.gateway.upstream_timeout,
             route_timeouts: route_timeouts(&options.gateway.route_timeouts)?,
@@ -346,6 +354,7 @@ impl Settings {
             vault: stored.session(),
             web_session_secret,
             web_api_url: options.web.web_api_url.clone(),
+            webhooks: webhook_settings(options),
         })
     }
 }
@@ -825,6 +834,29 @@ fn publish_private(path: &Path, contents: &str) -> anyhow::Result<bool> {
         Ok(()) => Ok(true),
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
         Err(error) => Err(error).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// How webhooks are sent: production sends over HTTPS to public addresses only.
+fn webhook_settings(options: &Options) -> webhooks::WebhooksSettings {
+    let hooks = &options.webhooks;
+    webhooks::WebhooksSettings {
+        dispatch: webhooks::dispatch::DispatchSettings {
+            backoff: webhooks::domain::Backoff {
+                first: hooks.webhook_retry_first,
+                max: hooks.webhook_retry_max,
+            },
+            disable_after: hooks.webhook_disable_after,
+            ..Default::default()
+        },
+        timeouts: webhooks::sender::Timeouts {
+            connect: hooks.webhook_timeout.min(std::time::Duration::from_secs(5)),
+            total: hooks.webhook_timeout,
+        },
+        destinations: webhooks::domain::DestinationPolicy {
+            production: options.profile == Profile::Production,
+            allowed: hooks.webhook_allow_networks.clone(),
+        },
     }
 }
 

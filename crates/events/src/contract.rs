@@ -13,6 +13,24 @@ pub const TOPICS: [&str; 5] = [
     payments::TOPIC,
 ];
 
+/// Every event type published on the topics.
+pub const EVENT_TYPES: [&str; 14] = [
+    <users::UserRegisteredV1 as EventKind>::TYPE,
+    <catalog::ProductCreatedV1 as EventKind>::TYPE,
+    <catalog::ProductUpdatedV1 as EventKind>::TYPE,
+    <catalog::ProductArchivedV1 as EventKind>::TYPE,
+    <inventory::StockAdjustedV1 as EventKind>::TYPE,
+    <inventory::InventoryReservedV1 as EventKind>::TYPE,
+    <inventory::InventoryRejectedV1 as EventKind>::TYPE,
+    <inventory::ReservationExpiredV1 as EventKind>::TYPE,
+    <orders::OrderPlacedV1 as EventKind>::TYPE,
+    <orders::OrderConfirmedV1 as EventKind>::TYPE,
+    <orders::OrderCancelledV1 as EventKind>::TYPE,
+    <payments::PaymentCapturedV1 as EventKind>::TYPE,
+    <payments::PaymentFailedV1 as EventKind>::TYPE,
+    <payments::PaymentRefundedV1 as EventKind>::TYPE,
+];
+
 /// An event type and the topic (one per aggregate) it is published on.
 pub trait EventKind: Serialize {
     const TYPE: &'static str;

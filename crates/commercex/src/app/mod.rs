@@ -192,6 +192,12 @@ impl Application {
             let deadline = orders.deadline(settings.saga_deadline);
             workers.spawn(move |cancel| deadline.run(cancel));
         }
+        if let Some(webhooks) = &services.webhooks {
+            let dispatcher = webhooks
+                .dispatcher(webhook_client()?)
+                .context("building the webhook client")?;
+            workers.spawn(move |cancel| dispatcher.run(cancel));
+        }
         let sampler = sampler::Sampler {
             stores: services.stores().iter().map(|s| s.db.clone()).collect(),
             orders: services.orders.as_ref().map(|s| s.store().db.clone()),
@@ -379,6 +385,13 @@ fn spawn_credential_upkeep(settings: &Settings, workers: &mut Workers) {
     if !certificates.is_empty() {
         workers.spawn(move |cancel| crate::tls::keep_reloading(certificates, cancel));
     }
+}
+
+/// The client webhooks are sent with: the public roots (an endpoint is an integrator's
+/// server on the internet, never one of ours).
+fn webhook_client() -> anyhow::Result<reqwest::ClientBuilder> {
+    let public = crate::tls::client_config(&crate::tls::ClientTls::default())?;
+    Ok(reqwest::Client::builder().use_preconfigured_tls(public))
 }
 
 /// What the open domain services contribute to the process.

@@ -19,17 +19,19 @@ use platform::db::Storage;
 use platform::shared_redis::SharedRedis;
 use users::{UsersConfig, UsersService};
 use utoipa_axum::router::OpenApiRouter;
+use webhooks::WebhooksService;
 
 use crate::cli::{Profile, ServiceName};
 use crate::settings::Settings;
 
 /// The domain services (everything but the gateway), in start-up order.
-pub const DOMAIN_SERVICES: [ServiceName; 5] = [
+pub const DOMAIN_SERVICES: [ServiceName; 6] = [
     ServiceName::Users,
     ServiceName::Catalog,
     ServiceName::Inventory,
     ServiceName::Orders,
     ServiceName::Payments,
+    ServiceName::Webhooks,
 ];
 
 /// How many products the embedded runtime keeps in memory for reads.
@@ -47,6 +49,7 @@ pub struct Services {
     pub inventory: Option<InventoryService>,
     pub orders: Option<OrdersService>,
     pub payments: Option<PaymentsService>,
+    pub webhooks: Option<WebhooksService>,
 }
 
 impl Services {
@@ -134,6 +137,19 @@ impl Services {
                             .await?,
                     );
                 }
+                ServiceName::Webhooks => {
+                    // One process holding every service makes every change to the endpoints.
+                    let sole_instance = which.len() == DOMAIN_SERVICES.len();
+                    services.webhooks = Some(
+                        WebhooksService::open(
+                            storage,
+                            store,
+                            settings.webhooks.clone(),
+                            sole_instance,
+                        )
+                        .await?,
+                    );
+                }
                 ServiceName::Gateway | ServiceName::Web => {}
             }
         }
@@ -175,6 +191,11 @@ impl Services {
                 .as_ref()
                 .map(|s| (payments::service::SCHEMA, s.store())),
         );
+        stores.extend(
+            self.webhooks
+                .as_ref()
+                .map(|s| (webhooks::service::SCHEMA, s.store())),
+        );
         stores
     }
 
@@ -186,6 +207,7 @@ impl Services {
         routers.extend(self.inventory.as_ref().map(InventoryService::router));
         routers.extend(self.orders.as_ref().map(OrdersService::router));
         routers.extend(self.payments.as_ref().map(PaymentsService::router));
+        routers.extend(self.webhooks.as_ref().map(WebhooksService::router));
         let queues = self
             .named_stores()
             .into_iter()
@@ -205,6 +227,7 @@ impl Services {
         );
         consumers.extend(self.orders.as_ref().map(|s| s.consumer(bus.clone())));
         consumers.extend(self.payments.as_ref().map(|s| s.consumer(bus.clone())));
+        consumers.extend(self.webhooks.as_ref().map(|s| s.consumer(bus.clone())));
         consumers
     }
 }

@@ -15,6 +15,7 @@ pub async fn ensure(bus: BusSettings) -> anyhow::Result<()> {
                 inventory::reactions::GROUP,
                 orders::reactions::GROUP,
                 payments::reactions::GROUP,
+                webhooks::reactions::GROUP,
             ];
             let topics: Vec<String> = events::contract::TOPICS
                 .iter()

@@ -60,6 +60,7 @@ fn describe() {
     platform::http::describe_metrics();
     events::telemetry::describe();
     orders::metrics::describe();
+    webhooks::metrics::describe();
     gateway::describe_metrics();
     crate::secrets::vault::describe();
     metrics::describe_gauge!(

@@ -8,7 +8,7 @@
 //! It needs servers of its own to break, so the normal suite skips it: scripts/chaos starts
 //! throwaway PostgreSQL, Redis and tansu and says, in `CHAOS_*` variables, how to fault them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -538,6 +538,42 @@ async fn drained(app: &TestApp) -> bool {
         && outbox_backlogs(app).await.values().all(|b| *b == 0)
 }
 
+/// Every order event (the orders outbox holds each one published) reaches the endpoint that
+/// was down all run, within `bound` of its coming back.
+async fn webhooks_caught_up(app: &TestApp, receiver: &Receiver, bound: Duration) -> Check {
+    let envelopes: Vec<(String,)> = rows(app, "orders", "SELECT envelope FROM outbox").await;
+    let expected: HashSet<String> = envelopes
+        .iter()
+        .map(|(json,)| events::Envelope::from_json(json).unwrap())
+        .filter(|event| event.event_type.starts_with("commercex.order."))
+        .map(|event| event.id.to_string())
+        .collect();
+    let came_back = Instant::now();
+    let missing = || {
+        let delivered: HashSet<String> = receiver.delivered().into_iter().collect();
+        expected.difference(&delivered).count()
+    };
+    while missing() > 0 && came_back.elapsed() < bound {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut check = Check::new("webhooks: every order event delivered once the endpoint is back");
+    let left = missing();
+    check.expect(left == 0, || {
+        format!(
+            "{left} of {} order events not delivered {:?} after the endpoint came back",
+            expected.len(),
+            came_back.elapsed()
+        )
+    });
+    println!(
+        "webhooks: {} order events delivered {:.1?} after the endpoint came back ({} requests)",
+        expected.len() - left,
+        came_back.elapsed(),
+        receiver.received().len()
+    );
+    check
+}
+
 async fn invariants(
     app: &TestApp,
     accepted: &[String],
@@ -678,10 +714,14 @@ async fn chaos() {
     let storage = TestStorage::distributed()
         .await
         .expect("scripts/chaos provides PostgreSQL, Redis and Kafka");
+    let mut env: Vec<(String, String)> = std::env::var("CHAOS_KAFKA_OPTIONS")
+        .map(|options| vec![("COMMERCEX_KAFKA_OPTIONS".to_owned(), options)])
+        .unwrap_or_default();
+    // The webhook endpoint that is down all run is tried again at least every 5 s, so that
+    // its backlog starts soon after it is back.
+    env.push(("COMMERCEX_WEBHOOK_RETRY_MAX".to_owned(), "5s".to_owned()));
     let layout = Layout {
-        env: std::env::var("CHAOS_KAFKA_OPTIONS")
-            .map(|options| vec![("COMMERCEX_KAFKA_OPTIONS".to_owned(), options)])
-            .unwrap_or_default(),
+        env,
         ..Layout::default()
     };
     let mut app = spawn_app_layout(&storage, &[], &layout).await;
@@ -698,6 +738,10 @@ async fn chaos() {
         initial.insert(id, params.stock);
     }
     let products = Arc::new(initial.keys().cloned().collect::<Vec<_>>());
+    // An integrator's endpoint, down for the whole run; it comes back once the load is over.
+    let mut receiver = Receiver::down();
+    app.webhook_endpoint(&admin, &receiver.url(), &["commercex.order.*"])
+        .await;
     let mut poison = Vec::new();
     for _ in 0..params.poison {
         let envelope = events::Envelope::new(
@@ -809,6 +853,8 @@ async fn chaos() {
     }
     let drain_took = drain_started.elapsed();
     let mut checks = invariants(&app, &tally.accepted, &initial, &poison).await;
+    receiver.come_up().await;
+    checks.push(webhooks_caught_up(&app, &receiver, params.drain).await);
     let mut survivors = Check::new("every process still running (but for the kills)");
     for process in &mut app.deployment.as_mut().unwrap().processes {
         let exited = process.child.try_wait().unwrap();

@@ -101,7 +101,7 @@ impl Deployment {
 
         let mut names = vec!["catalog"];
         names.extend(std::iter::repeat_n("inventory", layout.inventory_instances));
-        names.extend(["orders", "payments"]);
+        names.extend(["orders", "payments", "webhooks"]);
         let started = futures::future::join_all(names.iter().enumerate().map(|(i, service)| {
             let env = env.clone();
             async move {
@@ -110,7 +110,7 @@ impl Deployment {
             }
         }))
         .await;
-        for service in ["catalog", "inventory", "orders", "payments"] {
+        for service in ["catalog", "inventory", "orders", "payments", "webhooks"] {
             let urls: Vec<String> = started
                 .iter()
                 .filter(|p| p.name.starts_with(service))
@@ -152,10 +152,17 @@ impl Deployment {
             .expect("gateway address")
     }
 
-    pub fn named(&self, prefix: &str) -> Vec<&Process> {
+    /// The processes of one service: `service` itself, or its numbered instances
+    /// (`inventory-1`); `web` is not `webhooks-5`.
+    pub fn named(&self, service: &str) -> Vec<&Process> {
         self.processes
             .iter()
-            .filter(|p| p.name.starts_with(prefix))
+            .filter(|p| {
+                p.name == service
+                    || p.name
+                        .strip_prefix(service)
+                        .is_some_and(|rest| rest.starts_with('-'))
+            })
             .collect()
     }
 

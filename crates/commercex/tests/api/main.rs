@@ -22,3 +22,4 @@ mod storefront;
 mod tls;
 mod tokens;
 mod vault;
+mod webhooks;

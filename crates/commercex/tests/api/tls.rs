@@ -188,7 +188,7 @@ async fn services_take_only_internal_clients_and_the_gateway_serves_https() {
         "COMMERCEX_USERS_URL".into(),
         format!("https://{}", users.addr),
     ));
-    for service in ["CATALOG", "INVENTORY", "ORDERS", "PAYMENTS"] {
+    for service in ["CATALOG", "INVENTORY", "ORDERS", "PAYMENTS", "WEBHOOKS"] {
         gateway_env.push((format!("COMMERCEX_{service}_URL"), unreachable.into()));
     }
     let mut gateway = launch(

@@ -11,15 +11,17 @@ pub enum Service {
     Inventory,
     Orders,
     Payments,
+    Webhooks,
 }
 
 impl Service {
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Users,
         Service::Catalog,
         Service::Inventory,
         Service::Orders,
         Service::Payments,
+        Service::Webhooks,
     ];
 
     pub fn name(self) -> &'static str {
@@ -29,6 +31,7 @@ impl Service {
             Service::Inventory => "inventory",
             Service::Orders => "orders",
             Service::Payments => "payments",
+            Service::Webhooks => "webhooks",
         }
     }
 
@@ -44,7 +47,7 @@ impl fmt::Display for Service {
 }
 
 /// Path prefixes, each with the service that owns everything below it.
-const OWNERS: [(&str, Service); 20] = [
+const OWNERS: [(&str, Service); 23] = [
     ("/api/v1/auth", Service::Users),
     ("/api/v1/users", Service::Users),
     ("/.well-known/jwks.json", Service::Users),
@@ -55,17 +58,20 @@ const OWNERS: [(&str, Service); 20] = [
     ("/api/v1/admin/users", Service::Users),
     ("/api/v1/admin/orders", Service::Orders),
     ("/api/v1/admin/payments", Service::Payments),
+    ("/api/v1/admin/webhooks", Service::Webhooks),
     // Each service keeps the dead letters of its consumers.
     ("/api/v1/admin/dlq/users", Service::Users),
     ("/api/v1/admin/dlq/catalog", Service::Catalog),
     ("/api/v1/admin/dlq/inventory", Service::Inventory),
     ("/api/v1/admin/dlq/orders", Service::Orders),
     ("/api/v1/admin/dlq/payments", Service::Payments),
+    ("/api/v1/admin/dlq/webhooks", Service::Webhooks),
     ("/api/v1/admin/events/users", Service::Users),
     ("/api/v1/admin/events/catalog", Service::Catalog),
     ("/api/v1/admin/events/inventory", Service::Inventory),
     ("/api/v1/admin/events/orders", Service::Orders),
     ("/api/v1/admin/events/payments", Service::Payments),
+    ("/api/v1/admin/events/webhooks", Service::Webhooks),
 ];
 
 /// The prefixes services own, for the proxy's routes.

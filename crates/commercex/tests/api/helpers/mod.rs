@@ -28,6 +28,7 @@ mod checkout;
 mod identity;
 mod inspect;
 mod metrics;
+mod webhooks;
 
 pub use binary::*;
 pub use browser::{Browser, Page};
@@ -37,9 +38,17 @@ pub use metrics::sample;
 pub use testkit::wait_for;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+pub use webhooks::{Received, Receiver, Reply, verify_with_reference_library};
 
 pub const PASSWORD: &str = "correct horse battery staple";
-pub const SERVICE_SCHEMAS: [&str; 5] = ["users", "catalog", "inventory", "orders", "payments"];
+pub const SERVICE_SCHEMAS: [&str; 6] = [
+    "users",
+    "catalog",
+    "inventory",
+    "orders",
+    "payments",
+    "webhooks",
+];
 
 pub struct TestApp {
     pub addr: SocketAddr,

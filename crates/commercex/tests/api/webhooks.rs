@@ -1,0 +1,294 @@
+//! Webhooks end to end: a real receiver that is down, fails, asks for time and is too slow
+//! gets every event it subscribed to, signed (checked with the Standard Webhooks reference
+//! library), at least once, in event-time order, the same `webhook-id` on every try; through
+//! a restart of CommerceX; and the breaker disables an endpoint that stays dead.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use testkit::{app_tests, backend_tests, wait_for_within};
+
+use crate::helpers::*;
+
+/// Backoff short enough for a test: 200 ms doubling to 2 s; a try gives up after 1 s.
+const FAST: &[&str] = &[
+    "--webhook-retry-first",
+    "200ms",
+    "--webhook-retry-max",
+    "2s",
+    "--webhook-timeout",
+    "1s",
+];
+
+/// Places an order for one unit of `product` and waits until it is confirmed.
+async fn confirmed_order(app: &TestApp, customer: &str, product: &str, key: &str) -> String {
+    let placed: Value = app
+        .place(customer, key, &order_body(&[(product, 1)], "tok_visa"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = placed["id"].as_str().unwrap().to_owned();
+    assert_eq!(app.settled(customer, &id).await.status, "confirmed");
+    id
+}
+
+/// Sends the endpoint a test event; its webhook-id.
+async fn send_test(app: &TestApp, admin: &str, endpoint: &str) -> String {
+    let path = format!("/api/v1/admin/webhooks/endpoints/{endpoint}/test");
+    let response = app
+        .send(reqwest::Method::POST, &path, Some(admin), None)
+        .await;
+    assert_eq!(response.status(), 202);
+    let queued: Value = response.json().await.unwrap();
+    queued["webhook_id"].as_str().unwrap().to_owned()
+}
+
+async fn deliveries(app: &TestApp, admin: &str, endpoint: &str, query: &str) -> Vec<Value> {
+    let page = app
+        .webhook(admin, &format!("{endpoint}/deliveries?limit=200{query}"))
+        .await;
+    page["items"].as_array().unwrap().clone()
+}
+
+app_tests! {
+    async fn deliveries_survive_failures_and_arrive_signed_in_event_order(storage: TestStorage) {
+        let app = spawn_app_with(&storage, FAST).await;
+        let admin = app.admin_token().await;
+        let receiver = Receiver::up().await;
+        // The first event meets a 500, a 429 asking for 1 s, an answer too slow to wait for.
+        receiver.script([
+            Reply::Status(500),
+            Reply::TooMany(1),
+            Reply::Slow(Duration::from_secs(3)),
+        ]);
+        let types = ["commercex.order.*", "commercex.payment.*"];
+        let (endpoint, secret) = app.webhook_endpoint(&admin, &receiver.url(), &types).await;
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        let product = app.orderable_product(&admin, "HOOK-1", 10).await;
+        let (customer, _) = app.signed_up("hooked@example.com").await;
+        let order = confirmed_order(&app, &customer, &product, "hook-1").await;
+
+        wait_for_within("placed, captured and confirmed delivered", Duration::from_secs(30), || async {
+            receiver.delivered().len() >= 3
+        })
+        .await;
+        let received = receiver.received();
+        // The first three requests met the script; then each event went through once.
+        let answers: Vec<u16> = received.iter().map(|r| r.answered).collect();
+        assert_eq!(answers[..3], [500, 429, 0], "{answers:?}");
+        assert_eq!(answers.len(), 6, "three failures, then each event once: {answers:?}");
+        // A failed delivery goes again with the same webhook-id, once the 429's Retry-After
+        // (1 s) is over.
+        let asked = &received[1];
+        let again = received[2..].iter().find(|r| r.id == asked.id).expect("the 429 tried again");
+        assert!(again.at - asked.at >= Duration::from_secs(1), "Retry-After honoured: {:?}", again.at - asked.at);
+        let delivered: Vec<&Received> = received.iter().filter(|r| r.answered == 200).collect();
+        let mut kinds: Vec<String> = delivered.iter().map(|r| r.event()["type"].as_str().unwrap().to_owned()).collect();
+        if app.deployment.is_some() {
+            // From Kafka, payments' topic may reach the webhooks service before the orders
+            // topic: an event recorded after a later one was sent goes after it.
+            kinds.sort();
+        }
+        let mut expected = vec!["commercex.order.placed.v1", "commercex.payment.captured.v1", "commercex.order.confirmed.v1"];
+        if app.deployment.is_some() {
+            expected.sort();
+        }
+        assert_eq!(kinds, expected, "once each, in event-time order");
+        for delivery in &delivered {
+            let event = delivery.event();
+            assert_eq!(event["id"], delivery.id.as_str(), "webhook-id is the event's id");
+            assert_eq!(event["specversion"], "1.0");
+            assert_eq!(event["correlationid"], order.as_str());
+            assert!(delivery.content_type.starts_with("application/cloudevents+json"));
+        }
+        verify_with_reference_library(&received, &[&secret]).await;
+
+        // What an operator sees: three delivered, each with every try it took.
+        let listed = deliveries(&app, &admin, &endpoint, "&status=delivered").await;
+        assert_eq!(listed.len(), 3, "{listed:?}");
+        for (n, scripted) in received[..3].iter().enumerate() {
+            let tries = received.iter().filter(|r| r.id == scripted.id).count();
+            let delivery = listed.iter().find(|d| d["webhook_id"] == scripted.id.as_str()).unwrap();
+            assert_eq!(delivery["attempts"], tries, "{delivery}");
+            assert_eq!(delivery["last_status_code"], 200);
+            let detail = app
+                .webhook(&admin, &format!("{endpoint}/deliveries/{}", delivery["id"].as_str().unwrap()))
+                .await;
+            let attempts = detail["attempts"].as_array().unwrap();
+            assert_eq!(attempts.len(), tries, "{detail}");
+            let answered = |a: &Value| (a["status_code"].clone(), a["error"].as_str().unwrap_or_default().to_owned());
+            let seen: Vec<(Value, String)> = attempts.iter().map(answered).collect();
+            let expected = match n {
+                0 => (json!(500), "HTTP 500"),
+                1 => (json!(429), "HTTP 429"),
+                _ => (Value::Null, "timed out"),
+            };
+            assert!(
+                seen.iter().any(|(code, error)| *code == expected.0 && error.starts_with(expected.1)),
+                "{detail}"
+            );
+        }
+        assert_eq!(app.webhook(&admin, &endpoint).await["state"], "healthy");
+        app.stop().await;
+    }
+}
+
+backend_tests! {
+    async fn an_endpoint_down_through_a_restart_gets_every_event_once_it_is_back(storage: TestStorage) {
+        let mut receiver = Receiver::down();
+        let app = spawn_app_with(&storage, FAST).await;
+        let admin = app.admin_token().await;
+        let (endpoint, secret) = app.webhook_endpoint(&admin, &receiver.url(), &["commercex.order.*"]).await;
+        let product = app.orderable_product(&admin, "HOOK-2", 10).await;
+        let (customer, _) = app.signed_up("patient@example.com").await;
+        for n in 0..3 {
+            confirmed_order(&app, &customer, &product, &format!("down-{n}")).await;
+        }
+        wait_for("the endpoint failing", || async {
+            app.webhook(&admin, &endpoint).await["state"] == "failing"
+        })
+        .await;
+        // Placed and confirmed, for three orders: recorded, waiting.
+        let waiting = deliveries(&app, &admin, &endpoint, "&status=pending").await;
+        assert_eq!(waiting.len(), 6, "{waiting:?}");
+        let expected: HashSet<String> = waiting.iter().map(|d| d["webhook_id"].as_str().unwrap().to_owned()).collect();
+        app.stop().await;
+
+        receiver.come_up().await;
+        let app = spawn_app_with(&storage, FAST).await;
+        wait_for("every waiting event delivered", || async {
+            receiver.delivered().into_iter().collect::<HashSet<_>>() == expected
+        })
+        .await;
+        let received: Vec<Received> = receiver.received().into_iter().filter(|r| r.answered == 200).collect();
+        let times: Vec<String> = received.iter().map(|r| r.event()["time"].as_str().unwrap().to_owned()).collect();
+        let mut sorted = times.clone();
+        sorted.sort();
+        assert_eq!(times, sorted, "delivered in event-time order");
+        verify_with_reference_library(&received, &[&secret]).await;
+        let admin = app.admin_token().await;
+        wait_for("the endpoint healthy again", || async {
+            app.webhook(&admin, &endpoint).await["state"] == "healthy"
+        })
+        .await;
+        app.stop().await;
+    }
+
+    async fn the_breaker_disables_a_dead_endpoint_and_enabling_it_sends_what_waited(storage: TestStorage) {
+        let mut receiver = Receiver::down();
+        let mut options = FAST.to_vec();
+        options.extend(["--webhook-disable-after", "1s"]);
+        let app = spawn_app_with(&storage, &options).await;
+        let admin = app.admin_token().await;
+        let (endpoint, _) = app.webhook_endpoint(&admin, &receiver.url(), &["commercex.order.*"]).await;
+        let first = send_test(&app, &admin, &endpoint).await;
+        wait_for("the breaker to disable the endpoint", || async {
+            app.webhook(&admin, &endpoint).await["state"] == "disabled"
+        })
+        .await;
+        let disabled = app.webhook(&admin, &endpoint).await;
+        assert!(disabled["disabled_reason"].as_str().unwrap().contains("could not connect"), "{disabled}");
+        assert_eq!(disabled["enabled"], false);
+        wait_for("the disabled endpoint in the metrics", || async {
+            let text = app.metrics_of(&app.url("")).await;
+            sample(&text, "commercex_webhook_endpoints", &["state=\"disabled\""]) == Some(1.0)
+        })
+        .await;
+        // Still recorded while disabled by the breaker, to go out once it is enabled.
+        let second = send_test(&app, &admin, &endpoint).await;
+        receiver.come_up().await;
+        let enabled = app
+            .send(
+                reqwest::Method::PATCH,
+                &format!("/api/v1/admin/webhooks/endpoints/{endpoint}"),
+                Some(&admin),
+                Some(&json!({"enabled": true})),
+            )
+            .await;
+        assert_eq!(enabled.status(), 200);
+        let enabled: Value = enabled.json().await.unwrap();
+        assert_eq!(enabled["state"], "healthy", "{enabled}");
+        assert!(enabled.get("disabled_reason").is_none());
+        wait_for("both test events delivered", || async { receiver.delivered().len() == 2 }).await;
+        assert_eq!(receiver.delivered(), vec![first, second]);
+        app.stop().await;
+    }
+
+    async fn operators_manage_endpoints_rotate_secrets_and_replay(storage: TestStorage) {
+        let app = spawn_app_with(&storage, FAST).await;
+        let admin = app.admin_token().await;
+        let (customer, _) = app.signed_up("nosy@example.com").await;
+        let endpoints = "/api/v1/admin/webhooks/endpoints";
+        let post = |token: String, body: Value| {
+            let app = &app;
+            async move { app.send(reqwest::Method::POST, endpoints, Some(&token), Some(&body)).await }
+        };
+        let body = json!({"url": "https://hooks.example.com/in", "event_types": ["commercex.order.*"]});
+        assert_eq!(post(customer.clone(), body.clone()).await.status(), 403);
+        for (bad, field) in [
+            (json!({"url": "http://hooks.example.com/in", "event_types": ["commercex.order.*"]}), "url"),
+            (json!({"url": "ftp://hooks.example.com/", "event_types": ["*"]}), "url"),
+            (json!({"url": "https://hooks.example.com/", "event_types": ["commercex.ordr.*"]}), "event_types"),
+            (json!({"url": "https://hooks.example.com/", "event_types": []}), "event_types"),
+            (json!({"url": "https://hooks.example.com/", "event_types": ["commercex.*.placed"]}), "event_types"),
+        ] {
+            let refused = problem(post(admin.clone(), bad.clone()).await, 422).await;
+            assert_eq!(refused["errors"][0]["field"], field, "{bad} -> {refused}");
+        }
+        let unknown = json!({"url": "https://hooks.example.com/", "event_types": ["*"], "colour": "red"});
+        assert_eq!(post(admin.clone(), unknown).await.status(), 422);
+        let listed = app.webhook(&admin, "").await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 0, "bad input changed nothing");
+        assert_eq!(app.get(&format!("{endpoints}/{}", uuid::Uuid::now_v7()), Some(&admin)).await.status(), 404);
+
+        let receiver = Receiver::up().await;
+        let (endpoint, old) = app.webhook_endpoint(&admin, &receiver.url(), &["commercex.order.*"]).await;
+        let shown = app.webhook(&admin, &endpoint).await;
+        assert!(!shown.to_string().contains("whsec_"), "the secret is shown once: {shown}");
+        let rotated: Value = app
+            .send(reqwest::Method::POST, &format!("{endpoints}/{endpoint}/secret/rotate"), Some(&admin), Some(&json!({"overlap_seconds": 3600})))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let new = rotated["secret"].as_str().unwrap().to_owned();
+        assert_ne!(new, old);
+        let sent = send_test(&app, &admin, &endpoint).await;
+        wait_for("the test event", || async { receiver.delivered().len() == 1 }).await;
+        let test = receiver.received().remove(0);
+        assert_eq!(test.id, sent);
+        assert_eq!(test.event()["type"], "commercex.webhook.test.v1");
+        assert_eq!(test.signature.split(' ').count(), 2, "both secrets sign during the overlap");
+        // Each secret on its own verifies it: the receiver may switch at any time.
+        verify_with_reference_library(std::slice::from_ref(&test), &[&old, &new]).await;
+
+        // Replayed, it arrives again with the same webhook-id; "since" queues it once more.
+        let delivery = deliveries(&app, &admin, &endpoint, "").await[0]["id"].as_str().unwrap().to_owned();
+        let replay = app.send(reqwest::Method::POST, &format!("{endpoints}/{endpoint}/deliveries/{delivery}/replay"), Some(&admin), None).await;
+        assert_eq!(replay.status(), 202);
+        wait_for("the replay", || async { receiver.delivered().len() == 2 }).await;
+        let since = (chrono::Utc::now() - chrono::Duration::minutes(5)).to_rfc3339();
+        let queued: Value = app
+            .send(reqwest::Method::POST, &format!("{endpoints}/{endpoint}/replay"), Some(&admin), Some(&json!({"since": since})))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(queued, json!({"queued": 0, "more": false}), "a test event is not of the endpoint's types");
+        assert!(receiver.delivered().iter().all(|id| *id == test.id));
+
+        let patched = app
+            .send(reqwest::Method::PATCH, &format!("{endpoints}/{endpoint}"), Some(&admin), Some(&json!({"event_types": ["commercex.order.cancelled.v1"], "description": "cancellations"})))
+            .await;
+        assert_eq!(patched.status(), 200);
+        let patched: Value = patched.json().await.unwrap();
+        assert_eq!(patched["event_types"], json!(["commercex.order.cancelled.v1"]));
+        assert_eq!(patched["version"], 2);
+        let deleted = app.send(reqwest::Method::DELETE, &format!("{endpoints}/{endpoint}"), Some(&admin), None).await;
+        assert_eq!(deleted.status(), 204);
+        assert_eq!(app.get(&format!("{endpoints}/{endpoint}"), Some(&admin)).await.status(), 404);
+        app.stop().await;
+    }
+}

@@ -1,0 +1,116 @@
+//! Building the webhooks service: its database, routes, event consumer and dispatcher.
+
+use std::sync::Arc;
+
+use events::bus::EventBus;
+use events::consumer::{Consumer, ConsumerSettings};
+use events::service_db::{ServiceDb, StoreSettings};
+use platform::db::{DbError, Migrations, Storage};
+use tokio::sync::Notify;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::app::Webhooks;
+use crate::dispatch::{DispatchSettings, Dispatcher};
+use crate::domain::DestinationPolicy;
+use crate::reactions::{GROUP, Subscriptions, WebhookReactions};
+use crate::sender::{Sender, Timeouts};
+use crate::store::WebhookStore;
+
+pub const SCHEMA: &str = "webhooks";
+
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: sqlx::migrate!(),
+        postgres: sqlx::migrate!(),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("reading the webhook endpoints")]
+    Read(#[from] crate::store::StoreError),
+}
+
+/// How deliveries are sent and where they may go.
+#[derive(Debug, Clone, Default)]
+pub struct WebhooksSettings {
+    pub dispatch: DispatchSettings,
+    pub timeouts: Timeouts,
+    pub destinations: DestinationPolicy,
+}
+
+pub struct WebhooksService {
+    store: ServiceDb,
+    webhooks: Arc<Webhooks>,
+    subscriptions: Arc<Subscriptions>,
+    wake: Arc<Notify>,
+    settings: WebhooksSettings,
+}
+
+impl WebhooksService {
+    pub async fn open_db(storage: &Storage, store: StoreSettings) -> Result<ServiceDb, DbError> {
+        ServiceDb::open(storage, store, SCHEMA, &migrations()).await
+    }
+
+    /// `sole_instance`: this process makes every change to the endpoints (the embedded
+    /// runtime), so it knows which event types are wanted without asking the database.
+    pub async fn open(
+        storage: &Storage,
+        store: StoreSettings,
+        settings: WebhooksSettings,
+        sole_instance: bool,
+    ) -> Result<Self, OpenError> {
+        let store = Self::open_db(storage, store).await?;
+        let webhook_store = WebhookStore::new(store.db.clone());
+        let subscriptions = Arc::new(Subscriptions::new(sole_instance));
+        subscriptions.refresh(&webhook_store).await?;
+        let wake = Arc::new(Notify::new());
+        let webhooks = Arc::new(Webhooks::new(
+            webhook_store,
+            subscriptions.clone(),
+            wake.clone(),
+        ));
+        Ok(Self {
+            store,
+            webhooks,
+            subscriptions,
+            wake,
+            settings,
+        })
+    }
+
+    pub fn router(&self) -> OpenApiRouter {
+        crate::api::router(self.webhooks.clone(), &self.settings.destinations)
+    }
+
+    /// The consumer that records what endpoints want, from every topic.
+    pub fn consumer(&self, bus: Arc<dyn EventBus>) -> Consumer {
+        Consumer::new(
+            self.store.db.clone(),
+            bus,
+            WebhookReactions::new(self.subscriptions.clone(), self.wake.clone()),
+            ConsumerSettings::new(GROUP, &events::contract::TOPICS),
+        )
+    }
+
+    /// The dispatcher, its HTTP client built on `client` (which brings the TLS roots).
+    pub fn dispatcher(&self, client: reqwest::ClientBuilder) -> Result<Dispatcher, reqwest::Error> {
+        let sender = Sender::new(
+            client,
+            Arc::new(self.settings.destinations.clone()),
+            self.settings.timeouts,
+        )?;
+        Ok(Dispatcher::new(
+            self.webhooks.store().clone(),
+            sender,
+            self.settings.dispatch,
+            self.wake.clone(),
+        ))
+    }
+
+    pub fn store(&self) -> &ServiceDb {
+        &self.store
+    }
+}
