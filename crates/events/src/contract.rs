@@ -1,6 +1,7 @@
 //! The event contract: every topic, event type and payload services exchange. A payload
 //! type's shape is versioned by its `.vN` suffix; a breaking change is a new type.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -13,23 +14,61 @@ pub const TOPICS: [&str; 5] = [
     payments::TOPIC,
 ];
 
-/// Every event type published on the topics.
-pub const EVENT_TYPES: [&str; 14] = [
-    <users::UserRegisteredV1 as EventKind>::TYPE,
-    <catalog::ProductCreatedV1 as EventKind>::TYPE,
-    <catalog::ProductUpdatedV1 as EventKind>::TYPE,
-    <catalog::ProductArchivedV1 as EventKind>::TYPE,
-    <inventory::StockAdjustedV1 as EventKind>::TYPE,
-    <inventory::InventoryReservedV1 as EventKind>::TYPE,
-    <inventory::InventoryRejectedV1 as EventKind>::TYPE,
-    <inventory::ReservationExpiredV1 as EventKind>::TYPE,
-    <orders::OrderPlacedV1 as EventKind>::TYPE,
-    <orders::OrderConfirmedV1 as EventKind>::TYPE,
-    <orders::OrderCancelledV1 as EventKind>::TYPE,
-    <payments::PaymentCapturedV1 as EventKind>::TYPE,
-    <payments::PaymentFailedV1 as EventKind>::TYPE,
-    <payments::PaymentRefundedV1 as EventKind>::TYPE,
-];
+/// Every event type published on the topics, with its payload's schema: what the AsyncAPI
+/// document (`crate::asyncapi`) and the webhooks' subscriptions are made from.
+pub fn published() -> Vec<Published> {
+    vec![
+        Published::of::<users::UserRegisteredV1>(),
+        Published::of::<catalog::ProductCreatedV1>(),
+        Published::of::<catalog::ProductUpdatedV1>(),
+        Published::of::<catalog::ProductArchivedV1>(),
+        Published::of::<inventory::StockAdjustedV1>(),
+        Published::of::<inventory::InventoryReservedV1>(),
+        Published::of::<inventory::InventoryRejectedV1>(),
+        Published::of::<inventory::ReservationExpiredV1>(),
+        Published::of::<orders::OrderPlacedV1>(),
+        Published::of::<orders::OrderConfirmedV1>(),
+        Published::of::<orders::OrderCancelledV1>(),
+        Published::of::<payments::PaymentCapturedV1>(),
+        Published::of::<payments::PaymentFailedV1>(),
+        Published::of::<payments::PaymentRefundedV1>(),
+    ]
+}
+
+/// One published event type.
+#[derive(Debug, Clone, Copy)]
+pub struct Published {
+    /// e.g. `commercex.order.placed.v1`.
+    pub event_type: &'static str,
+    pub topic: &'static str,
+    /// The payload type's name, e.g. `OrderPlacedV1`.
+    pub name: &'static str,
+    /// Its JSON Schema, from the Rust type itself.
+    pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+}
+
+impl Published {
+    fn of<E: EventKind + JsonSchema>() -> Self {
+        let path = std::any::type_name::<E>();
+        Self {
+            event_type: E::TYPE,
+            topic: E::TOPIC,
+            name: path.rsplit("::").next().unwrap_or(path),
+            schema: |generator| generator.subschema_for::<E>(),
+        }
+    }
+
+    /// The URI every event of this type names as its `dataschema`, and its schema's `$id`.
+    pub fn schema_uri(&self) -> String {
+        schema_uri(self.event_type)
+    }
+}
+
+/// The `dataschema` of events of `event_type`: a URN, the `$id` of its schema (served at
+/// `/asyncapi/schemas/{event_type}.json`, and in the AsyncAPI document).
+pub fn schema_uri(event_type: &str) -> String {
+    format!("urn:commercex:event-schema:{event_type}")
+}
 
 /// An event type and the topic (one per aggregate) it is published on.
 pub trait EventKind: Serialize {
@@ -42,7 +81,7 @@ pub mod users {
 
     pub const TOPIC: &str = "commercex.users";
 
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct UserRegisteredV1 {
         pub user_id: Uuid,
         pub email: String,
@@ -57,7 +96,7 @@ pub mod users {
 }
 
 /// Money in event payloads: minor units and an ISO 4217 code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Price {
     pub amount: i64,
     pub currency: String,
@@ -69,7 +108,7 @@ pub mod catalog {
     pub const TOPIC: &str = "commercex.catalog";
 
     /// A product as other services need it (orders snapshot prices from it).
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct ProductCreatedV1 {
         pub product_id: Uuid,
         pub sku: String,
@@ -84,7 +123,7 @@ pub mod catalog {
     }
 
     /// The product after a change (price changes included); carries the whole state.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct ProductUpdatedV1 {
         pub product_id: Uuid,
         pub sku: String,
@@ -100,7 +139,7 @@ pub mod catalog {
     }
 
     /// The product is withdrawn: gone from listings and no longer orderable.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct ProductArchivedV1 {
         pub product_id: Uuid,
     }
@@ -122,7 +161,7 @@ pub mod inventory {
     pub const MAX_UNITS_PER_PRODUCT: i64 = 1000;
 
     /// Stock levels after an adjustment; availability reaches the catalog through it.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct StockAdjustedV1 {
         pub product_id: Uuid,
         pub delta: i64,
@@ -138,7 +177,7 @@ pub mod inventory {
     }
 
     /// Every line of the order is held until `expires_at`.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct InventoryReservedV1 {
         pub order_id: Uuid,
         pub expires_at: chrono::DateTime<chrono::Utc>,
@@ -150,7 +189,7 @@ pub mod inventory {
     }
 
     /// Nothing is held: these products had too few units.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct InventoryRejectedV1 {
         pub order_id: Uuid,
         pub short: Vec<Uuid>,
@@ -162,7 +201,7 @@ pub mod inventory {
     }
 
     /// One product line held by a reservation.
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
     pub struct ReservedLine {
         pub product_id: Uuid,
         pub quantity: i64,
@@ -170,7 +209,7 @@ pub mod inventory {
 
     /// An order's reservation passed its time without being committed; its units are free
     /// again. The order cannot be fulfilled from it any more.
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct ReservationExpiredV1 {
         pub order_id: Uuid,
         pub lines: Vec<ReservedLine>,
@@ -188,7 +227,7 @@ pub mod orders {
 
     pub const TOPIC: &str = "commercex.orders";
 
-    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
     pub struct OrderLine {
         pub product_id: Uuid,
         pub quantity: i64,
@@ -196,7 +235,7 @@ pub mod orders {
         pub unit_price: i64,
     }
 
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct OrderPlacedV1 {
         pub order_id: Uuid,
         pub customer_id: Uuid,
@@ -213,7 +252,7 @@ pub mod orders {
         const TOPIC: &'static str = TOPIC;
     }
 
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct OrderConfirmedV1 {
         pub order_id: Uuid,
     }
@@ -223,7 +262,7 @@ pub mod orders {
         const TOPIC: &'static str = TOPIC;
     }
 
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct OrderCancelledV1 {
         pub order_id: Uuid,
         /// `out_of_stock`, `payment_declined`, `reservation_expired`, `cancelled_by_customer`,
@@ -247,7 +286,7 @@ pub mod payments {
 
     pub const TOPIC: &str = "commercex.payments";
 
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct PaymentCapturedV1 {
         pub order_id: Uuid,
         pub payment_id: Uuid,
@@ -259,7 +298,7 @@ pub mod payments {
         const TOPIC: &'static str = TOPIC;
     }
 
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct PaymentFailedV1 {
         pub order_id: Uuid,
         pub payment_id: Uuid,
@@ -271,7 +310,7 @@ pub mod payments {
         const TOPIC: &'static str = TOPIC;
     }
 
-    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
     pub struct PaymentRefundedV1 {
         pub order_id: Uuid,
         pub payment_id: Uuid,

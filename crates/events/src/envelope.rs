@@ -18,6 +18,9 @@ pub struct Envelope {
     pub subject: String,
     pub time: DateTime<Utc>,
     pub datacontenttype: String,
+    /// The JSON Schema of `data` (`contract::schema_uri`), for events of a published type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataschema: Option<String>,
     pub data: serde_json::Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
@@ -44,7 +47,9 @@ impl Envelope {
         subject: impl Into<String>,
         data: &E,
     ) -> Self {
-        Self::new(source, E::TYPE, subject, data)
+        let mut event = Self::new(source, E::TYPE, subject, data);
+        event.dataschema = Some(crate::contract::schema_uri(E::TYPE));
+        event
     }
 
     pub fn new(
@@ -61,6 +66,7 @@ impl Envelope {
             subject: subject.into(),
             time: Utc::now(),
             datacontenttype: "application/json".into(),
+            dataschema: None,
             // Serializing our own plain data types cannot fail; Null would be caught by
             // every consumer's decode as a permanent error rather than vanish.
             data: serde_json::to_value(data).unwrap_or(serde_json::Value::Null),

@@ -8,6 +8,7 @@
 //! - [`consumer`]: at-least-once delivery made effectively-once by an inbox, with bounded
 //!   retries and a dead-letter queue ([`dlq`]).
 
+pub mod asyncapi;
 pub mod bus;
 pub mod consumer;
 pub mod contract;

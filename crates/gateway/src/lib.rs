@@ -59,6 +59,7 @@ pub fn router(parts: GatewayParts) -> Router {
     let (api, openapi) = combined.split_for_parts();
     let mut app = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", describe(openapi)))
+        .merge(events::asyncapi::routes())
         .merge(health_routes(parts.readiness))
         .layer(Extension(parts.verifier.clone()));
     if let Some(rate_limits) = parts.rate_limits {

@@ -10,6 +10,7 @@ mod catalog;
 mod chaos;
 mod checkout;
 mod cli;
+mod contract;
 mod dead_letters;
 mod deployment;
 mod distributed;

@@ -150,9 +150,13 @@ backend_tests! {
             app.webhook(&admin, &endpoint).await["state"] == "failing"
         })
         .await;
-        // Placed and confirmed, for three orders: recorded, waiting.
+        // Placed and confirmed, for three orders: recorded (the webhooks consumer follows the
+        // saga's last event by a moment), waiting.
+        wait_for("six deliveries recorded", || async {
+            deliveries(&app, &admin, &endpoint, "&status=pending").await.len() == 6
+        })
+        .await;
         let waiting = deliveries(&app, &admin, &endpoint, "&status=pending").await;
-        assert_eq!(waiting.len(), 6, "{waiting:?}");
         let expected: HashSet<String> = waiting.iter().map(|d| d["webhook_id"].as_str().unwrap().to_owned()).collect();
         app.stop().await;
 

@@ -102,6 +102,7 @@ pub fn proxy_router(parts: ProxyParts) -> Router {
         .route("/{*path}", any(forward::forward))
         .with_state(proxy)
         .merge(crate::docs_ui())
+        .merge(events::asyncapi::routes())
         .merge(health_routes(readiness));
     apply_conventions(edge_layer(api, parts.guard), parts.limits)
 }

@@ -12,7 +12,10 @@ const MAX_DESCRIPTION: usize = 500;
 
 /// The event types an endpoint may subscribe to: the published ones.
 fn known_types() -> Vec<&'static str> {
-    events::contract::EVENT_TYPES.to_vec()
+    events::contract::published()
+        .iter()
+        .map(|p| p.event_type)
+        .collect()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

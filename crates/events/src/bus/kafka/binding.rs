@@ -31,6 +31,7 @@ pub fn encode(envelope: &Envelope) -> Result<Record, BusError> {
         ("ce_traceparent", &envelope.traceparent),
         ("ce_correlationid", &envelope.correlationid),
         ("ce_causationid", &envelope.causationid),
+        ("ce_dataschema", &envelope.dataschema),
         ("traceparent", &envelope.traceparent),
     ];
     for (name, value) in extensions {
@@ -70,6 +71,7 @@ pub fn decode(record: &Record) -> Result<Envelope, BusError> {
             .map_err(|e| BusError::Corrupt(format!("ce_time {time:?}: {e}")))?
             .to_utc(),
         datacontenttype: header("content-type").unwrap_or_else(|| "application/json".into()),
+        dataschema: header("ce_dataschema"),
         data: serde_json::from_slice(&record.value)
             .map_err(|e| BusError::Corrupt(format!("event {id} data: {e}")))?,
         traceparent: header("ce_traceparent").or_else(|| header("traceparent")),
