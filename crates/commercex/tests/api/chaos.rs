@@ -540,7 +540,12 @@ async fn drained(app: &TestApp) -> bool {
 
 /// Every order event (the orders outbox holds each one published) reaches the endpoint that
 /// was down all run, within `bound` of its coming back.
-async fn webhooks_caught_up(app: &TestApp, receiver: &Receiver, bound: Duration) -> Check {
+/// The check, and a line for the summary.
+async fn webhooks_caught_up(
+    app: &TestApp,
+    receiver: &Receiver,
+    bound: Duration,
+) -> (Check, String) {
     let envelopes: Vec<(String,)> = rows(app, "orders", "SELECT envelope FROM outbox").await;
     let expected: HashSet<String> = envelopes
         .iter()
@@ -565,13 +570,13 @@ async fn webhooks_caught_up(app: &TestApp, receiver: &Receiver, bound: Duration)
             came_back.elapsed()
         )
     });
-    println!(
-        "webhooks: {} order events delivered {:.1?} after the endpoint came back ({} requests)",
+    let summary = format!(
+        "{} order events delivered {:.1?} after it came back ({} requests)",
         expected.len() - left,
         came_back.elapsed(),
         receiver.received().len()
     );
-    check
+    (check, summary)
 }
 
 async fn invariants(
@@ -854,7 +859,8 @@ async fn chaos() {
     let drain_took = drain_started.elapsed();
     let mut checks = invariants(&app, &tally.accepted, &initial, &poison).await;
     receiver.come_up().await;
-    checks.push(webhooks_caught_up(&app, &receiver, params.drain).await);
+    let (caught_up, webhook_summary) = webhooks_caught_up(&app, &receiver, params.drain).await;
+    checks.push(caught_up);
     let mut survivors = Check::new("every process still running (but for the kills)");
     for process in &mut app.deployment.as_mut().unwrap().processes {
         let exited = process.child.try_wait().unwrap();
@@ -927,6 +933,7 @@ async fn chaos() {
         "orders refused (4xx, by status)", tally.refused
     );
     println!("{:<44} {:>8}", "poison events injected", poison.len());
+    println!("webhook endpoint down all run: {webhook_summary}");
     println!("\n{:<36} {:>8} {:>8}  outcome", "fault", "at", "took");
     for fault in &injected {
         let outcome = match (&fault.outcome, &fault.resumed) {

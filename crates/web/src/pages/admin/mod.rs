@@ -13,7 +13,14 @@ use crate::error::PageError;
 use crate::session::Visit;
 
 /// The services whose consumers can dead-letter an event.
-pub const SERVICES: [&str; 5] = ["users", "catalog", "inventory", "orders", "payments"];
+pub const SERVICES: [&str; 6] = [
+    "users",
+    "catalog",
+    "inventory",
+    "orders",
+    "payments",
+    "webhooks",
+];
 
 impl Visit {
     /// The signed-in administrator's access token; a sign-in page for a visitor, a refusal
