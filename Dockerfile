@@ -74,6 +74,9 @@ CMD ["serve", "orders"]
 FROM runtime AS payments
 CMD ["serve", "payments"]
 
+FROM runtime AS webhooks
+CMD ["serve", "webhooks"]
+
 FROM runtime AS gateway
 CMD ["serve", "gateway"]
 
