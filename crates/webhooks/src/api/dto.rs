@@ -277,7 +277,7 @@ pub struct DeliveryPage {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AttemptResponse {
+pub struct DeliveryAttempt {
     /// The endpoint's HTTP status; absent when it gave none (no connection, a timeout).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_code: Option<i64>,
@@ -287,7 +287,7 @@ pub struct AttemptResponse {
     pub at: DateTime<Utc>,
 }
 
-impl From<Attempt> for AttemptResponse {
+impl From<Attempt> for DeliveryAttempt {
     fn from(a: Attempt) -> Self {
         Self {
             status_code: a.status_code,
@@ -302,7 +302,7 @@ impl From<Attempt> for AttemptResponse {
 pub struct DeliveryDetail {
     pub delivery: DeliveryResponse,
     /// Every try, oldest first.
-    pub attempts: Vec<AttemptResponse>,
+    pub attempts: Vec<DeliveryAttempt>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
