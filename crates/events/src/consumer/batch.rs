@@ -48,6 +48,15 @@ enum NeedsCare {
     Involved,
 }
 
+/// What the handler said of a delivery when the batch began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wanted {
+    Yes,
+    No,
+    /// Not an event at all: it goes to the dead letters.
+    Unreadable,
+}
+
 /// What trying one event inside its savepoint came to.
 pub(crate) enum Step {
     Handled,
@@ -86,9 +95,21 @@ impl Consumer {
         deliveries: &[Delivery],
         unsaved: &mut Positions,
     ) -> Result<Finished, sqlx::Error> {
-        let handled =
-            |d: &Delivery| d.unreadable.is_some() || self.handler.handles(&d.envelope.event_type);
-        if !deliveries.iter().any(handled) {
+        // Asked once per delivery: the answer may change while the batch runs (the webhooks
+        // handler learns of new subscriptions), and every step below must use the same one.
+        let wanted: Vec<Wanted> = deliveries
+            .iter()
+            .map(|d| {
+                if d.unreadable.is_some() {
+                    Wanted::Unreadable
+                } else if self.handler.handles(&d.envelope.event_type) {
+                    Wanted::Yes
+                } else {
+                    Wanted::No
+                }
+            })
+            .collect();
+        if wanted.iter().all(|w| *w == Wanted::No) {
             // Nothing for the database: only the positions move, saved with the next
             // transaction (or by `save_positions` if none comes soon).
             for delivery in deliveries {
@@ -106,13 +127,16 @@ impl Consumer {
                 failed: None,
             });
         }
-        let known = match self.attempt(deliveries, unsaved, Care::Optimistic).await? {
+        let known = match self
+            .attempt(deliveries, &wanted, unsaved, Care::Optimistic)
+            .await?
+        {
             Ok(finished) => return Ok(finished),
             Err(NeedsCare::Failed(at, error)) => Some((at, error)),
             Err(NeedsCare::Involved) => None,
         };
         match self
-            .attempt(deliveries, unsaved, Care::Careful(known))
+            .attempt(deliveries, &wanted, unsaved, Care::Careful(known))
             .await?
         {
             Ok(finished) => Ok(finished),
@@ -127,14 +151,20 @@ impl Consumer {
     async fn attempt(
         &self,
         deliveries: &[Delivery],
+        wanted: &[Wanted],
         unsaved: &mut Positions,
         care: Care,
     ) -> Result<Result<Finished, NeedsCare>, sqlx::Error> {
-        let handled =
-            |d: &Delivery| d.unreadable.is_some() || self.handler.handles(&d.envelope.event_type);
+        let of = |want: Wanted| {
+            deliveries
+                .iter()
+                .zip(wanted)
+                .filter(move |(_, w)| **w == want)
+                .map(|(d, _)| d)
+        };
         let mut tx = self.db.begin_as("handle events").await?;
         let span = tx.span().clone();
-        for delivery in deliveries.iter().filter(|d| handled(d)) {
+        for delivery in of(Wanted::Yes).chain(of(Wanted::Unreadable)) {
             platform::trace_context::link_to_traceparent(
                 &span,
                 delivery.envelope.traceparent.as_deref(),
@@ -145,17 +175,14 @@ impl Consumer {
             Care::Optimistic => (false, None),
         };
         let mut seen = if careful {
-            self.inbox(&mut tx, deliveries.iter().filter(|d| handled(d)))
+            self.inbox(&mut tx, of(Wanted::Yes).chain(of(Wanted::Unreadable)))
                 .instrument(span.clone())
                 .await?
         } else {
             // Optimistic: the inbox rows go in first, in one statement that also says which
             // events the group had handled before; a failure later rolls them back with
             // everything else.
-            let handleable = deliveries
-                .iter()
-                .filter(|d| d.unreadable.is_none() && self.handler.handles(&d.envelope.event_type))
-                .map(|d| d.envelope.id);
+            let handleable = of(Wanted::Yes).map(|d| d.envelope.id);
             self.claim_in_inbox(&mut tx, handleable)
                 .instrument(span.clone())
                 .await?
@@ -171,7 +198,7 @@ impl Consumer {
                 done.dead_letters
                     .push((delivery.clone(), format!("not an event: {why}")));
                 Consumed::DeadLettered
-            } else if !self.handler.handles(&envelope.event_type) {
+            } else if wanted[index] == Wanted::No {
                 Consumed::Skipped
             } else if !seen.insert(envelope.id) {
                 Consumed::Duplicate
