@@ -4,15 +4,17 @@
 use super::*;
 
 impl WebhookStore {
-    /// Endpoints with deliveries waiting that no sender holds.
+    /// Endpoints that no sender holds whose next delivery is due; one whose oldest delivery
+    /// is backing off is left alone, as everything behind that delivery waits for it.
     pub async fn waiting_endpoints(
         &self,
         now: DateTime<Utc>,
     ) -> Result<Vec<(Uuid, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT e.id, e.url FROM webhook_endpoints e WHERE e.enabled = 1 \
-             AND e.lease_until < $1 AND EXISTS (SELECT 1 FROM webhook_deliveries d \
-             WHERE d.endpoint_id = e.id AND d.status = 'pending') ORDER BY e.id",
+             AND e.lease_until < $1 AND (SELECT d.next_attempt_at FROM webhook_deliveries d \
+             WHERE d.endpoint_id = e.id AND d.status = 'pending' \
+             ORDER BY d.event_time, d.id LIMIT 1) <= $1 ORDER BY e.id",
         )
         .bind(to_millis(now))
         .fetch_all(self.db.pool())
