@@ -7,7 +7,7 @@
 //! The database stays the truth. The index is loaded from it at start-up (or by the first
 //! search, if that comes first) and kept in step by reading again, before the next search,
 //! every product that changed: `changed` is called right after a change commits here, and for
-//! every change any process commits, heard from the database (`changes::ChangeFollower` on
+//! every change any process commits, heard from the database (`changes::follower` on
 //! PostgreSQL) or from the bus (the embedded runtime on SQLite, whose files only this process
 //! and `commercex seed` write). An index that may have missed changes (its follower lost the
 //! database) answers nothing until it is back in step, having read every product again: the

@@ -10,9 +10,10 @@ use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::Catalog;
 use crate::cache::ProductCache;
-use crate::changes::ChangeFollower;
+use crate::changes::ProductChanges;
 use crate::reactions::{AvailabilityProjection, GROUP, TOPICS};
 use crate::search_index::MemorySearch;
+use platform::notifications::Listener;
 
 pub const SCHEMA: &str = "catalog";
 
@@ -76,10 +77,10 @@ impl CatalogService {
 
     /// What keeps the search index in step with the changes other processes commit, on
     /// PostgreSQL (`changes`); `None` without an index or on SQLite.
-    pub fn change_follower(&self) -> Option<ChangeFollower> {
+    pub fn change_follower(&self) -> Option<Listener<ProductChanges>> {
         let search = self.catalog.search()?.clone();
         let url = self.changes_from.clone()?;
-        Some(ChangeFollower::new(
+        Some(crate::changes::follower(
             url,
             search,
             self.catalog.store().clone(),

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod db;
 pub mod http;
 pub mod money;
+pub mod notifications;
 pub mod problem;
 pub mod sealing;
 pub mod secret;

@@ -6,13 +6,15 @@ use events::bus::EventBus;
 use events::consumer::{Consumer, ConsumerSettings};
 use events::service_db::{ServiceDb, StoreSettings};
 use platform::db::{DbError, Migrations, Storage};
+use platform::notifications::Listener;
+use secrecy::SecretString;
 use tokio::sync::Notify;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::Webhooks;
 use crate::dispatch::{DispatchSettings, Dispatcher};
 use crate::domain::DestinationPolicy;
-use crate::reactions::{GROUP, Subscriptions, WebhookReactions};
+use crate::reactions::{CHANNEL, GROUP, SubscriptionChanges, Subscriptions, WebhookReactions};
 use crate::sender::{Sender, Timeouts};
 use crate::store::WebhookStore;
 
@@ -20,8 +22,8 @@ pub const SCHEMA: &str = "webhooks";
 
 pub fn migrations() -> Migrations {
     Migrations {
-        sqlite: sqlx::migrate!(),
-        postgres: sqlx::migrate!(),
+        sqlite: sqlx::migrate!("migrations/sqlite"),
+        postgres: sqlx::migrate!("migrations/postgres"),
     }
 }
 
@@ -45,6 +47,9 @@ pub struct WebhooksService {
     store: ServiceDb,
     webhooks: Arc<Webhooks>,
     subscriptions: Arc<Subscriptions>,
+    /// PostgreSQL with other instances: the database changes to the subscriptions are heard
+    /// from.
+    changes_from: Option<SecretString>,
     wake: Arc<Notify>,
     settings: WebhooksSettings,
 }
@@ -56,6 +61,7 @@ impl WebhooksService {
 
     /// `sole_instance`: this process makes every change to the endpoints (the embedded
     /// runtime), so it knows which event types are wanted without asking the database.
+    /// Otherwise, on PostgreSQL, it knows once its `subscription_follower` hears the changes.
     pub async fn open(
         storage: &Storage,
         store: StoreSettings,
@@ -66,6 +72,10 @@ impl WebhooksService {
         let webhook_store = WebhookStore::new(store.db.clone());
         let subscriptions = Arc::new(Subscriptions::new(sole_instance));
         subscriptions.refresh(&webhook_store).await?;
+        let changes_from = match storage {
+            Storage::Postgres { url } if !sole_instance => Some(url.clone()),
+            _ => None,
+        };
         let wake = Arc::new(Notify::new());
         let webhooks = Arc::new(Webhooks::new(
             webhook_store,
@@ -76,9 +86,21 @@ impl WebhooksService {
             store,
             webhooks,
             subscriptions,
+            changes_from,
             wake,
             settings,
         })
+    }
+
+    /// What keeps the subscriptions this instance knows in step with the changes other
+    /// instances commit; `None` when there is nothing to hear (the sole instance, SQLite).
+    pub fn subscription_follower(&self) -> Option<Listener<SubscriptionChanges>> {
+        let url = self.changes_from.clone()?;
+        Some(Listener::new(
+            url,
+            CHANNEL,
+            SubscriptionChanges::new(self.subscriptions.clone(), self.webhooks.store().clone()),
+        ))
     }
 
     pub fn router(&self) -> OpenApiRouter {

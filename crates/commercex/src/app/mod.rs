@@ -184,6 +184,13 @@ impl Application {
         {
             workers.spawn(move |cancel| follower.run(cancel));
         }
+        if let Some(follower) = services
+            .webhooks
+            .as_ref()
+            .and_then(webhooks::WebhooksService::subscription_follower)
+        {
+            workers.spawn(move |cancel| follower.run(cancel));
+        }
         if let Some(inventory) = &services.inventory {
             let sweeper = inventory.sweeper(RESERVATION_SWEEP_INTERVAL);
             workers.spawn(move |cancel| sweeper.run(cancel));

@@ -199,7 +199,7 @@ testkit::server_database_tests! {
 async fn listening(db: &platform::db::Db) -> Vec<i32> {
     let listeners: Vec<(i32,)> = sqlx::query_as(
         "SELECT pid FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+         WHERE datname = current_database() AND query LIKE 'LISTEN%catalog_product_changed%'",
     )
     .fetch_all(db.pool())
     .await

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use testkit::{app_tests, backend_tests, wait_for_within};
+use testkit::{TestStorage, app_tests, backend_tests, wait_for_within};
 
 use crate::helpers::*;
 
@@ -295,4 +295,81 @@ backend_tests! {
         assert_eq!(app.get(&format!("{endpoints}/{endpoint}"), Some(&admin)).await.status(), 404);
         app.stop().await;
     }
+}
+
+/// Distributed, the webhooks service knows which events endpoints want from what PostgreSQL
+/// tells it of every change to them, whoever commits it: until an endpoint wants an order's
+/// events they cost it no transaction (skipped, not handled), and once an endpoint is
+/// enabled by hand in the database, not through this instance, the next order reaches it.
+#[tokio::test]
+async fn a_subscription_committed_elsewhere_is_heard_and_unwanted_events_cost_nothing() {
+    let Some(storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let app = spawn_app_with(&storage, FAST).await;
+    let admin = app.admin_token().await;
+    let receiver = Receiver::up().await;
+    let response = app
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/admin/webhooks/endpoints",
+            Some(&admin),
+            Some(&json!({"url": receiver.url(), "event_types": ["commercex.order.*"], "enabled": false})),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    let created: Value = response.json().await.unwrap();
+    let endpoint = created["endpoint"]["id"].as_str().unwrap().to_owned();
+    let product = app.orderable_product(&admin, "HOOK-HEARD", 10).await;
+    let (customer, _) = app.signed_up("heard@example.com").await;
+
+    // Nobody wants this order's events: the webhooks consumer moves past them.
+    confirmed_order(&app, &customer, &product, "heard-1").await;
+    let webhooks = app.deployment.as_ref().unwrap().named("webhooks")[0].url();
+    let consumed = |text: &str, outcome: &str| {
+        sample(
+            text,
+            "commercex_events_consumed_total",
+            &[
+                "consumer_group=\"webhooks\"",
+                "event_type=\"commercex.order.confirmed.v1\"",
+                &format!("outcome=\"{outcome}\""),
+            ],
+        )
+    };
+    wait_for(
+        "the webhooks consumer past the first confirmation",
+        || async { consumed(&app.metrics_of(&webhooks).await, "skipped").is_some() },
+    )
+    .await;
+    let text = app.metrics_of(&webhooks).await;
+    assert_eq!(
+        consumed(&text, "handled"),
+        None,
+        "an unwanted event opened a transaction"
+    );
+
+    // Enabled by hand: only PostgreSQL's notification tells the service.
+    let db = app.database("webhooks").await;
+    sqlx::query("UPDATE webhook_endpoints SET enabled = 1 WHERE id = $1")
+        .bind(&endpoint)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    let order = confirmed_order(&app, &customer, &product, "heard-2").await;
+    wait_for_within(
+        "the second order's events delivered",
+        Duration::from_secs(30),
+        || async { receiver.delivered().len() >= 2 },
+    )
+    .await;
+    for delivery in receiver.received().iter().filter(|r| r.answered == 200) {
+        assert_eq!(
+            delivery.event()["correlationid"],
+            order.as_str(),
+            "only the second order's events"
+        );
+    }
+    app.stop().await;
 }
