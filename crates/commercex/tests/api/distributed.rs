@@ -783,3 +783,95 @@ async fn a_signed_in_user_has_a_quota_of_their_own() {
     assert_eq!(app.get("/api/v1/products", None).await.status(), 200);
     app.stop().await;
 }
+
+/// A group member sends its positions to the broker gathered, at most every 200 ms, rather
+/// than a commit request per batch; one that leaves sends what it has done on its way out,
+/// so the next member of its group starts after it and gets nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_leaves_commits_what_it_has_done() {
+    use events::Envelope;
+    use events::bus::kafka::{KafkaBus, KafkaConfig, TopicSettings, ensure_topics};
+    use events::bus::{Delivery, EventBus, Outgoing, Subscription};
+    let Some(storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let config = KafkaConfig {
+        brokers: storage.distributed.as_ref().unwrap().kafka_brokers.clone(),
+        topic_prefix: format!("t{}.", uuid::Uuid::new_v4().simple()),
+        client_options: Vec::new(),
+        producer_options: crate::deployment::tansu_workaround()
+            .map(|_| vec![("batch.num.messages".to_owned(), "1".to_owned())])
+            .unwrap_or_default(),
+        create_topics: true,
+        topics: TopicSettings {
+            partitions: 1,
+            replication_factor: 1,
+            min_insync_replicas: 1,
+        },
+    };
+    let topic = "commercex.orders".to_owned();
+    ensure_topics(&config, std::slice::from_ref(&topic))
+        .await
+        .unwrap();
+    let bus = KafkaBus::connect(config).unwrap();
+    let publish = |n: usize| {
+        let events: Vec<Outgoing> = (0..n)
+            .map(|i| Outgoing {
+                topic: topic.clone(),
+                envelope: Envelope::new(
+                    "commercex/test",
+                    "commercex.test.v1",
+                    "k",
+                    &json!({"n": i}),
+                ),
+            })
+            .collect();
+        let bus = &bus;
+        async move { bus.publish(&events).await.unwrap() }
+    };
+    // Reads until `count` have come and the topic then stays quiet for a second.
+    async fn read(member: &mut Box<dyn Subscription>, count: usize) -> Vec<Delivery> {
+        let mut got = Vec::new();
+        let mut wait = Duration::from_secs(15);
+        loop {
+            let batch = member.poll(100, wait).await.unwrap();
+            if batch.is_empty() && got.len() >= count {
+                return got;
+            }
+            assert!(
+                !batch.is_empty() || wait < Duration::from_secs(15),
+                "nothing came"
+            );
+            got.extend(batch);
+            if got.len() >= count {
+                wait = Duration::from_secs(1);
+            }
+        }
+    }
+    let topics = [topic.clone()];
+    publish(6).await;
+    let mut first = bus
+        .subscribe("positions", &topics, &Default::default())
+        .await
+        .unwrap();
+    let done = read(&mut first, 6).await;
+    assert_eq!(done.len(), 6);
+    // As the consumer does after a batch: the last position of the partition, then leaving
+    // at once, well within 200 ms.
+    first.commit(done.last().unwrap()).await.unwrap();
+    drop(first);
+
+    publish(1).await;
+    let mut next = bus
+        .subscribe("positions", &topics, &Default::default())
+        .await
+        .unwrap();
+    let got = read(&mut next, 1).await;
+    let numbers: Vec<&Value> = got.iter().map(|d| &d.envelope.data["n"]).collect();
+    assert_eq!(
+        numbers,
+        [&json!(0)],
+        "only the event published after the first member left"
+    );
+    assert_eq!(got[0].offset, done.last().unwrap().offset + 1);
+}

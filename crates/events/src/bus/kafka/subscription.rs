@@ -1,5 +1,6 @@
-//! A consumer-group member. Offsets are committed by hand, one event at a time, after the
-//! handler's transaction: a crash between the two redelivers the event, and the inbox drops it.
+//! A consumer-group member. Offsets are committed by hand after the handler's transaction,
+//! gathered and sent at most every `COMMIT_EVERY`: a crash before they are sent redelivers
+//! those events, and the inbox drops them.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,6 +18,11 @@ use crate::bus::{BusError, Delivery, Subscription};
 /// After the first record, how long to wait for more before handing back a batch.
 const BATCH_LINGER: Duration = Duration::from_millis(2);
 
+/// How long a position waits to be sent to the broker. One commit request per batch and
+/// partition was a request per event or two under load; gathered, it is a few per second
+/// per member. What a crash loses of them only comes again, as duplicates the inbox drops.
+const COMMIT_EVERY: Duration = Duration::from_millis(200);
+
 /// How often a member looks for partitions of its topics that the group has stopped
 /// consuming (see `KafkaSubscription::poll`).
 const STALL_CHECK_EVERY: Duration = Duration::from_secs(15);
@@ -33,6 +39,33 @@ pub struct KafkaSubscription {
     bus_dlq: DlqSink,
     topics: Vec<String>,
     stalls: StallWatch,
+    unsent: Unsent,
+}
+
+/// Positions taken but not yet sent to the broker: per partition (topic as the broker names
+/// it), the offset of the last record done.
+#[derive(Default)]
+struct Unsent {
+    offsets: HashMap<(String, i32), i64>,
+    /// When the oldest of them was taken.
+    since: Option<Instant>,
+}
+
+impl Unsent {
+    fn take(&mut self, topic: &str, partition: i32, offset: i64) {
+        let last = self
+            .offsets
+            .entry((topic.to_owned(), partition))
+            .or_insert(offset);
+        *last = (*last).max(offset);
+        self.since.get_or_insert_with(Instant::now);
+    }
+
+    /// How long until they are due to be sent; `None` when there are none.
+    fn due_in(&self) -> Option<Duration> {
+        self.since
+            .map(|since| COMMIT_EVERY.saturating_sub(since.elapsed()))
+    }
 }
 
 /// Per partition of the member's topics: the group's committed offset when records were
@@ -124,11 +157,13 @@ impl KafkaSubscription {
                 checked: Instant::now(),
                 waiting_since: HashMap::new(),
             },
+            unsent: Unsent::default(),
         })
     }
 
     /// The delivery in `message`, or `None` when it is not a readable event (it has then been
-    /// copied to the dead-letter topic and committed, so it never blocks its partition).
+    /// copied to the dead-letter topic, and its position is to be committed, so it never
+    /// blocks its partition).
     async fn delivery(&self, message: &BorrowedMessage<'_>) -> Result<Option<Delivery>, BusError> {
         let record = record_of(message);
         let topic = self.config.unprefixed(message.topic()).to_owned();
@@ -143,7 +178,6 @@ impl KafkaSubscription {
             Err(error) => {
                 tracing::error!(group = self.group, topic, partition = message.partition(), offset = message.offset(), %error, "unreadable record; moving it to the dead-letter topic");
                 self.bus_dlq.forward(&record, &error.to_string()).await?;
-                self.commit_position(message.topic(), message.partition(), message.offset())?;
                 Ok(None)
             }
         }
@@ -209,17 +243,35 @@ impl KafkaSubscription {
         stalled
     }
 
-    fn commit_position(&self, topic: &str, partition: i32, offset: i64) -> Result<(), BusError> {
+    /// Sends the positions taken so far, if there are any. Async: a commit lost in a crash
+    /// only means a redelivery, which the inbox absorbs. Those that cannot be sent stay, to
+    /// go with the next.
+    fn send_positions(&mut self) -> Result<(), BusError> {
+        if self.unsent.offsets.is_empty() {
+            return Ok(());
+        }
         let mut positions = TopicPartitionList::new();
-        positions
-            .add_partition_offset(topic, partition, Offset::Offset(offset + 1))
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
-        // Async: a commit lost in a crash only means a redelivery, which the inbox absorbs.
-        self.consumer
-            .commit(&positions, CommitMode::Async)
-            .map_err(|e| {
-                BusError::Unavailable(format!("committing {topic}/{partition}@{offset}: {e}"))
-            })
+        for ((topic, partition), offset) in &self.unsent.offsets {
+            positions
+                .add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+                .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        }
+        if let Err(error) = self.consumer.commit(&positions, CommitMode::Async) {
+            // Tried again once they are due again, not at every poll.
+            self.unsent.since = Some(Instant::now());
+            return Err(BusError::Unavailable(format!(
+                "committing positions: {error}"
+            )));
+        }
+        self.unsent = Unsent::default();
+        Ok(())
+    }
+
+    fn send_positions_if_due(&mut self) -> Result<(), BusError> {
+        match self.unsent.due_in() {
+            Some(due_in) if due_in.is_zero() => self.send_positions(),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -301,8 +353,12 @@ impl Subscription for KafkaSubscription {
                 )));
             }
         }
+        if let Err(error) = self.send_positions_if_due() {
+            tracing::warn!(group = self.group, %error, "positions not committed; will retry");
+        }
         let mut deliveries = Vec::new();
-        let mut linger = wait;
+        // Waiting no longer than the positions may wait, so an idle member still sends them.
+        let mut linger = self.unsent.due_in().map_or(wait, |due| wait.min(due));
         while deliveries.len() < max {
             let message = match tokio::time::timeout(linger, self.consumer.recv()).await {
                 Err(_) => break,
@@ -314,8 +370,12 @@ impl Subscription for KafkaSubscription {
                 }
                 Ok(Ok(message)) => message,
             };
-            if let Some(delivery) = self.delivery(&message).await? {
-                deliveries.push(delivery);
+            match self.delivery(&message).await? {
+                Some(delivery) => deliveries.push(delivery),
+                // Copied to the dead-letter topic: the group is past it.
+                None => self
+                    .unsent
+                    .take(message.topic(), message.partition(), message.offset()),
             }
             linger = BATCH_LINGER;
         }
@@ -324,6 +384,17 @@ impl Subscription for KafkaSubscription {
 
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         let topic = self.config.topic(&delivery.topic);
-        self.commit_position(&topic, delivery.partition, delivery.offset)
+        self.unsent
+            .take(&topic, delivery.partition, delivery.offset);
+        self.send_positions_if_due()
+    }
+}
+
+impl Drop for KafkaSubscription {
+    /// A member leaving (shutdown, joining again) sends what it has done, best effort.
+    fn drop(&mut self) {
+        if let Err(error) = self.send_positions() {
+            tracing::warn!(group = self.group, %error, "positions not committed on leaving");
+        }
     }
 }
