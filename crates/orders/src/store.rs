@@ -225,16 +225,19 @@ impl OrderStore {
             .transpose()
     }
 
+    /// The order with its lines, in one statement (it is read once or twice per checkout).
     pub async fn find(&self, id: Uuid) -> Result<Option<Order>, StoreError> {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
-            .fetch_optional(self.db.pool())
-            .await?;
-        match row {
-            Some(row) => Ok(Some(self.read(&row).await?)),
-            None => Ok(None),
-        }
+        let rows = sqlx::query(
+            "SELECT o.id, o.customer_id, o.status, o.cancel_reason, o.total, o.currency, \
+             o.shipping_address, o.created_at, o.updated_at, \
+             l.product_id, l.sku, l.name, l.unit_price, l.quantity \
+             FROM orders o JOIN order_lines l ON l.order_id = o.id \
+             WHERE o.id = $1 ORDER BY l.line_no",
+        )
+        .bind(id.to_string())
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.first().map(|order| read(order, &rows)).transpose()
     }
 
     /// A customer's orders, newest first, after `before` (an order id: UUIDv7 orders by time).
@@ -255,11 +258,7 @@ impl OrderStore {
                 before,
             )
             .await?;
-        let mut orders = Vec::with_capacity(rows.len());
-        for row in &rows {
-            orders.push(self.read(row).await?);
-        }
-        Ok(orders)
+        self.with_lines(&rows).await
     }
 
     /// Every customer's orders that match `filter`, newest first, after `before` (an order
@@ -287,11 +286,7 @@ impl OrderStore {
         let rows = search
             .fetch(&self.db, "orders", ORDER_COLUMNS, limit, before)
             .await?;
-        let mut orders = Vec::with_capacity(rows.len());
-        for row in &rows {
-            orders.push(self.read(row).await?);
-        }
-        Ok(orders)
+        self.with_lines(&rows).await
     }
 
     /// The dashboard's figures at `now`. The time windows are ranges of the primary key (ids
@@ -452,40 +447,73 @@ impl OrderStore {
             .collect()
     }
 
-    async fn read(&self, row: &AnyRow) -> Result<Order, StoreError> {
-        let id = uuid(row, "id")?;
-        let status: String = row.try_get("status")?;
-        let address: String = row.try_get("shipping_address")?;
-        let lines = sqlx::query(
-            "SELECT product_id, sku, name, unit_price, quantity FROM order_lines WHERE order_id = $1 ORDER BY line_no",
-        )
-        .bind(id.to_string())
-        .fetch_all(self.db.pool())
-        .await?;
-        let currency = currency(row)?;
-        Ok(Order {
-            id,
-            customer_id: uuid(row, "customer_id")?,
-            status: OrderStatus::parse(&status)
-                .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
-            cancel_reason: cancel_reason(row)?,
-            lines: lines
-                .iter()
-                .map(|line| {
-                    Ok(OrderLine {
-                        product_id: uuid(line, "product_id")?,
-                        sku: line.try_get("sku")?,
-                        name: line.try_get("name")?,
-                        unit_price: Money::new(line.try_get("unit_price")?, currency),
-                        quantity: line.try_get("quantity")?,
+    /// The orders in `rows` with their lines, read in one statement.
+    async fn with_lines(&self, rows: &[AnyRow]) -> Result<Vec<Order>, StoreError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = rows
+            .iter()
+            .map(|row| row.try_get::<String, _>("id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let placeholders: Vec<String> = (1..=ids.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT order_id, product_id, sku, name, unit_price, quantity FROM order_lines \
+             WHERE order_id IN ({}) ORDER BY order_id, line_no",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in &ids {
+            query = query.bind(id);
+        }
+        let lines = query.fetch_all(self.db.pool()).await?;
+        rows.iter()
+            .zip(&ids)
+            .map(|(row, id)| {
+                let of_this: Vec<&AnyRow> = lines
+                    .iter()
+                    .filter(|line| {
+                        line.try_get::<String, _>("order_id")
+                            .is_ok_and(|o| o == *id)
                     })
-                })
-                .collect::<Result<_, StoreError>>()?,
-            total: Money::new(row.try_get("total")?, currency),
-            address: serde_json::from_str::<ShippingAddress>(&address)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            created_at: from_millis(row.try_get("created_at")?),
-            updated_at: from_millis(row.try_get("updated_at")?),
-        })
+                    .collect();
+                read(row, of_this)
+            })
+            .collect()
     }
+}
+
+/// An order from a row of `ORDER_COLUMNS` and its lines, in order (rows with the line
+/// columns).
+fn read<'r>(
+    row: &AnyRow,
+    lines: impl IntoIterator<Item = &'r AnyRow>,
+) -> Result<Order, StoreError> {
+    let status: String = row.try_get("status")?;
+    let address: String = row.try_get("shipping_address")?;
+    let currency = currency(row)?;
+    Ok(Order {
+        id: uuid(row, "id")?,
+        customer_id: uuid(row, "customer_id")?,
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("status {status}")))?,
+        cancel_reason: cancel_reason(row)?,
+        lines: lines
+            .into_iter()
+            .map(|line| {
+                Ok(OrderLine {
+                    product_id: uuid(line, "product_id")?,
+                    sku: line.try_get("sku")?,
+                    name: line.try_get("name")?,
+                    unit_price: Money::new(line.try_get("unit_price")?, currency),
+                    quantity: line.try_get("quantity")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?,
+        total: Money::new(row.try_get("total")?, currency),
+        address: serde_json::from_str::<ShippingAddress>(&address)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: from_millis(row.try_get("created_at")?),
+        updated_at: from_millis(row.try_get("updated_at")?),
+    })
 }
