@@ -54,6 +54,7 @@ pub struct GatewayParts {
 pub fn router(parts: GatewayParts) -> Router {
     let mut combined = OpenApiRouter::new();
     for service in parts.services {
+        assert_no_schema_clash(combined.get_openapi(), service.get_openapi());
         combined = combined.merge(service);
     }
     let (api, openapi) = combined.split_for_parts();
@@ -82,6 +83,28 @@ fn docs_ui() -> Router {
 }
 
 /// The aggregated document: every service's paths under one title and security scheme.
+/// Two services naming different schemas alike would publish one of them under both names
+/// (merging keeps one), and clients generated from the document would read one service's
+/// answers with the other's type. Like axum's overlapping routes, a fault of the code
+/// found at start-up, whatever the configuration: every test that starts the app finds it.
+fn assert_no_schema_clash(merged: &OpenApi, service: &OpenApi) {
+    let (Some(merged), Some(service)) = (&merged.components, &service.components) else {
+        return;
+    };
+    for (name, schema) in &service.schemas {
+        if merged
+            .schemas
+            .get(name)
+            .is_some_and(|known| known != schema)
+        {
+            panic!(
+                "two services describe different schemas named {name} in OpenAPI: rename one \
+                 (#[schema(as = ...)] or the type's name)"
+            );
+        }
+    }
+}
+
 fn describe(mut openapi: OpenApi) -> OpenApi {
     openapi.info = InfoBuilder::new()
         .title("CommerceX API")
@@ -102,4 +125,42 @@ fn describe(mut openapi: OpenApi) -> OpenApi {
     );
     common_responses::add(&mut openapi);
     openapi
+}
+
+#[cfg(test)]
+mod tests {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{ComponentsBuilder, OpenApiBuilder};
+
+    use super::*;
+
+    fn with_schema(name: &str, property: &str) -> OpenApi {
+        let schema = ObjectBuilder::new()
+            .property(property, ObjectBuilder::new().schema_type(Type::String))
+            .build();
+        OpenApiBuilder::new()
+            .components(Some(ComponentsBuilder::new().schema(name, schema).build()))
+            .build()
+    }
+
+    #[test]
+    fn services_may_share_a_schema_they_describe_alike() {
+        assert_no_schema_clash(
+            &with_schema("Price", "amount"),
+            &with_schema("Price", "amount"),
+        );
+        assert_no_schema_clash(
+            &with_schema("Price", "amount"),
+            &with_schema("Cart", "items"),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "different schemas named AttemptResponse")]
+    fn two_schemas_of_one_name_stop_the_start() {
+        assert_no_schema_clash(
+            &with_schema("AttemptResponse", "operation"),
+            &with_schema("AttemptResponse", "status_code"),
+        );
+    }
 }
