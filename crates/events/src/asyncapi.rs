@@ -27,14 +27,22 @@ pub fn routes() -> axum::Router {
     use platform::ApiError;
     use platform::http::Json;
 
-    // Made once: the document is the same for the life of the process.
-    let document = std::sync::Arc::new(document());
+    // Made and written once: the document is the same for the life of the process, and
+    // each answer shares the bytes.
+    let document = axum::body::Bytes::from(
+        serde_json::to_vec(&document()).expect("the AsyncAPI document serializes"),
+    );
     axum::Router::new()
         .route(
             "/asyncapi.json",
             get(move || {
                 let document = document.clone();
-                async move { Json((*document).clone()) }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        document,
+                    )
+                }
             }),
         )
         .route(
