@@ -40,30 +40,14 @@ async fn types_of(app: &TestApp) -> BTreeSet<String> {
 /// Validates each event's data with the Python `jsonschema` package; false if it is missing
 /// and the test may be skipped.
 async fn validate_independently(lines: String, count: usize) -> bool {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/event_schemas.py");
-    let mut child = tokio::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(lines.as_bytes()).await.unwrap();
+    PythonChecker {
+        script: "event_schemas.py",
+        package: "the jsonschema package (Python)",
+        install: "pip install jsonschema",
+        refused: "events that do not match their schema",
     }
-    let output = child.wait_with_output().await.unwrap();
-    let verdicts = String::from_utf8_lossy(&output.stdout).into_owned();
-    if output.status.code() == Some(3) {
-        testkit::cannot_run("the jsonschema package (Python)", "pip install jsonschema");
-        return false;
-    }
-    assert_eq!(verdicts.lines().count(), count, "{verdicts}");
-    assert!(
-        output.status.success(),
-        "events that do not match their schema:\n{verdicts}"
-    );
-    true
+    .check(&lines, count)
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,6 +28,7 @@ mod checkout;
 mod identity;
 mod inspect;
 mod metrics;
+mod python;
 mod webhooks;
 
 pub use binary::*;
@@ -35,6 +36,7 @@ pub use browser::{Browser, Page};
 pub use catalog::product;
 pub use checkout::order_body;
 pub use metrics::sample;
+pub use python::PythonChecker;
 pub use testkit::wait_for;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
-use super::{RefusingPort, TestApp};
+use super::{PythonChecker, RefusingPort, TestApp};
 
 /// How the receiver answers one request.
 #[derive(Debug, Clone)]
@@ -197,33 +197,14 @@ pub async fn verify_with_reference_library(received: &[Received], secrets: &[&st
             input.push('\n');
         }
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/webhook_verify.py");
-    let mut child = tokio::process::Command::new("python3")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(input.as_bytes()).await.unwrap();
+    PythonChecker {
+        script: "webhook_verify.py",
+        package: "the Standard Webhooks reference library",
+        install: "pip install standardwebhooks",
+        refused: "signatures the library refused",
     }
-    let output = child.wait_with_output().await.unwrap();
-    let verdicts = String::from_utf8_lossy(&output.stdout).into_owned();
-    if output.status.code() == Some(3) {
-        testkit::cannot_run(
-            "the Standard Webhooks reference library",
-            "pip install standardwebhooks",
-        );
-        return;
-    }
-    let lines: Vec<&str> = verdicts.lines().collect();
-    assert_eq!(lines.len(), received.len() * secrets.len(), "{verdicts}");
-    assert!(
-        output.status.success(),
-        "signatures the library refused:\n{verdicts}"
-    );
+    .check(&input, received.len() * secrets.len())
+    .await;
 }
 
 impl TestApp {
