@@ -785,8 +785,9 @@ async fn a_signed_in_user_has_a_quota_of_their_own() {
 }
 
 /// A group member sends its positions to the broker gathered, at most every 200 ms, rather
-/// than a commit request per batch; one that leaves sends what it has done on its way out,
-/// so the next member of its group starts after it and gets nothing twice.
+/// than a commit request per batch; one that stops sends what it has done on its way out
+/// (as the consumer does when it stops), so the next member of its group starts after it
+/// and gets nothing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_leaves_commits_what_it_has_done() {
     use events::Envelope;
@@ -856,9 +857,10 @@ async fn a_member_that_leaves_commits_what_it_has_done() {
         .unwrap();
     let done = read(&mut first, 6).await;
     assert_eq!(done.len(), 6);
-    // As the consumer does after a batch: the last position of the partition, then leaving
+    // As the consumer does after a batch: the last position of the partition, then stopping
     // at once, well within 200 ms.
     first.commit(done.last().unwrap()).await.unwrap();
+    first.leave().await.unwrap();
     drop(first);
 
     publish(1).await;

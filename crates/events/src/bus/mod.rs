@@ -97,4 +97,9 @@ pub trait Subscription: Send {
     /// Records that `delivery` (and everything before it in its partition) is done; called
     /// once the transaction that handled it has committed.
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError>;
+
+    /// The member is stopping: what it has done and not yet passed on to the bus goes now.
+    async fn leave(&mut self) -> Result<(), BusError> {
+        Ok(())
+    }
 }

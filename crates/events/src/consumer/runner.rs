@@ -181,10 +181,13 @@ impl Consumer {
                     }
                     // The subscription's cursor may be ahead of what was committed.
                     unsaved.clear();
-                    match self.subscribe(&cancel).await {
-                        Some(fresh) => subscription = fresh,
-                        None => break,
-                    }
+                    let Some(fresh) = self.subscribe(&cancel).await else {
+                        break;
+                    };
+                    // Closing a Kafka member waits for what it has in flight, seconds while
+                    // the broker is away: not on a worker of the runtime.
+                    let failed = std::mem::replace(&mut subscription, fresh);
+                    tokio::task::spawn_blocking(move || drop(failed));
                     continue;
                 }
             };
@@ -201,6 +204,9 @@ impl Consumer {
             }
         }
         self.save_positions(&mut unsaved).await;
+        if let Err(error) = subscription.leave().await {
+            tracing::warn!(group, %error, "positions not sent on leaving; they come again");
+        }
         tracing::info!(group, "consumer stopped");
     }
 

@@ -1,6 +1,6 @@
 //! A consumer-group member. Offsets are committed by hand after the handler's transaction,
-//! gathered and sent at most every `COMMIT_EVERY`: a crash before they are sent redelivers
-//! those events, and the inbox drops them.
+//! gathered and sent at most every `COMMIT_EVERY` and when the member stops (`leave`): a
+//! crash before they are sent redelivers those events, and the inbox drops them.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -353,9 +353,6 @@ impl Subscription for KafkaSubscription {
                 )));
             }
         }
-        if let Err(error) = self.send_positions_if_due() {
-            tracing::warn!(group = self.group, %error, "positions not committed; will retry");
-        }
         let mut deliveries = Vec::new();
         // Waiting no longer than the positions may wait, so an idle member still sends them.
         let mut linger = self.unsent.due_in().map_or(wait, |due| wait.min(due));
@@ -364,6 +361,11 @@ impl Subscription for KafkaSubscription {
                 Err(_) => break,
                 Ok(Err(error)) => {
                     if deliveries.is_empty() {
+                        // The runner joins again with a new member, which gets what this
+                        // one had done again (the inbox drops it); sending it into a broker
+                        // that is away would hold this member's close for the session
+                        // timeout.
+                        self.unsent = Unsent::default();
                         return Err(BusError::Unavailable(format!("Kafka consumer: {error}")));
                     }
                     break;
@@ -379,6 +381,10 @@ impl Subscription for KafkaSubscription {
             }
             linger = BATCH_LINGER;
         }
+        // Sent once the broker has just answered, or the wait for it ended quietly.
+        if let Err(error) = self.send_positions_if_due() {
+            tracing::warn!(group = self.group, %error, "positions not committed; will retry");
+        }
         Ok(deliveries)
     }
 
@@ -388,13 +394,12 @@ impl Subscription for KafkaSubscription {
             .take(&topic, delivery.partition, delivery.offset);
         self.send_positions_if_due()
     }
-}
 
-impl Drop for KafkaSubscription {
-    /// A member leaving (shutdown, joining again) sends what it has done, best effort.
-    fn drop(&mut self) {
-        if let Err(error) = self.send_positions() {
-            tracing::warn!(group = self.group, %error, "positions not committed on leaving");
-        }
+    /// Sends the positions taken; closing the consumer (its drop) then waits for them. Only
+    /// a member that stops does this: one joining again after a failure drops what it had
+    /// (it comes again), since a commit in flight to a broker that is away holds the close
+    /// for the session timeout.
+    async fn leave(&mut self) -> Result<(), BusError> {
+        self.send_positions()
     }
 }
