@@ -467,18 +467,18 @@ impl OrderStore {
             query = query.bind(id);
         }
         let lines = query.fetch_all(self.db.pool()).await?;
+        // Each line's order read once, not once per order of the page.
+        let mut by_order: std::collections::HashMap<String, Vec<&AnyRow>> =
+            std::collections::HashMap::with_capacity(ids.len());
+        for line in &lines {
+            by_order
+                .entry(line.try_get("order_id")?)
+                .or_default()
+                .push(line);
+        }
         rows.iter()
             .zip(&ids)
-            .map(|(row, id)| {
-                let of_this: Vec<&AnyRow> = lines
-                    .iter()
-                    .filter(|line| {
-                        line.try_get::<String, _>("order_id")
-                            .is_ok_and(|o| o == *id)
-                    })
-                    .collect();
-                read(row, of_this)
-            })
+            .map(|(row, id)| read(row, by_order.remove(id).unwrap_or_default()))
             .collect()
     }
 }
