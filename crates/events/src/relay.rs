@@ -104,40 +104,76 @@ impl<B: EventBus + ?Sized> Relay<B> {
 
     /// Publishes the oldest unpublished rows; returns how many.
     pub async fn publish_batch(&self) -> Result<usize, RelayError> {
-        // On PostgreSQL several replicas may run a relay on one outbox: row locks (FOR
-        // UPDATE) make a second one wait instead of publishing the same rows out of order.
-        // An SQLite file has exactly one relay, in the process that owns it, so it reads
-        // without a transaction and does not hold the database's single write lock while it
-        // publishes (requests would queue behind it); it marks in a write transaction of its
-        // own, queued like every other.
-        let (mut tx, lock) = match self.db.backend() {
-            Backend::Postgres => (Some(self.db.begin_as("relay outbox").await?), " FOR UPDATE"),
-            Backend::Sqlite => (None, ""),
-        };
+        match self.db.backend() {
+            Backend::Postgres => self.publish_locked().await,
+            Backend::Sqlite => self.publish_unlocked().await,
+        }
+    }
+
+    /// PostgreSQL, where several replicas may run a relay on one outbox: the rows are marked
+    /// and read in one statement that locks them, inside a transaction held while the bus
+    /// takes them. A second relay waits for the lock instead of publishing the same rows out
+    /// of order, and a bus that refuses rolls the marks back.
+    async fn publish_locked(&self) -> Result<usize, RelayError> {
+        let mut tx = self.db.begin_as("relay outbox").await?;
         let sql = format!(
-            "SELECT seq, topic, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq {}{lock}",
+            "UPDATE outbox SET published_at = $1 WHERE seq IN \
+             (SELECT seq FROM outbox WHERE published_at IS NULL ORDER BY seq {} FOR UPDATE) \
+             RETURNING seq, topic, envelope",
             literal_limit(self.settings.batch_size)
         );
-        let select = sqlx::query(sqlx::AssertSqlSafe(sql));
-        let rows = match tx.as_mut() {
-            Some(tx) => select.fetch_all(&mut ***tx).await?,
-            None => select.fetch_all(self.db.pool()).await?,
-        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(platform::time::to_millis(platform::time::now()))
+            .fetch_all(&mut **tx)
+            .await?;
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut seqs = Vec::with_capacity(rows.len());
-        let mut events = Vec::with_capacity(rows.len());
-        for row in rows {
-            let seq: i64 = row.try_get("seq")?;
-            let envelope = Envelope::from_json(&row.try_get::<String, _>("envelope")?)
-                .map_err(|source| RelayError::Corrupt { seq, source })?;
-            seqs.push(seq);
-            events.push(Outgoing {
-                topic: row.try_get("topic")?,
-                envelope,
-            });
+        // RETURNING keeps no order.
+        let mut taken = read_rows(rows)?;
+        taken.sort_unstable_by_key(|(seq, _)| *seq);
+        let count = taken.len();
+        self.publish(taken.into_iter().map(|(_, event)| event).collect())
+            .await?;
+        tx.commit().await?;
+        Ok(count)
+    }
+
+    /// SQLite, where a file has exactly one relay, in the process that owns it: it reads
+    /// without a transaction, so it does not hold the database's single write lock while it
+    /// publishes (requests would queue behind it), and marks in a write transaction of its
+    /// own, queued like every other.
+    async fn publish_unlocked(&self) -> Result<usize, RelayError> {
+        let sql = format!(
+            "SELECT seq, topic, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq {}",
+            literal_limit(self.settings.batch_size)
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.db.pool())
+            .await?;
+        if rows.is_empty() {
+            return Ok(0);
         }
+        let (seqs, events): (Vec<i64>, Vec<Outgoing>) = read_rows(rows)?.into_iter().unzip();
+        self.publish(events).await?;
+        let placeholders: Vec<String> = (0..seqs.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+            placeholders.join(", ")
+        );
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(platform::time::to_millis(platform::time::now()));
+        for seq in &seqs {
+            update = update.bind(*seq);
+        }
+        let mut tx = self.db.begin_as("mark outbox published").await?;
+        update.execute(&mut **tx).await?;
+        tx.commit().await?;
+        Ok(seqs.len())
+    }
+
+    /// Hands `events` to the bus and waits for it to take every one.
+    async fn publish(&self, events: Vec<Outgoing>) -> Result<(), RelayError> {
         let span = crate::telemetry::relay_span(
             self.db.schema(),
             events.iter().map(|event| &event.envelope),
@@ -154,29 +190,26 @@ impl<B: EventBus + ?Sized> Relay<B> {
             span.record("otel.status_code", "ERROR");
         }
         published?;
-        let placeholders: Vec<String> = (0..seqs.len()).map(|i| format!("${}", i + 2)).collect();
-        let sql = format!(
-            "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
-            placeholders.join(", ")
-        );
-        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(platform::time::to_millis(platform::time::now()));
-        for seq in &seqs {
-            update = update.bind(*seq);
-        }
-        let mut tx = match tx {
-            Some(tx) => tx,
-            None => self.db.begin_as("mark outbox published").await?,
-        };
-        update.execute(&mut **tx).await?;
-        tx.commit().await?;
         tracing::debug!(
             schema = self.db.schema(),
-            count = seqs.len(),
+            count = events.len(),
             "relayed events"
         );
-        Ok(seqs.len())
+        Ok(())
     }
+}
+
+/// Outbox rows (`seq`, `topic`, `envelope`) as events to publish, with their `seq`.
+fn read_rows(rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<(i64, Outgoing)>, RelayError> {
+    rows.into_iter()
+        .map(|row| {
+            let seq: i64 = row.try_get("seq")?;
+            let envelope = Envelope::from_json(&row.try_get::<String, _>("envelope")?)
+                .map_err(|source| RelayError::Corrupt { seq, source })?;
+            let topic = row.try_get("topic")?;
+            Ok((seq, Outgoing { topic, envelope }))
+        })
+        .collect()
 }
 
 /// Unpublished outbox rows: the relay's backlog.
