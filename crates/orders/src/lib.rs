@@ -9,6 +9,6 @@ pub mod metrics;
 pub mod reactions;
 pub mod service;
 pub mod store;
-mod watchers;
+pub mod watchers;
 
 pub use service::OrdersService;

@@ -6,25 +6,32 @@ use events::bus::EventBus;
 use events::consumer::{Consumer, ConsumerSettings};
 use events::service_db::{ServiceDb, StoreSettings};
 use platform::db::{DbError, Migrations, Storage};
+use platform::notifications::Listener;
 use platform::sealing::SealingKeys;
+use secrecy::SecretString;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::Orders;
 use crate::reactions::{GROUP, OrdersReactions, TOPICS};
+use crate::watchers::{CHANNEL, SettlementFollower, Watchers};
 
 pub const SCHEMA: &str = "orders";
 
-/// The orders tables use only SQL both backends share, so one folder serves both.
+/// The tables are the same on both backends (PostgreSQL's folder links to SQLite's file);
+/// PostgreSQL adds the trigger that tells every instance of a settlement.
 pub fn migrations() -> Migrations {
     Migrations {
-        sqlite: sqlx::migrate!(),
-        postgres: sqlx::migrate!(),
+        sqlite: sqlx::migrate!("migrations/sqlite"),
+        postgres: sqlx::migrate!("migrations/postgres"),
     }
 }
 
 pub struct OrdersService {
     store: ServiceDb,
     orders: Arc<Orders>,
+    watchers: Arc<Watchers>,
+    /// PostgreSQL with other instances: settlements are heard from the database.
+    settlements_from: Option<SecretString>,
 }
 
 impl OrdersService {
@@ -33,19 +40,44 @@ impl OrdersService {
     }
 
     /// Opens (and migrates) the service's database; `payment_tokens` seal what customers pay
-    /// with before it goes into `order.placed`.
+    /// with before it goes into `order.placed`. `sole_instance`: this process settles every
+    /// order (the embedded runtime); otherwise, on PostgreSQL, it hears the others'
+    /// settlements once its `settlement_follower` listens.
     pub async fn open(
         storage: &Storage,
         store: StoreSettings,
         payment_tokens: Arc<SealingKeys>,
+        sole_instance: bool,
     ) -> Result<Self, DbError> {
         let store = Self::open_db(storage, store).await?;
+        let settlements_from = match storage {
+            Storage::Postgres { url } if !sole_instance => Some(url.clone()),
+            _ => None,
+        };
+        let watchers = Arc::new(Watchers::new(settlements_from.is_none()));
         let orders = Arc::new(Orders::new(
             store.db.clone(),
             store.outbox.clone(),
             payment_tokens,
+            watchers.clone(),
         ));
-        Ok(Self { store, orders })
+        Ok(Self {
+            store,
+            orders,
+            watchers,
+            settlements_from,
+        })
+    }
+
+    /// What wakes this instance's waiting clients when another instance settles their
+    /// order; `None` when there is nothing to hear (the sole instance, SQLite).
+    pub fn settlement_follower(&self) -> Option<Listener<SettlementFollower>> {
+        let url = self.settlements_from.clone()?;
+        Some(Listener::new(
+            url,
+            CHANNEL,
+            SettlementFollower::new(self.watchers.clone()),
+        ))
     }
 
     pub fn router(&self) -> OpenApiRouter {

@@ -191,6 +191,13 @@ impl Application {
         {
             workers.spawn(move |cancel| follower.run(cancel));
         }
+        if let Some(follower) = services
+            .orders
+            .as_ref()
+            .and_then(orders::OrdersService::settlement_follower)
+        {
+            workers.spawn(move |cancel| follower.run(cancel));
+        }
         if let Some(inventory) = &services.inventory {
             let sweeper = inventory.sweeper(RESERVATION_SWEEP_INTERVAL);
             workers.spawn(move |cancel| sweeper.run(cancel));

@@ -66,6 +66,9 @@ impl Services {
                 .clone()
                 .context("orders and payments need the payment token keys")
         };
+        // One process holding every service makes every change to their data (the embedded
+        // runtime): it knows the webhook subscriptions and the settled orders first-hand.
+        let sole_instance = which.len() == DOMAIN_SERVICES.len();
         for service in which {
             match service {
                 ServiceName::Users => {
@@ -117,8 +120,10 @@ impl Services {
                     services.inventory = Some(InventoryService::open(storage, store).await?);
                 }
                 ServiceName::Orders => {
-                    services.orders =
-                        Some(OrdersService::open(storage, store, payment_token_keys()?).await?);
+                    services.orders = Some(
+                        OrdersService::open(storage, store, payment_token_keys()?, sole_instance)
+                            .await?,
+                    );
                 }
                 ServiceName::Payments => {
                     // Real providers plug in here, chosen by configuration, behind one trait.
@@ -138,8 +143,6 @@ impl Services {
                     );
                 }
                 ServiceName::Webhooks => {
-                    // One process holding every service makes every change to the endpoints.
-                    let sole_instance = which.len() == DOMAIN_SERVICES.len();
                     services.webhooks = Some(
                         WebhooksService::open(
                             storage,

@@ -172,7 +172,7 @@ testkit::server_database_tests! {
         assert!(app.found("q=globe").await.is_empty(), "the old name is gone");
         // What changes while the index cannot hear is read again once it hears again (the
         // database answers meanwhile). The rename lands while the listener waits to retry.
-        let [listener] = listening(&db).await[..] else {
+        let [listener] = listening(&db, "catalog_product_changed").await[..] else {
             panic!("one catalog listens for product changes");
         };
         let cut: Vec<(bool,)> = sqlx::query_as("SELECT pg_terminate_backend($1)")
@@ -183,7 +183,7 @@ testkit::server_database_tests! {
         assert_eq!(cut, [(true,)]);
         rename(&db, &id, "Celestial sphere").await;
         wait_for("a new listener", || async {
-            listening(&db).await.iter().any(|&pid| pid != listener)
+            listening(&db, "catalog_product_changed").await.iter().any(|&pid| pid != listener)
         })
         .await;
         wait_for("the name given while unheard, in search", || async {
@@ -193,18 +193,6 @@ testkit::server_database_tests! {
         assert!(app.found("q=orb").await.is_empty());
         app.stop().await;
     }
-}
-
-/// The server processes of the connections that listen for product changes.
-async fn listening(db: &platform::db::Db) -> Vec<i32> {
-    let listeners: Vec<(i32,)> = sqlx::query_as(
-        "SELECT pid FROM pg_stat_activity \
-         WHERE datname = current_database() AND query LIKE 'LISTEN%catalog_product_changed%'",
-    )
-    .fetch_all(db.pool())
-    .await
-    .unwrap();
-    listeners.into_iter().map(|(pid,)| pid).collect()
 }
 
 /// Renames product `id`, and describes it by its name, straight in the catalog's table.

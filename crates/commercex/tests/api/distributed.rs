@@ -877,3 +877,62 @@ async fn a_member_that_leaves_commits_what_it_has_done() {
     );
     assert_eq!(got[0].offset, done.last().unwrap().offset + 1);
 }
+
+/// A client waiting for its order (`?wait=`) waits on the orders instance it asked, and
+/// another instance, or a fix by hand, may settle the order. That instance hears of it from
+/// PostgreSQL and answers the client then: while it is listening it does not look at the
+/// database again on its own, so without the notification the client would be answered only
+/// when its wait ends. Here the order stays pending (its payment never decides) until it is
+/// cancelled straight in the database while the client waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_client_hears_of_a_settlement_committed_elsewhere() {
+    let Some((app, _storage)) = deploy(&[], Layout::default()).await else {
+        return;
+    };
+    let admin = app.admin_token().await;
+    let product = app.orderable_product(&admin, "HEARD-1", 5).await;
+    let (customer, _) = app.signed_up("heard-elsewhere@example.com").await;
+    let db = app.database("orders").await;
+    wait_for("the orders instance listening for settlements", || async {
+        !listening(&db, orders::watchers::CHANNEL).await.is_empty()
+    })
+    .await;
+    let mut body = order_body(&product);
+    body["payment_token"] = json!("tok_pending");
+    let response = app.place(&customer, "heard-elsewhere", &body).await;
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let wait = Duration::from_secs(8);
+    let asked = std::time::Instant::now();
+    let waiting = async {
+        app.get(&format!("/api/v1/orders/{id}?wait=8s"), Some(&customer))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let settled_elsewhere = async {
+        // Long enough for the client's first look to find the order pending.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let cancelled = sqlx::query(
+            "UPDATE orders SET status = 'cancelled', cancel_reason = 'cancelled_by_admin' \
+             WHERE id = $1 AND status = 'pending'",
+        )
+        .bind(&id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        assert_eq!(cancelled.rows_affected(), 1, "the order was still pending");
+    };
+    let (answer, ()) = tokio::join!(waiting, settled_elsewhere);
+    assert_eq!(answer["status"], "cancelled", "{answer}");
+    assert!(
+        asked.elapsed() < wait,
+        "answered when the wait ended, not when the order settled"
+    );
+    db.close().await;
+    app.stop().await;
+}

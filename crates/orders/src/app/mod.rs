@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::domain::{FieldProblem, Order, OrderFilter, OrderStatus, OrdersSummary};
 use crate::metrics::Settled;
 use crate::store::{OrderStore, StoreError, TimelineEntry};
-use crate::watchers::{RECHECK_EVERY, Watchers};
+use crate::watchers::Watchers;
 
 pub use placing::Placed;
 
@@ -67,18 +67,24 @@ pub struct Orders {
     payment_tokens: Arc<SealingKeys>,
     store: OrderStore,
     settled: Settled,
-    watchers: Watchers,
+    watchers: Arc<Watchers>,
 }
 
 impl Orders {
-    pub fn new(db: Db, outbox: Outbox, payment_tokens: Arc<SealingKeys>) -> Self {
+    /// `watchers` are woken when orders settle; see [`Watchers`].
+    pub fn new(
+        db: Db,
+        outbox: Outbox,
+        payment_tokens: Arc<SealingKeys>,
+        watchers: Arc<Watchers>,
+    ) -> Self {
         Self {
             store: OrderStore::new(db.clone()),
             db,
             outbox,
             payment_tokens,
             settled: Settled::default(),
-            watchers: Watchers::default(),
+            watchers,
         }
     }
 
@@ -113,7 +119,7 @@ impl Orders {
             if order.status != OrderStatus::Pending || now >= deadline {
                 return Ok(order);
             }
-            let nap = (deadline - now).min(RECHECK_EVERY);
+            let nap = self.watchers.recheck_within(deadline - now);
             let _ = tokio::time::timeout(nap, notified).await;
         }
     }

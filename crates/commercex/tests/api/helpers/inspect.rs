@@ -9,6 +9,19 @@ use serde_json::Value;
 use super::{SERVICE_SCHEMAS, TestApp};
 use crate::deployment::Deployment;
 
+/// The server processes of the connections of `db`'s database that listen to `channel`.
+pub async fn listening(db: &Db, channel: &str) -> Vec<i32> {
+    let listeners: Vec<(i32,)> = sqlx::query_as(
+        "SELECT pid FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE 'LISTEN%' || $1 || '%'",
+    )
+    .bind(channel)
+    .fetch_all(db.pool())
+    .await
+    .expect("read pg_stat_activity");
+    listeners.into_iter().map(|(pid,)| pid).collect()
+}
+
 impl TestApp {
     /// A connection to one of the app's databases, for assertions on what it stored.
     pub async fn database(&self, schema: &str) -> Db {

@@ -35,6 +35,7 @@ pub use binary::*;
 pub use browser::{Browser, Page};
 pub use catalog::product;
 pub use checkout::order_body;
+pub use inspect::listening;
 pub use metrics::sample;
 pub use python::PythonChecker;
 pub use testkit::wait_for;

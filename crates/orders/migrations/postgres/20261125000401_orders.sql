@@ -1,0 +1,1 @@
+../sqlite/20261125000401_orders.sql
