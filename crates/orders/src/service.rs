@@ -41,7 +41,8 @@ impl OrdersService {
 
     /// Opens (and migrates) the service's database; `payment_tokens` seal what customers pay
     /// with before it goes into `order.placed`. `sole_instance`: this process settles every
-    /// order (the embedded runtime); otherwise, on PostgreSQL, it hears the others'
+    /// order (the embedded runtime on SQLite, whose files are its alone). On PostgreSQL other
+    /// processes may (replicas, whatever runtime they run), and this one hears of their
     /// settlements once its `settlement_follower` listens.
     pub async fn open(
         storage: &Storage,
@@ -51,10 +52,10 @@ impl OrdersService {
     ) -> Result<Self, DbError> {
         let store = Self::open_db(storage, store).await?;
         let settlements_from = match storage {
-            Storage::Postgres { url } if !sole_instance => Some(url.clone()),
-            _ => None,
+            Storage::Postgres { url } => Some(url.clone()),
+            Storage::Sqlite { .. } => None,
         };
-        let watchers = Arc::new(Watchers::new(settlements_from.is_none()));
+        let watchers = Arc::new(Watchers::new(sole_instance));
         let orders = Arc::new(Orders::new(
             store.db.clone(),
             store.outbox.clone(),
@@ -70,7 +71,7 @@ impl OrdersService {
     }
 
     /// What wakes this instance's waiting clients when another instance settles their
-    /// order; `None` when there is nothing to hear (the sole instance, SQLite).
+    /// order; `None` when there is nothing to hear (SQLite).
     pub fn settlement_follower(&self) -> Option<Listener<SettlementFollower>> {
         let url = self.settlements_from.clone()?;
         Some(Listener::new(

@@ -60,8 +60,10 @@ impl WebhooksService {
     }
 
     /// `sole_instance`: this process makes every change to the endpoints (the embedded
-    /// runtime), so it knows which event types are wanted without asking the database.
-    /// Otherwise, on PostgreSQL, it knows once its `subscription_follower` hears the changes.
+    /// runtime on SQLite, whose files are its alone), so it knows which event types are
+    /// wanted without asking the database. On PostgreSQL other processes may (replicas,
+    /// whatever runtime they run), and it knows once its `subscription_follower` hears the
+    /// changes.
     pub async fn open(
         storage: &Storage,
         store: StoreSettings,
@@ -70,12 +72,12 @@ impl WebhooksService {
     ) -> Result<Self, OpenError> {
         let store = Self::open_db(storage, store).await?;
         let webhook_store = WebhookStore::new(store.db.clone());
+        let changes_from = match storage {
+            Storage::Postgres { url } => Some(url.clone()),
+            Storage::Sqlite { .. } => None,
+        };
         let subscriptions = Arc::new(Subscriptions::new(sole_instance));
         subscriptions.refresh(&webhook_store).await?;
-        let changes_from = match storage {
-            Storage::Postgres { url } if !sole_instance => Some(url.clone()),
-            _ => None,
-        };
         let wake = Arc::new(Notify::new());
         let webhooks = Arc::new(Webhooks::new(
             webhook_store,
@@ -93,7 +95,7 @@ impl WebhooksService {
     }
 
     /// What keeps the subscriptions this instance knows in step with the changes other
-    /// instances commit; `None` when there is nothing to hear (the sole instance, SQLite).
+    /// instances commit; `None` when there is nothing to hear (SQLite).
     pub fn subscription_follower(&self) -> Option<Listener<SubscriptionChanges>> {
         let url = self.changes_from.clone()?;
         Some(Listener::new(

@@ -66,9 +66,10 @@ impl Services {
                 .clone()
                 .context("orders and payments need the payment token keys")
         };
-        // One process holding every service makes every change to their data (the embedded
-        // runtime): it knows the webhook subscriptions and the settled orders first-hand.
-        let sole_instance = which.len() == DOMAIN_SERVICES.len();
+        // The embedded runtime on SQLite: the files are this process's alone, so it makes every
+        // change to their data, and hears of none from elsewhere.
+        let sole_instance =
+            which.len() == DOMAIN_SERVICES.len() && matches!(storage, Storage::Sqlite { .. });
         for service in which {
             match service {
                 ServiceName::Users => {
@@ -88,13 +89,9 @@ impl Services {
                 }
                 ServiceName::Catalog => {
                     let ttl = settings.product_cache_ttl;
-                    // Every change to a product is made and consumed in this process: the
-                    // SQLite files are this process's alone.
-                    let embedded = which.len() == DOMAIN_SERVICES.len()
-                        && matches!(storage, Storage::Sqlite { .. });
                     let cache: Arc<dyn ProductCache> = match &redis {
                         Some(redis) => Arc::new(RedisProductCache::new(redis.clone(), ttl)),
-                        None if embedded => {
+                        None if sole_instance => {
                             Arc::new(MemoryProductCache::new(PRODUCTS_IN_MEMORY, ttl))
                         }
                         // Other processes' changes would pass this one by.
@@ -107,7 +104,7 @@ impl Services {
                         Storage::Postgres { .. } => {
                             Some(MemorySearch::followed(PRODUCTS_SEARCHED_IN_MEMORY))
                         }
-                        Storage::Sqlite { .. } if embedded => {
+                        Storage::Sqlite { .. } if sole_instance => {
                             Some(MemorySearch::new(PRODUCTS_SEARCHED_IN_MEMORY))
                         }
                         Storage::Sqlite { .. } => None,
