@@ -544,3 +544,49 @@ backend_tests! {
         app.stop().await;
     }
 }
+
+testkit::server_database_tests! {
+    /// A client waiting for its order (`?wait=`) waits on the process it asked, and another
+    /// process sharing the database (an instance of the service, a replica of the embedded
+    /// runtime, a fix by hand) may settle the order. The process hears of it from PostgreSQL
+    /// and answers the client then: while it listens it does not read the order again on its
+    /// own, so without the notification the client would be answered only when its wait
+    /// ends. Here the order stays pending (its payment never decides) until it is cancelled
+    /// straight in the database while the client waits.
+    async fn a_waiting_client_hears_of_a_settlement_committed_elsewhere(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let admin = app.admin_token().await;
+        let product = app.orderable_product(&admin, "HEARD-1", 5).await;
+        let (customer, _) = app.signed_up("heard-elsewhere@example.com").await;
+        let db = app.database("orders").await;
+        wait_for("the orders service listening for settlements", || async {
+            !listening(&db, orders::watchers::CHANNEL).await.is_empty()
+        })
+        .await;
+        let placed: Value = app.place(&customer, "heard-1", &order_body(&[(&product, 1)], "tok_pending")).await.json().await.unwrap();
+        let id = placed["id"].as_str().unwrap().to_owned();
+        let wait = std::time::Duration::from_secs(8);
+        let asked = std::time::Instant::now();
+        let waiting = async {
+            app.get(&format!("/api/v1/orders/{id}?wait=8s"), Some(&customer)).await.json::<Value>().await.unwrap()
+        };
+        let settled_elsewhere = async {
+            // Long enough for the client's first look to find the order pending.
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            let cancelled = sqlx::query(
+                "UPDATE orders SET status = 'cancelled', cancel_reason = 'cancelled_by_admin' \
+                 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(&id)
+            .execute(db.pool())
+            .await
+            .unwrap();
+            assert_eq!(cancelled.rows_affected(), 1, "the order was still pending");
+        };
+        let (answer, ()) = tokio::join!(waiting, settled_elsewhere);
+        assert_eq!(answer["status"], "cancelled", "{answer}");
+        assert!(asked.elapsed() < wait, "answered when the wait ended, not when the order settled");
+        db.close().await;
+        app.stop().await;
+    }
+}
