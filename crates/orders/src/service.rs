@@ -30,7 +30,7 @@ pub struct OrdersService {
     store: ServiceDb,
     orders: Arc<Orders>,
     watchers: Arc<Watchers>,
-    /// PostgreSQL with other instances: settlements are heard from the database.
+    /// PostgreSQL: settlements other processes commit are heard from the database.
     settlements_from: Option<SecretString>,
 }
 

@@ -173,4 +173,24 @@ mod tests {
         drop(watch);
         assert!(watchers.lock().is_empty());
     }
+
+    #[tokio::test]
+    async fn a_waiter_asleep_for_its_whole_wait_is_woken_when_settlements_may_go_unheard() {
+        let watchers = Watchers::new(true);
+        let wait = Duration::from_secs(8);
+        assert_eq!(
+            watchers.recheck_within(wait),
+            wait,
+            "every settlement is heard"
+        );
+        let watch = watchers.watch(Uuid::now_v7());
+        let notified = watch.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        watchers.set_exact(false);
+        tokio::time::timeout(Duration::from_secs(1), notified)
+            .await
+            .expect("woken to look again");
+        assert_eq!(watchers.recheck_within(wait), RECHECK_EVERY);
+    }
 }
