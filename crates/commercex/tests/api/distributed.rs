@@ -237,49 +237,85 @@ async fn quotas_are_shared_by_every_gateway_through_redis() {
     app.stop().await;
 }
 
-/// A tansu broker of the test's own, to be frozen without disturbing other tests.
+/// A tansu broker of the test's own, to be frozen or restarted without disturbing other
+/// tests.
 struct OwnBroker {
     child: std::process::Child,
     addr: String,
+    storage: String,
+    /// Where a durable broker keeps its log (`storage` is relative to it).
+    dir: tempfile::TempDir,
 }
 
 impl OwnBroker {
-    /// `None` when tansu cannot run and the test may be skipped (`testkit::ALLOW_SKIP`).
+    /// A broker that keeps everything in memory. `None` when tansu cannot run and the test
+    /// may be skipped (`testkit::ALLOW_SKIP`).
     async fn start() -> Option<Self> {
-        let host = "127.0.0.1";
-        let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
+        Self::start_with("memory://tansu/").await
+    }
+
+    /// A broker that keeps its log in an SQLite file, so it comes back with everything it
+    /// had acknowledged after a kill, as the fault run's does.
+    async fn start_durable() -> Option<Self> {
+        Self::start_with("sqlite://tansu.db").await
+    }
+
+    async fn start_with(storage: &str) -> Option<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let addr = format!("{host}:{port}");
+        let dir = tempfile::tempdir().unwrap();
+        let addr = format!("127.0.0.1:{port}");
+        let child = Self::spawn(&addr, storage, dir.path())?;
+        let broker = Self {
+            child,
+            addr,
+            storage: storage.to_owned(),
+            dir,
+        };
+        broker.listening().await;
+        Some(broker)
+    }
+
+    fn spawn(addr: &str, storage: &str, dir: &std::path::Path) -> Option<std::process::Child> {
+        let tansu = std::env::var("TANSU").unwrap_or_else(|_| "tansu".into());
         let spawned = std::process::Command::new(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://127.0.0.1:{port}"),
-            ])
+            .args(["broker", "--listener-url", &format!("tcp://{addr}")])
             .args(["--advertised-listener-url", &format!("tcp://{addr}")])
-            .args(["--storage-engine", "memory://tansu/"])
+            .args(["--storage-engine", storage])
+            .current_dir(dir)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn();
-        let child = match spawned {
-            Ok(child) => child,
+        match spawned {
+            Ok(child) => Some(child),
             Err(error) => {
                 testkit::cannot_run(
                     &format!("tansu cannot run ({tansu}: {error})"),
                     "install tansu or set TANSU to its path",
                 );
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    async fn listening(&self) {
         wait_for("the broker to listen", || async {
-            tokio::net::TcpStream::connect(&addr).await.is_ok()
+            tokio::net::TcpStream::connect(&self.addr).await.is_ok()
         })
         .await;
-        Some(Self { child, addr })
+    }
+
+    /// SIGKILL, and the same broker again on the same port: its connections are reset and
+    /// refused meanwhile.
+    async fn crash_and_restart(&mut self, down_for: Duration) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        tokio::time::sleep(down_for).await;
+        self.child = Self::spawn(&self.addr, &self.storage, self.dir.path()).unwrap();
+        self.listening().await;
     }
 
     fn signal(&self, signal: &str) {
@@ -293,7 +329,10 @@ impl OwnBroker {
 
 impl Drop for OwnBroker {
     fn drop(&mut self) {
-        self.signal("-CONT");
+        // Not `signal`: a test that failed mid-restart has no broker to wake.
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -784,42 +823,46 @@ async fn a_signed_in_user_has_a_quota_of_their_own() {
     app.stop().await;
 }
 
-/// A group member sends its positions to the broker gathered, at most every 200 ms, rather
-/// than a commit request per batch; one that stops sends what it has done on its way out
-/// (as the consumer does when it stops), so the next member of its group starts after it
-/// and gets nothing twice.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_that_leaves_commits_what_it_has_done() {
-    use events::Envelope;
-    use events::bus::kafka::{KafkaBus, KafkaConfig, TopicSettings, ensure_topics};
-    use events::bus::{Delivery, EventBus, Outgoing, Subscription};
-    let Some(storage) = TestStorage::distributed().await else {
-        return;
-    };
-    let config = KafkaConfig {
-        brokers: storage.distributed.as_ref().unwrap().kafka_brokers.clone(),
-        topic_prefix: format!("t{}.", uuid::Uuid::new_v4().simple()),
-        client_options: Vec::new(),
-        producer_options: crate::deployment::tansu_workaround()
-            .map(|_| vec![("batch.num.messages".to_owned(), "1".to_owned())])
-            .unwrap_or_default(),
-        create_topics: true,
-        topics: TopicSettings {
-            partitions: 1,
-            replication_factor: 1,
-            min_insync_replicas: 1,
-        },
-    };
-    let topic = "commercex.orders".to_owned();
-    ensure_topics(&config, std::slice::from_ref(&topic))
-        .await
-        .unwrap();
-    let bus = KafkaBus::connect(config).unwrap();
-    let publish = |n: usize| {
+/// A topic of its own on a Kafka broker, one partition, with a client of that broker.
+struct TestTopic {
+    bus: events::bus::kafka::KafkaBus,
+    topic: String,
+}
+
+impl TestTopic {
+    async fn new(brokers: &str) -> Self {
+        use events::bus::kafka::{KafkaBus, KafkaConfig, TopicSettings, ensure_topics};
+        let config = KafkaConfig {
+            brokers: brokers.to_owned(),
+            topic_prefix: format!("t{}.", uuid::Uuid::new_v4().simple()),
+            client_options: Vec::new(),
+            producer_options: crate::deployment::tansu_workaround()
+                .map(|_| vec![("batch.num.messages".to_owned(), "1".to_owned())])
+                .unwrap_or_default(),
+            create_topics: true,
+            topics: TopicSettings {
+                partitions: 1,
+                replication_factor: 1,
+                min_insync_replicas: 1,
+            },
+        };
+        let topic = "commercex.orders".to_owned();
+        ensure_topics(&config, std::slice::from_ref(&topic))
+            .await
+            .unwrap();
+        Self {
+            bus: KafkaBus::connect(config).unwrap(),
+            topic,
+        }
+    }
+
+    /// Publishes `n` events, numbered from 0 in `data.n`.
+    async fn publish(&self, n: usize) {
+        use events::bus::{EventBus, Outgoing};
         let events: Vec<Outgoing> = (0..n)
             .map(|i| Outgoing {
-                topic: topic.clone(),
-                envelope: Envelope::new(
+                topic: self.topic.clone(),
+                envelope: events::Envelope::new(
                     "commercex/test",
                     "commercex.test.v1",
                     "k",
@@ -827,31 +870,56 @@ async fn a_member_that_leaves_commits_what_it_has_done() {
                 ),
             })
             .collect();
-        let bus = &bus;
-        async move { bus.publish(&events).await.unwrap() }
-    };
-    // Reads until `count` have come and the topic then stays quiet for a second.
-    async fn read(member: &mut Box<dyn Subscription>, count: usize) -> Vec<Delivery> {
-        let mut got = Vec::new();
-        let mut wait = Duration::from_secs(15);
-        loop {
-            let batch = member.poll(100, wait).await.unwrap();
-            if batch.is_empty() && got.len() >= count {
-                return got;
-            }
-            assert!(
-                !batch.is_empty() || wait < Duration::from_secs(15),
-                "nothing came"
-            );
-            got.extend(batch);
-            if got.len() >= count {
-                wait = Duration::from_secs(1);
-            }
-        }
+        self.bus.publish(&events).await.unwrap();
     }
-    let topics = [topic.clone()];
-    publish(6).await;
-    let mut first = bus
+}
+
+/// Reads until `count` have come and the topic then stays quiet for a second. A poll that
+/// finds the broker away (`BusError::Interrupted`) is polled again, as the consumer does.
+async fn read(
+    member: &mut Box<dyn events::bus::Subscription>,
+    count: usize,
+) -> Vec<events::bus::Delivery> {
+    let mut got = Vec::new();
+    let nothing_after = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let wait = if got.len() >= count {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(5)
+        };
+        let batch = match member.poll(100, wait).await {
+            Ok(batch) => batch,
+            Err(events::bus::BusError::Interrupted(_)) => Vec::new(),
+            Err(error) => panic!("the member failed: {error}"),
+        };
+        if batch.is_empty() && got.len() >= count {
+            return got;
+        }
+        assert!(
+            std::time::Instant::now() < nothing_after,
+            "only {} of {count} came",
+            got.len()
+        );
+        got.extend(batch);
+    }
+}
+
+/// A group member sends its positions to the broker gathered, at most every 200 ms, rather
+/// than a commit request per batch; one that stops sends what it has done on its way out
+/// (as the consumer does when it stops), so the next member of its group starts after it
+/// and gets nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_leaves_commits_what_it_has_done() {
+    use events::bus::EventBus;
+    let Some(storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let kafka = TestTopic::new(&storage.distributed.as_ref().unwrap().kafka_brokers).await;
+    let topics = [kafka.topic.clone()];
+    kafka.publish(6).await;
+    let mut first = kafka
+        .bus
         .subscribe("positions", &topics, &Default::default())
         .await
         .unwrap();
@@ -863,8 +931,9 @@ async fn a_member_that_leaves_commits_what_it_has_done() {
     first.leave().await.unwrap();
     drop(first);
 
-    publish(1).await;
-    let mut next = bus
+    kafka.publish(1).await;
+    let mut next = kafka
+        .bus
         .subscribe("positions", &topics, &Default::default())
         .await
         .unwrap();
@@ -876,4 +945,54 @@ async fn a_member_that_leaves_commits_what_it_has_done() {
         "only the event published after the first member left"
     );
     assert_eq!(got[0].offset, done.last().unwrap().offset + 1);
+}
+
+/// A member whose broker goes away stays a member: librdkafka reconnects and rejoins by
+/// itself, so the poll says the bus did not answer (`Interrupted`) and the consumer polls the
+/// same member again. Replacing the member at every outage made its group rebalance each
+/// time, and against tansu, closing members with requests in flight stopped the broker's
+/// storage again and again (the fault run of 2026-12-07).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stays_through_a_broker_crash() {
+    use events::bus::{BusError, EventBus};
+    let Some(_storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let Some(mut broker) = OwnBroker::start_durable().await else {
+        return;
+    };
+    let kafka = TestTopic::new(&broker.addr).await;
+    let mut member = kafka
+        .bus
+        .subscribe(
+            "stays",
+            std::slice::from_ref(&kafka.topic),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    kafka.publish(1).await;
+    let before = read(&mut member, 1).await;
+    member.commit(&before[0]).await.unwrap();
+
+    let crash = broker.crash_and_restart(Duration::from_secs(3));
+    let outage = async {
+        loop {
+            match member.poll(100, Duration::from_secs(1)).await {
+                Err(BusError::Interrupted(_)) => return,
+                Err(error) => panic!("an outage is not the member's end: {error}"),
+                Ok(batch) => assert!(batch.is_empty(), "nothing new was published"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(crash, outage);
+    })
+    .await
+    .expect("the poll saw the broker go away");
+
+    kafka.publish(1).await;
+    let after = read(&mut member, 1).await;
+    assert_eq!(after.len(), 1, "the event published after the crash, once");
+    assert_eq!(after[0].offset, before[0].offset + 1);
 }

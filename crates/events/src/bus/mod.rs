@@ -21,6 +21,11 @@ use crate::Envelope;
 pub enum BusError {
     #[error("the event bus is unavailable: {0}")]
     Unavailable(String),
+    /// A subscription's poll found the bus away, and the subscription recovers by itself
+    /// once it is back (librdkafka reconnects and rejoins its group on its own): poll it
+    /// again, do not replace it.
+    #[error("the event bus did not answer: {0}")]
+    Interrupted(String),
     #[error("an event on the bus is unreadable: {0}")]
     Corrupt(String),
 }
@@ -91,7 +96,9 @@ pub trait EventBus: Send + Sync + 'static {
 
 #[async_trait]
 pub trait Subscription: Send {
-    /// Up to `max` deliveries, waiting at most `wait` for the first one.
+    /// Up to `max` deliveries, waiting at most `wait` for the first one. After
+    /// `BusError::Interrupted` the subscription is polled again; after any other error it is
+    /// replaced by a new one.
     async fn poll(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BusError>;
 
     /// Records that `delivery` (and everything before it in its partition) is done; called

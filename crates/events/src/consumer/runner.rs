@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 use super::batch::{Finished, Step};
 use super::parked::{Parked, ParkedEvent};
 use super::{EventHandler, HandlerError, RetryPolicy, positions};
-use crate::bus::{Delivery, EventBus, Positions, Subscription};
+use crate::bus::{BusError, Delivery, EventBus, Positions, Subscription};
 use crate::dlq::{DeadLetters, NewDeadLetter};
 use crate::telemetry::{Consumed, count_consumed, count_outage_pause, count_retry};
 
@@ -174,6 +174,13 @@ impl Consumer {
             };
             let deliveries = match batch {
                 Ok(deliveries) => deliveries,
+                Err(BusError::Interrupted(error)) => {
+                    tracing::warn!(group, %error, "the bus did not answer; polling again");
+                    if pause(&cancel, Duration::from_secs(1)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
                 Err(error) => {
                     tracing::warn!(group, %error, "polling the bus failed; retrying");
                     if pause(&cancel, Duration::from_secs(1)).await.is_err() {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rdkafka::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
@@ -354,21 +355,30 @@ impl Subscription for KafkaSubscription {
             }
         }
         let mut deliveries = Vec::new();
+        let mut interrupted = None;
         // Waiting no longer than the positions may wait, so an idle member still sends them.
-        let mut linger = self.unsent.due_in().map_or(wait, |due| wait.min(due));
+        let mut until = Instant::now() + self.unsent.due_in().map_or(wait, |due| wait.min(due));
         while deliveries.len() < max {
-            let message = match tokio::time::timeout(linger, self.consumer.recv()).await {
+            let message = match tokio::time::timeout_at(until.into(), self.consumer.recv()).await {
                 Err(_) => break,
+                Ok(Err(error @ KafkaError::MessageConsumptionFatal(_))) => {
+                    // This member is done for: the runner joins again with a new one, which
+                    // gets what this one had taken, done or not, again (the inbox drops
+                    // what was done). Sending positions into a broker that is away would
+                    // hold this member's close for the session timeout.
+                    self.unsent = Unsent::default();
+                    return Err(BusError::Unavailable(format!("Kafka consumer: {error}")));
+                }
+                // Anything else (all brokers down, a transport failure, a timeout) librdkafka
+                // recovers from by itself, rejoining the group when it must, so the member
+                // stays. Replacing it at every outage made its group rebalance each time, and
+                // closing members with requests in flight made tansu's storage stop again and
+                // again (the fault run of 2026-12-07). The errors queued during an outage
+                // are read through here, within this poll's wait: one per poll would keep
+                // the member from its records long after the broker is back.
                 Ok(Err(error)) => {
-                    if deliveries.is_empty() {
-                        // The runner joins again with a new member, which gets what this
-                        // one had done again (the inbox drops it); sending it into a broker
-                        // that is away would hold this member's close for the session
-                        // timeout.
-                        self.unsent = Unsent::default();
-                        return Err(BusError::Unavailable(format!("Kafka consumer: {error}")));
-                    }
-                    break;
+                    interrupted = Some(error);
+                    continue;
                 }
                 Ok(Ok(message)) => message,
             };
@@ -379,7 +389,10 @@ impl Subscription for KafkaSubscription {
                     .unsent
                     .take(message.topic(), message.partition(), message.offset()),
             }
-            linger = BATCH_LINGER;
+            until = Instant::now() + BATCH_LINGER;
+        }
+        if let (true, Some(error)) = (deliveries.is_empty(), interrupted) {
+            return Err(BusError::Interrupted(format!("Kafka consumer: {error}")));
         }
         // Sent once the broker has just answered, or the wait for it ended quietly.
         if let Err(error) = self.send_positions_if_due() {
