@@ -156,20 +156,23 @@ impl Drop for Watch<'_> {
 mod tests {
     use super::*;
 
+    /// Waits on `watch` as a client does, and expects `wake` to end the wait.
+    async fn woken_by(watch: &Watch<'_>, wake: impl FnOnce(), expected: &str) {
+        let notified = watch.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        wake();
+        tokio::time::timeout(Duration::from_secs(1), notified)
+            .await
+            .expect(expected);
+    }
+
     #[tokio::test]
     async fn a_settlement_wakes_the_waiter_and_the_last_one_out_cleans_up() {
         let watchers = Watchers::new(true);
         let order = Uuid::now_v7();
         let watch = watchers.watch(order);
-        {
-            let notified = watch.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            watchers.settled(order);
-            tokio::time::timeout(Duration::from_secs(1), notified)
-                .await
-                .expect("woken");
-        }
+        woken_by(&watch, || watchers.settled(order), "woken").await;
         drop(watch);
         assert!(watchers.lock().is_empty());
     }
@@ -184,13 +187,7 @@ mod tests {
             "every settlement is heard"
         );
         let watch = watchers.watch(Uuid::now_v7());
-        let notified = watch.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        watchers.set_exact(false);
-        tokio::time::timeout(Duration::from_secs(1), notified)
-            .await
-            .expect("woken to look again");
+        woken_by(&watch, || watchers.set_exact(false), "woken to look again").await;
         assert_eq!(watchers.recheck_within(wait), RECHECK_EVERY);
     }
 }
