@@ -947,6 +947,46 @@ async fn a_member_that_leaves_commits_what_it_has_done() {
     assert_eq!(got[0].offset, done.last().unwrap().offset + 1);
 }
 
+/// A member with nothing more to read still sends the positions it has taken, from a poll
+/// that finds nothing. Otherwise a quiet group's last events would be read again by the
+/// member after it, whenever this one ends without leaving (a crash, a replacement).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_member_sends_its_positions() {
+    use events::bus::EventBus;
+    let Some(storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let kafka = TestTopic::new(&storage.distributed.as_ref().unwrap().kafka_brokers).await;
+    let topics = [kafka.topic.clone()];
+    kafka.publish(3).await;
+    let mut first = kafka
+        .bus
+        .subscribe("idle", &topics, &Default::default())
+        .await
+        .unwrap();
+    let done = read(&mut first, 3).await;
+    assert_eq!(done.len(), 3);
+    // Taken now, too soon after the batch to be sent with it.
+    first.commit(done.last().unwrap()).await.unwrap();
+    let nothing = first.poll(100, Duration::from_secs(5)).await.unwrap();
+    assert!(nothing.is_empty());
+    // Gone without `leave`: only what the idle poll sent counts.
+    drop(first);
+
+    kafka.publish(1).await;
+    let mut next = kafka
+        .bus
+        .subscribe("idle", &topics, &Default::default())
+        .await
+        .unwrap();
+    let got = read(&mut next, 1).await;
+    assert_eq!(
+        got.iter().map(|d| d.offset).collect::<Vec<_>>(),
+        [done.last().unwrap().offset + 1],
+        "only the event published after the first member went"
+    );
+}
+
 /// A member whose broker goes away stays a member: librdkafka reconnects and rejoins by
 /// itself, so the poll says the bus did not answer (`Interrupted`) and the consumer polls the
 /// same member again. Replacing the member at every outage made its group rebalance each
