@@ -856,6 +856,19 @@ impl TestTopic {
         }
     }
 
+    /// A new member of consumer group `group` on the topic.
+    async fn member(&self, group: &str) -> Box<dyn events::bus::Subscription> {
+        use events::bus::EventBus;
+        self.bus
+            .subscribe(
+                group,
+                std::slice::from_ref(&self.topic),
+                &Default::default(),
+            )
+            .await
+            .unwrap()
+    }
+
     /// Publishes `n` events, numbered from 0 in `data.n`.
     async fn publish(&self, n: usize) {
         use events::bus::{EventBus, Outgoing};
@@ -911,40 +924,7 @@ async fn read(
 /// and gets nothing twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_leaves_commits_what_it_has_done() {
-    use events::bus::EventBus;
-    let Some(storage) = TestStorage::distributed().await else {
-        return;
-    };
-    let kafka = TestTopic::new(&storage.distributed.as_ref().unwrap().kafka_brokers).await;
-    let topics = [kafka.topic.clone()];
-    kafka.publish(6).await;
-    let mut first = kafka
-        .bus
-        .subscribe("positions", &topics, &Default::default())
-        .await
-        .unwrap();
-    let done = read(&mut first, 6).await;
-    assert_eq!(done.len(), 6);
-    // As the consumer does after a batch: the last position of the partition, then stopping
-    // at once, well within 200 ms.
-    first.commit(done.last().unwrap()).await.unwrap();
-    first.leave().await.unwrap();
-    drop(first);
-
-    kafka.publish(1).await;
-    let mut next = kafka
-        .bus
-        .subscribe("positions", &topics, &Default::default())
-        .await
-        .unwrap();
-    let got = read(&mut next, 1).await;
-    let numbers: Vec<&Value> = got.iter().map(|d| &d.envelope.data["n"]).collect();
-    assert_eq!(
-        numbers,
-        [&json!(0)],
-        "only the event published after the first member left"
-    );
-    assert_eq!(got[0].offset, done.last().unwrap().offset + 1);
+    the_next_member_starts_after(Ending::Leaves).await;
 }
 
 /// A member with nothing more to read still sends the positions it has taken, from a poll
@@ -952,39 +932,50 @@ async fn a_member_that_leaves_commits_what_it_has_done() {
 /// member after it, whenever this one ends without leaving (a crash, a replacement).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_member_sends_its_positions() {
-    use events::bus::EventBus;
+    the_next_member_starts_after(Ending::IdlesAndGoes).await;
+}
+
+/// How a member that has done all it read ends.
+enum Ending {
+    /// Stops at once, well within 200 ms of its last batch, as the consumer does.
+    Leaves,
+    /// Polls once more, finds nothing, and is gone without `leave`: only what that poll sent
+    /// counts.
+    IdlesAndGoes,
+}
+
+/// A member reads what is there and takes the last position, as the consumer does after a
+/// batch, then ends as `ending` says; the next member of its group must get only the event
+/// published after that.
+async fn the_next_member_starts_after(ending: Ending) {
     let Some(storage) = TestStorage::distributed().await else {
         return;
     };
     let kafka = TestTopic::new(&storage.distributed.as_ref().unwrap().kafka_brokers).await;
-    let topics = [kafka.topic.clone()];
     kafka.publish(3).await;
-    let mut first = kafka
-        .bus
-        .subscribe("idle", &topics, &Default::default())
-        .await
-        .unwrap();
+    let mut first = kafka.member("handover").await;
     let done = read(&mut first, 3).await;
     assert_eq!(done.len(), 3);
-    // Taken now, too soon after the batch to be sent with it.
     first.commit(done.last().unwrap()).await.unwrap();
-    let nothing = first.poll(100, Duration::from_secs(5)).await.unwrap();
-    assert!(nothing.is_empty());
-    // Gone without `leave`: only what the idle poll sent counts.
+    match ending {
+        Ending::Leaves => first.leave().await.unwrap(),
+        Ending::IdlesAndGoes => {
+            let nothing = first.poll(100, Duration::from_secs(5)).await.unwrap();
+            assert!(nothing.is_empty());
+        }
+    }
     drop(first);
 
     kafka.publish(1).await;
-    let mut next = kafka
-        .bus
-        .subscribe("idle", &topics, &Default::default())
-        .await
-        .unwrap();
+    let mut next = kafka.member("handover").await;
     let got = read(&mut next, 1).await;
+    let numbers: Vec<&Value> = got.iter().map(|d| &d.envelope.data["n"]).collect();
     assert_eq!(
-        got.iter().map(|d| d.offset).collect::<Vec<_>>(),
-        [done.last().unwrap().offset + 1],
+        numbers,
+        [&json!(0)],
         "only the event published after the first member went"
     );
+    assert_eq!(got[0].offset, done.last().unwrap().offset + 1);
 }
 
 /// A member whose broker goes away stays a member: librdkafka reconnects and rejoins by
@@ -994,7 +985,7 @@ async fn an_idle_member_sends_its_positions() {
 /// storage again and again (the fault run of 2026-12-07).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_stays_through_a_broker_crash() {
-    use events::bus::{BusError, EventBus};
+    use events::bus::BusError;
     let Some(_storage) = TestStorage::distributed().await else {
         return;
     };
@@ -1002,15 +993,7 @@ async fn a_member_stays_through_a_broker_crash() {
         return;
     };
     let kafka = TestTopic::new(&broker.addr).await;
-    let mut member = kafka
-        .bus
-        .subscribe(
-            "stays",
-            std::slice::from_ref(&kafka.topic),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
+    let mut member = kafka.member("stays").await;
     kafka.publish(1).await;
     let before = read(&mut member, 1).await;
     member.commit(&before[0]).await.unwrap();
