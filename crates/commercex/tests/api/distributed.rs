@@ -869,6 +869,43 @@ impl TestTopic {
             .unwrap()
     }
 
+    /// Writes `value` to the topic as a record with no event headers.
+    async fn publish_raw(&self, value: &[u8]) {
+        use rdkafka::producer::{FutureProducer, FutureRecord};
+        let producer: FutureProducer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &self.bus.config().brokers)
+            .create()
+            .unwrap();
+        let topic = self.bus.config().topic(&self.topic);
+        producer
+            .send(
+                FutureRecord::<str, [u8]>::to(&topic).payload(value),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// The offset `group` resumes from in the topic's partition, if it committed one.
+    fn committed(&self, group: &str) -> Option<i64> {
+        use rdkafka::consumer::{BaseConsumer, Consumer};
+        let config = self.bus.config();
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", config.topic(group))
+            .create()
+            .unwrap();
+        let mut partitions = rdkafka::TopicPartitionList::new();
+        partitions.add_partition(&config.topic(&self.topic), 0);
+        let committed = consumer
+            .committed_offsets(partitions, Duration::from_secs(10))
+            .unwrap();
+        match committed.elements()[0].offset() {
+            rdkafka::Offset::Offset(offset) => Some(offset),
+            _ => None,
+        }
+    }
+
     /// Publishes `n` events, numbered from 0 in `data.n`.
     async fn publish(&self, n: usize) {
         use events::bus::{EventBus, Outgoing};
@@ -976,6 +1013,42 @@ async fn the_next_member_starts_after(ending: Ending) {
         "only the event published after the first member went"
     );
     assert_eq!(got[0].offset, done.last().unwrap().offset + 1);
+}
+
+/// A record that is not an event is copied to the group's dead-letter topic by the member
+/// itself, but the group is past it only once the events before it are done: had its
+/// position gone to the broker with them still being handled, a crash would lose them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_that_is_not_an_event_does_not_commit_the_events_before_it() {
+    let Some(storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let kafka = TestTopic::new(&storage.distributed.as_ref().unwrap().kafka_brokers).await;
+    kafka.publish(1).await;
+    kafka.publish_raw(b"not an event").await;
+    let mut first = kafka.member("held").await;
+    // Polls until the topic has been quiet for a second: positions due are sent meanwhile.
+    let handed = read(&mut first, 1).await;
+    assert_eq!(handed.iter().map(|d| d.offset).collect::<Vec<_>>(), [0]);
+    // A crash while the event is handled.
+    drop(first);
+    assert_eq!(
+        kafka.committed("held"),
+        None,
+        "nothing is past an event not done"
+    );
+
+    let mut next = kafka.member("held").await;
+    let again = read(&mut next, 1).await;
+    assert_eq!(again.iter().map(|d| d.offset).collect::<Vec<_>>(), [0]);
+    next.commit(&again[0]).await.unwrap();
+    next.leave().await.unwrap();
+    drop(next);
+    assert_eq!(
+        kafka.committed("held"),
+        Some(2),
+        "past the record once the event before it is done"
+    );
 }
 
 /// A member whose broker goes away stays a member: librdkafka reconnects and rejoins by

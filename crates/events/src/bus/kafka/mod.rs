@@ -7,6 +7,7 @@
 //! or tansu.
 
 mod binding;
+mod positions;
 mod subscription;
 mod topics;
 

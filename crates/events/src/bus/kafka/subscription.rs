@@ -13,6 +13,7 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::statistics::Statistics;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::positions::Unsent;
 use super::{KafkaBus, KafkaConfig, Record, decode, dlq_topic};
 use crate::bus::{BusError, Delivery, Subscription};
 
@@ -41,32 +42,6 @@ pub struct KafkaSubscription {
     topics: Vec<String>,
     stalls: StallWatch,
     unsent: Unsent,
-}
-
-/// Positions taken but not yet sent to the broker: per partition (topic as the broker names
-/// it), the offset of the last record done.
-#[derive(Default)]
-struct Unsent {
-    offsets: HashMap<(String, i32), i64>,
-    /// When the oldest of them was taken.
-    since: Option<Instant>,
-}
-
-impl Unsent {
-    fn take(&mut self, topic: &str, partition: i32, offset: i64) {
-        let last = self
-            .offsets
-            .entry((topic.to_owned(), partition))
-            .or_insert(offset);
-        *last = (*last).max(offset);
-        self.since.get_or_insert_with(Instant::now);
-    }
-
-    /// How long until they are due to be sent; `None` when there are none.
-    fn due_in(&self) -> Option<Duration> {
-        self.since
-            .map(|since| COMMIT_EVERY.saturating_sub(since.elapsed()))
-    }
 }
 
 /// Per partition of the member's topics: the group's committed offset when records were
@@ -248,28 +223,28 @@ impl KafkaSubscription {
     /// only means a redelivery, which the inbox absorbs. Those that cannot be sent stay, to
     /// go with the next.
     fn send_positions(&mut self) -> Result<(), BusError> {
-        if self.unsent.offsets.is_empty() {
-            return Ok(());
-        }
         let mut positions = TopicPartitionList::new();
-        for ((topic, partition), offset) in &self.unsent.offsets {
+        for (topic, partition, offset) in self.unsent.to_send() {
             positions
-                .add_partition_offset(topic, *partition, Offset::Offset(offset + 1))
+                .add_partition_offset(topic, partition, Offset::Offset(offset))
                 .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        }
+        if positions.count() == 0 {
+            return Ok(());
         }
         if let Err(error) = self.consumer.commit(&positions, CommitMode::Async) {
             // Tried again once they are due again, not at every poll.
-            self.unsent.since = Some(Instant::now());
+            self.unsent.not_sent();
             return Err(BusError::Unavailable(format!(
                 "committing positions: {error}"
             )));
         }
-        self.unsent = Unsent::default();
+        self.unsent.sent();
         Ok(())
     }
 
     fn send_positions_if_due(&mut self) -> Result<(), BusError> {
-        match self.unsent.due_in() {
+        match self.unsent.due_in(COMMIT_EVERY) {
             Some(due_in) if due_in.is_zero() => self.send_positions(),
             _ => Ok(()),
         }
@@ -357,7 +332,11 @@ impl Subscription for KafkaSubscription {
         let mut deliveries = Vec::new();
         let mut interrupted = None;
         // Waiting no longer than the positions may wait, so an idle member still sends them.
-        let mut until = Instant::now() + self.unsent.due_in().map_or(wait, |due| wait.min(due));
+        let mut until = Instant::now()
+            + self
+                .unsent
+                .due_in(COMMIT_EVERY)
+                .map_or(wait, |due| wait.min(due));
         while deliveries.len() < max {
             let message = match tokio::time::timeout_at(until.into(), self.consumer.recv()).await {
                 Err(_) => break,
@@ -383,11 +362,17 @@ impl Subscription for KafkaSubscription {
                 Ok(Ok(message)) => message,
             };
             match self.delivery(&message).await? {
-                Some(delivery) => deliveries.push(delivery),
-                // Copied to the dead-letter topic: the group is past it.
-                None => self
-                    .unsent
-                    .take(message.topic(), message.partition(), message.offset()),
+                Some(delivery) => {
+                    self.unsent
+                        .hand_out(message.topic(), message.partition(), message.offset());
+                    deliveries.push(delivery);
+                }
+                // Copied to the dead-letter topic: the group is past it once the events
+                // before it are done.
+                None => {
+                    self.unsent
+                        .pass_over(message.topic(), message.partition(), message.offset())
+                }
             }
             until = Instant::now() + BATCH_LINGER;
         }
@@ -404,7 +389,7 @@ impl Subscription for KafkaSubscription {
     async fn commit(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         let topic = self.config.topic(&delivery.topic);
         self.unsent
-            .take(&topic, delivery.partition, delivery.offset);
+            .done(&topic, delivery.partition, delivery.offset);
         self.send_positions_if_due()
     }
 
