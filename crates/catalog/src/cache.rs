@@ -75,18 +75,27 @@ impl ProductCache for MemoryProductCache {
     }
 
     fn ticket(&self) -> u64 {
-        self.forgets.load(Ordering::Acquire)
+        self.forgets.load(Ordering::SeqCst)
     }
 
+    /// Checked again after the insert: a change that counts itself and drops the entry
+    /// between the first check and the insert would otherwise leave the old copy in for
+    /// its whole TTL (seen in the browser tests: a product's availability stuck at 0). The
+    /// change counts itself before it drops, so either its drop comes after the insert, or
+    /// the second check sees its count.
     async fn put(&self, product: &Product, ticket: u64) {
-        if self.forgets.load(Ordering::Acquire) == ticket {
-            self.entries
-                .insert(product.id, (product.clone(), Instant::now()));
+        if self.forgets.load(Ordering::SeqCst) != ticket {
+            return;
+        }
+        self.entries
+            .insert(product.id, (product.clone(), Instant::now()));
+        if self.forgets.load(Ordering::SeqCst) != ticket {
+            self.entries.remove(&product.id);
         }
     }
 
     async fn forget(&self, id: Uuid) {
-        self.forgets.fetch_add(1, Ordering::AcqRel);
+        self.forgets.fetch_add(1, Ordering::SeqCst);
         self.entries.remove(&id);
     }
 }
@@ -176,6 +185,33 @@ mod tests {
         assert_eq!(cache.get(lamp.id).await.unwrap().id, lamp.id);
         cache.forget(lamp.id).await;
         assert!(cache.get(lamp.id).await.is_none());
+    }
+
+    /// A reader that read before a change puts its copy while the change drops the entry,
+    /// on two threads at once: whichever way they interleave, the old copy must not stay.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_copy_put_while_the_change_drops_it_does_not_stay() {
+        let cache = Arc::new(MemoryProductCache::new(10, Duration::from_secs(60)));
+        let lamp = product();
+        let mut kept = 0;
+        for _ in 0..50_000 {
+            let ticket = cache.ticket();
+            let reader = tokio::spawn({
+                let (cache, lamp) = (cache.clone(), lamp.clone());
+                async move { cache.put(&lamp, ticket).await }
+            });
+            let change = tokio::spawn({
+                let cache = cache.clone();
+                async move { cache.forget(lamp.id).await }
+            });
+            reader.await.unwrap();
+            change.await.unwrap();
+            if cache.get(lamp.id).await.is_some() {
+                kept += 1;
+                cache.forget(lamp.id).await;
+            }
+        }
+        assert_eq!(kept, 0, "copies read before a change that stayed after it");
     }
 
     #[tokio::test(start_paused = true)]
