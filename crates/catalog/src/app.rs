@@ -124,9 +124,9 @@ impl Catalog {
         let found = match self.cache.get(id).await {
             Some(cached) => Some(cached),
             None => {
-                let ticket = self.cache.ticket();
+                let ticket = self.cache.ticket(id).await;
                 let found = self.products.find(id).await?;
-                if let Some(product) = &found {
+                if let (Some(product), Some(ticket)) = (&found, ticket) {
                     self.cache.put(product, ticket).await;
                 }
                 found
