@@ -18,8 +18,10 @@ pub(super) struct Unsent {
     offsets: HashMap<Partition, i64>,
     /// When the oldest of them was taken.
     since: Option<Instant>,
-    /// Per partition, the offset of the last event handed out that is not done yet.
-    handed_out: HashMap<Partition, i64>,
+    /// Per topic and partition, the offset of the last event handed out that is not done
+    /// yet. Keyed by topic first so that handing out an event (every event) allocates
+    /// nothing once its topic is known.
+    handed_out: HashMap<String, HashMap<i32, i64>>,
     /// Per partition, the last record passed over behind an event still handed out: done
     /// once that event is.
     held: HashMap<Partition, i64>,
@@ -28,14 +30,25 @@ pub(super) struct Unsent {
 impl Unsent {
     /// The event at `offset` is handed out to be handled.
     pub(super) fn hand_out(&mut self, topic: &str, partition: i32, offset: i64) {
-        self.handed_out
-            .insert((topic.to_owned(), partition), offset);
+        match self.handed_out.get_mut(topic) {
+            Some(partitions) => {
+                partitions.insert(partition, offset);
+            }
+            None => {
+                self.handed_out
+                    .insert(topic.to_owned(), HashMap::from([(partition, offset)]));
+            }
+        }
     }
 
     /// The record at `offset` was passed over by the member itself.
     pub(super) fn pass_over(&mut self, topic: &str, partition: i32, offset: i64) {
         let key = (topic.to_owned(), partition);
-        if self.handed_out.contains_key(&key) {
+        if self
+            .handed_out
+            .get(topic)
+            .is_some_and(|partitions| partitions.contains_key(&partition))
+        {
             let held = self.held.entry(key).or_insert(offset);
             *held = (*held).max(offset);
         } else {
@@ -46,15 +59,19 @@ impl Unsent {
     /// The event at `offset`, and everything before it in its partition, is done.
     pub(super) fn done(&mut self, topic: &str, partition: i32, offset: i64) {
         let key = (topic.to_owned(), partition);
-        if self
-            .handed_out
-            .get(&key)
-            .is_some_and(|last| *last <= offset)
-        {
-            self.handed_out.remove(&key);
-            if let Some(held) = self.held.remove(&key) {
-                self.take(key.clone(), held);
+        let caught_up = match self.handed_out.get_mut(topic) {
+            Some(partitions)
+                if partitions
+                    .get(&partition)
+                    .is_some_and(|last| *last <= offset) =>
+            {
+                partitions.remove(&partition);
+                true
             }
+            _ => false,
+        };
+        if caught_up && let Some(held) = self.held.remove(&key) {
+            self.take(key.clone(), held);
         }
         self.take(key, offset);
     }
