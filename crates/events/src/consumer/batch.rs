@@ -21,7 +21,7 @@ use super::runner::Consumer;
 use crate::Envelope;
 use crate::bus::{Delivery, Positions};
 use crate::dlq::NewDeadLetter;
-use crate::telemetry::{Consumed, count_consumed};
+use crate::telemetry::{Consumed, consumer_span, count_consumed, log_consumed};
 
 /// What became of a run of deliveries.
 pub(crate) struct Finished {
@@ -75,8 +75,9 @@ struct Done<'a> {
         std::time::Duration,
         Option<tracing::Span>,
     )>,
-    /// Parked events handled or dead-lettered meanwhile (owned: they came from the table).
-    unparked: Vec<(Envelope, Consumed)>,
+    /// Parked events handled or dead-lettered meanwhile (owned: they came from the table),
+    /// and the span each was handled in.
+    unparked: Vec<(Delivery, Consumed, tracing::Span)>,
     dead_letters: Vec<(Delivery, String)>,
     /// Per subject, parked events released (-1).
     parking: Vec<(String, i64)>,
@@ -203,7 +204,7 @@ impl Consumer {
             } else if !seen.insert(envelope.id) {
                 Consumed::Duplicate
             } else {
-                let consumer_span = crate::telemetry::consumer_span(&self.settings.group, delivery);
+                let consumer_span = consumer_span(&self.settings.group, delivery);
                 handled_in = Some(consumer_span.clone());
                 let step = if careful {
                     match known_failure.take_if(|(at, _)| *at == index) {
@@ -410,10 +411,12 @@ impl Consumer {
         }
         for ParkedEvent { delivery, .. } in self.parked.on_subject(tx, subject).await? {
             let envelope = &delivery.envelope;
+            // Its own trace: the events its handler writes continue the one it came with.
+            let span = consumer_span(&self.settings.group, &delivery);
             let consumed = if !seen.insert(envelope.id) {
                 Consumed::Duplicate
             } else {
-                match self.try_one(tx, envelope).await? {
+                match self.try_one(tx, envelope).instrument(span.clone()).await? {
                     Step::Handled => Consumed::Handled,
                     Step::Duplicate => Consumed::Duplicate,
                     Step::Failed(HandlerError::Permanent(error)) => {
@@ -431,7 +434,7 @@ impl Consumer {
             if self.parked.release(tx, envelope).await? {
                 done.parking.push((subject.to_owned(), -1));
             }
-            done.unparked.push((delivery.envelope, consumed));
+            done.unparked.push((delivery, consumed, span));
         }
         Ok(())
     }
@@ -454,28 +457,21 @@ impl Consumer {
                 self.handler.after_commit(envelope).await;
             }
             count_consumed(group, &envelope.event_type, consumed, took);
-            // In the event's span: the line carries the trace, event and order ids.
             if let Some(span) = span {
-                span.in_scope(|| {
-                    tracing::debug!(
-                        partition = delivery.partition,
-                        offset = delivery.offset,
-                        outcome = ?consumed,
-                        "event consumed"
-                    )
-                });
+                log_consumed(&span, delivery, consumed);
             }
         }
-        for (envelope, consumed) in done.unparked {
+        for (delivery, consumed, span) in done.unparked {
             if matches!(consumed, Consumed::Handled) {
-                self.handler.after_commit(&envelope).await;
+                self.handler.after_commit(&delivery.envelope).await;
             }
             count_consumed(
                 group,
-                &envelope.event_type,
+                &delivery.envelope.event_type,
                 consumed,
                 std::time::Duration::ZERO,
             );
+            log_consumed(&span, &delivery, consumed);
         }
         for (delivery, error) in &done.dead_letters {
             self.report_dead_letter(delivery, error, 1).await;

@@ -3,13 +3,16 @@ use std::time::{Duration, Instant};
 
 use platform::db::Db;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::batch::{Finished, Step};
 use super::parked::{Parked, ParkedEvent};
 use super::{EventHandler, HandlerError, RetryPolicy, positions};
 use crate::bus::{BusError, Delivery, EventBus, Positions, Subscription};
 use crate::dlq::{DeadLetters, NewDeadLetter};
-use crate::telemetry::{Consumed, count_consumed, count_outage_pause, count_retry};
+use crate::telemetry::{
+    Consumed, consumer_span, count_consumed, count_outage_pause, count_retry, log_consumed,
+};
 
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
@@ -532,8 +535,13 @@ impl Consumer {
         overdue: bool,
     ) -> Result<(), sqlx::Error> {
         let envelope = &delivery.envelope;
+        let span = consumer_span(&self.settings.group, delivery);
         let mut tx = self.db.begin_as("retry parked event").await?;
-        let outcome = match self.attempt_in(&mut tx, envelope).await? {
+        let outcome = match self
+            .attempt_in(&mut tx, envelope)
+            .instrument(span.clone())
+            .await?
+        {
             Ok(outcome) => Ok(outcome),
             Err(HandlerError::NotYet(error)) if overdue => Err(format!(
                 "waited {}s for an earlier event: {error}",
@@ -561,31 +569,23 @@ impl Consumer {
         }
         tx.commit().await?;
         self.parked.noted(&[(envelope.subject.clone(), -1)]);
-        match outcome {
-            Ok(outcome) => {
-                let consumed = match outcome {
-                    Outcome::Handled => {
-                        self.handler.after_commit(envelope).await;
-                        Consumed::Handled
-                    }
-                    Outcome::Duplicate => Consumed::Duplicate,
-                };
-                count_consumed(
-                    &self.settings.group,
-                    &envelope.event_type,
-                    consumed,
-                    Duration::ZERO,
-                );
+        let consumed = match &outcome {
+            Ok(Outcome::Handled) => {
+                self.handler.after_commit(envelope).await;
+                Consumed::Handled
             }
-            Err(error) => {
-                count_consumed(
-                    &self.settings.group,
-                    &envelope.event_type,
-                    Consumed::DeadLettered,
-                    Duration::ZERO,
-                );
-                self.report_dead_letter(delivery, &error, 1).await;
-            }
+            Ok(Outcome::Duplicate) => Consumed::Duplicate,
+            Err(_) => Consumed::DeadLettered,
+        };
+        count_consumed(
+            &self.settings.group,
+            &envelope.event_type,
+            consumed,
+            Duration::ZERO,
+        );
+        log_consumed(&span, delivery, consumed);
+        if let Err(error) = outcome {
+            self.report_dead_letter(delivery, &error, 1).await;
         }
         Ok(())
     }
@@ -598,6 +598,8 @@ impl Consumer {
         cancel: &CancellationToken,
     ) -> Result<Result<Outcome, (u32, String)>, Interrupted> {
         let policy = self.settings.retry;
+        // Every attempt in the event's own trace, as when it was first delivered.
+        let span = consumer_span(&self.settings.group, delivery);
         let mut attempt = 1;
         loop {
             let tried = async {
@@ -608,7 +610,7 @@ impl Consumer {
                 }
                 Ok::<_, sqlx::Error>(outcome)
             };
-            let error = match tried.await {
+            let error = match tried.instrument(span.clone()).await {
                 Ok(Ok(outcome)) => {
                     if outcome == Outcome::Handled {
                         self.handler.after_commit(&delivery.envelope).await;

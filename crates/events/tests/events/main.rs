@@ -220,6 +220,44 @@ backend_tests! {
         assert!(letter.error.contains("for an earlier event"), "{}", letter.error);
     }
 
+    async fn an_event_handled_late_stays_in_the_trace_it_came_with(storage: TestStorage) {
+        with_trace_ids();
+        let world = World::new(&storage).await;
+        let handler = Recorder::new();
+        // Parked until the event it waits for arrives, then handled in that event's
+        // transaction.
+        let (awaited_trace, awaited) = traced_event(1);
+        let (early_trace, early) = traced_event(2);
+        handler.wait_on_earlier(early.id, awaited.id);
+        // Parked until what it waits for is done elsewhere, then handled by the sweep.
+        let (swept_trace, swept) = traced_event(3);
+        let done_elsewhere = uuid::Uuid::now_v7();
+        handler.wait_on_earlier(swept.id, done_elsewhere);
+        // Dead-lettered, then replayed.
+        let mut poison = poison_event();
+        let (replayed_trace, _) = traced_event(4);
+        poison.traceparent = Some(format!("00-{replayed_trace}-00000000000000aa-01"));
+        world.publish(&[early.clone(), swept.clone(), poison.clone()]).await;
+        let running = world.start(handler.clone(), RetryPolicy::default());
+        let dlq = DeadLetters::new(world.service.clone());
+        wait_for("the poison dead-lettered", || async { dlq.list_open().await.expect("dlq").len() == 1 }).await;
+
+        world.publish(std::slice::from_ref(&awaited)).await;
+        sqlx::query("INSERT INTO effects (seq, event_id) VALUES (1000, $1)")
+            .bind(done_elsewhere.to_string())
+            .execute(world.service.pool())
+            .await
+            .unwrap();
+        handler.heal();
+        dlq.request_replay(&dlq.list_open().await.unwrap()[0].id).await.unwrap();
+        wait_for("all four handled", || async { world.effects().await.len() == 5 }).await;
+        running.stop().await;
+        assert_eq!(handler.trace_of(awaited.id), Some(awaited_trace));
+        assert_eq!(handler.trace_of(early.id), Some(early_trace), "unparked by the event it waited for");
+        assert_eq!(handler.trace_of(swept.id), Some(swept_trace), "unparked by the sweep");
+        assert_eq!(handler.trace_of(poison.id), Some(replayed_trace), "replayed");
+    }
+
     async fn a_poison_event_is_dead_lettered_and_can_be_replayed(storage: TestStorage) {
         let world = World::new(&storage).await;
         let handler = Recorder::new();

@@ -1,5 +1,6 @@
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use testkit::TestStorage;
 pub use testkit::wait_for;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tracing::Span;
 use uuid::Uuid;
 
 pub const TOPIC: &str = "commercex.test";
@@ -212,6 +214,33 @@ pub fn event(n: i64) -> Envelope {
     )
 }
 
+/// `event(n)`, published under a trace of its own: the trace's id and the event.
+pub fn traced_event(n: i64) -> (String, Envelope) {
+    let trace = Uuid::new_v4().simple().to_string();
+    let mut envelope = event(n);
+    envelope.traceparent = Some(format!("00-{trace}-{:016x}-01", n + 1));
+    (trace, envelope)
+}
+
+/// The trace id in a W3C `traceparent`.
+fn trace_id(traceparent: Option<String>) -> Option<String> {
+    Some(traceparent?.split('-').nth(1)?.to_owned())
+}
+
+/// Spans get trace ids from here on, as under the binary's OpenTelemetry layer. For the
+/// whole test process: the consumer's tasks run on any of the runtime's threads.
+pub fn with_trace_ids() {
+    static INSTALLED: Once = Once::new();
+    INSTALLED.call_once(|| {
+        use opentelemetry::trace::TracerProvider as _;
+        use tracing_subscriber::layer::SubscriberExt;
+        let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::set_global_default(subscriber).expect("no other subscriber");
+    });
+}
+
 /// A type the test handler does not handle.
 pub const IGNORED: &str = "commercex.test.ignored.v1";
 
@@ -240,8 +269,10 @@ pub struct Recorder {
     transient_failures_left: AtomicU32,
     outage_failures_left: AtomicU32,
     always_transient: Mutex<Option<Uuid>>,
-    /// An event, and the one whose effect it needs first.
-    waiting_on_earlier: Mutex<Option<(Uuid, Uuid)>>,
+    /// Events, each with the one whose effect it needs first.
+    waiting_on_earlier: Mutex<HashMap<Uuid, Uuid>>,
+    /// The trace each event was handled in, when tracing is on (`with_trace_ids`).
+    traces: Mutex<HashMap<Uuid, Option<String>>>,
     healed: AtomicBool,
     times: Mutex<Vec<Instant>>,
 }
@@ -273,7 +304,20 @@ impl Recorder {
     /// `event` needs one that has not arrived (until `heal`).
     /// `event` cannot be handled before `needed` has been (as a reservation needs its order).
     pub fn wait_on_earlier(&self, event: Uuid, needed: Uuid) {
-        *self.waiting_on_earlier.lock().expect("lock") = Some((event, needed));
+        self.waiting_on_earlier
+            .lock()
+            .expect("lock")
+            .insert(event, needed);
+    }
+
+    /// The trace id of the span `event` was last handled in.
+    pub fn trace_of(&self, event: Uuid) -> Option<String> {
+        self.traces
+            .lock()
+            .expect("lock")
+            .get(&event)
+            .cloned()
+            .flatten()
     }
 
     /// The bug behind the failures is fixed (or the awaited event arrived).
@@ -296,14 +340,21 @@ impl EventHandler for Recorder {
     async fn handle(&self, tx: &mut Tx, event: &Envelope) -> Result<(), HandlerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.times.lock().expect("lock").push(Instant::now());
+        let trace = trace_id(platform::trace_context::traceparent(&Span::current()));
+        self.traces.lock().expect("lock").insert(event.id, trace);
         let healed = self.healed.load(Ordering::SeqCst);
         if !healed && event.data.get("poison").is_some() {
             return Err(HandlerError::permanent(
                 "poison pill: cannot interpret this event",
             ));
         }
-        let waiting = *self.waiting_on_earlier.lock().expect("lock");
-        if let Some((_, needed)) = waiting.filter(|(id, _)| *id == event.id) {
+        let needed = self
+            .waiting_on_earlier
+            .lock()
+            .expect("lock")
+            .get(&event.id)
+            .copied();
+        if let Some(needed) = needed {
             let found: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM effects WHERE event_id = $1")
                 .bind(needed.to_string())
                 .fetch_one(&mut ***tx)
