@@ -9,7 +9,7 @@ use events::outbox::Outbox;
 use platform::db::Db;
 use uuid::Uuid;
 
-use crate::cache::ProductCache;
+use crate::cache::{Lookup, ProductCache};
 use crate::domain::{Cursor, ListQuery, NewProduct, Product, ProductPatch, edit_allowed};
 use crate::search_index::MemorySearch;
 use crate::store::{ProductStore, StoreError, sort_key};
@@ -122,9 +122,8 @@ impl Catalog {
     /// A product; archived ones only for admins. Read through the cache.
     pub async fn get(&self, id: Uuid, include_archived: bool) -> Result<Product, CatalogError> {
         let found = match self.cache.get(id).await {
-            Some(cached) => Some(cached),
-            None => {
-                let ticket = self.cache.ticket(id).await;
+            Lookup::Hit(cached) => Some(cached),
+            Lookup::Miss { ticket } => {
                 let found = self.products.find(id).await?;
                 if let (Some(product), Some(ticket)) = (&found, ticket) {
                     self.cache.put(product, ticket).await;

@@ -20,14 +20,20 @@ use uuid::Uuid;
 use crate::domain::Product;
 use crate::store::row::StoredProduct;
 
+/// What a look in the cache found.
+#[derive(Debug)]
+pub enum Lookup {
+    Hit(Product),
+    /// Not cached: the reader goes to the database and hands `ticket` back with what it read
+    /// (`None`: nothing read now may be kept).
+    Miss {
+        ticket: Option<u64>,
+    },
+}
+
 #[async_trait]
 pub trait ProductCache: Send + Sync {
-    async fn get(&self, id: Uuid) -> Option<Product>;
-    /// What a reader takes before it reads product `id` from the database, to hand back with
-    /// what it read; `None` when nothing read now may be kept.
-    async fn ticket(&self, _id: Uuid) -> Option<u64> {
-        None
-    }
+    async fn get(&self, id: Uuid) -> Lookup;
     /// Keeps `product`, read after `ticket` was taken, unless a change of it came since.
     async fn put(&self, product: &Product, ticket: u64);
     async fn forget(&self, id: Uuid);
@@ -38,8 +44,8 @@ pub struct NoCache;
 
 #[async_trait]
 impl ProductCache for NoCache {
-    async fn get(&self, _: Uuid) -> Option<Product> {
-        None
+    async fn get(&self, _: Uuid) -> Lookup {
+        Lookup::Miss { ticket: None }
     }
 
     async fn put(&self, _: &Product, _: u64) {}
@@ -50,8 +56,8 @@ impl ProductCache for NoCache {
 /// Products in this process's memory, for a catalog that no other process changes (the
 /// embedded runtime): every change and every availability update passes through here, so
 /// dropping entries as they happen keeps the cache exact. A copy read before any change the
-/// cache has since been told of is not kept (`ticket`): a reader that raced a change cannot
-/// put the old product back.
+/// cache has since been told of is not kept (the ticket a miss hands out): a reader that
+/// raced a change cannot put the old product back.
 pub struct MemoryProductCache {
     entries: quick_cache::sync::Cache<Uuid, (Product, Instant)>,
     ttl: Duration,
@@ -71,13 +77,13 @@ impl MemoryProductCache {
 
 #[async_trait]
 impl ProductCache for MemoryProductCache {
-    async fn get(&self, id: Uuid) -> Option<Product> {
-        let (product, kept_at) = self.entries.get(&id)?;
-        (kept_at.elapsed() < self.ttl).then_some(product)
-    }
-
-    async fn ticket(&self, _id: Uuid) -> Option<u64> {
-        Some(self.forgets.load(Ordering::SeqCst))
+    async fn get(&self, id: Uuid) -> Lookup {
+        match self.entries.get(&id) {
+            Some((product, kept_at)) if kept_at.elapsed() < self.ttl => Lookup::Hit(product),
+            _ => Lookup::Miss {
+                ticket: Some(self.forgets.load(Ordering::SeqCst)),
+            },
+        }
     }
 
     /// Checked again after the insert: a change that counts itself and drops the entry
@@ -146,38 +152,33 @@ impl RedisProductCache {
 
 #[async_trait]
 impl ProductCache for RedisProductCache {
-    /// A miss when Redis is down or the entry is unreadable: the database answers instead.
-    async fn get(&self, id: Uuid) -> Option<Product> {
-        let key = self.key(id);
-        let cached: Option<String> = self
+    /// The entry and its product's change count in one round trip: on a miss the count is
+    /// the reader's ticket. A miss when the entry is unreadable, and one without a ticket
+    /// when Redis is away (there is nothing to keep a copy in either).
+    async fn get(&self, id: Uuid) -> Lookup {
+        let (entry, changes) = (self.key(id), self.changes_key(id));
+        let read = self
             .redis
             .run(|mut connection| async move {
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut connection)
+                redis::cmd("MGET")
+                    .arg(&entry)
+                    .arg(&changes)
+                    .query_async::<(Option<String>, Option<u64>)>(&mut connection)
                     .await
             })
-            .await
-            .ok()
-            .flatten();
-        let stored: StoredProduct = serde_json::from_str(&cached?).ok()?;
-        stored.into_product().ok()
-    }
-
-    /// `None` when Redis is away: there is nothing to keep a copy in either.
-    async fn ticket(&self, id: Uuid) -> Option<u64> {
-        let key = self.changes_key(id);
-        let count = self
-            .redis
-            .run(|mut connection| async move {
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async::<Option<u64>>(&mut connection)
-                    .await
-            })
-            .await
-            .ok()?;
-        Some(count.unwrap_or(0))
+            .await;
+        let Ok((cached, count)) = read else {
+            return Lookup::Miss { ticket: None };
+        };
+        let product = cached
+            .and_then(|json| serde_json::from_str::<StoredProduct>(&json).ok())
+            .and_then(|stored| stored.into_product().ok());
+        match product {
+            Some(product) => Lookup::Hit(product),
+            None => Lookup::Miss {
+                ticket: Some(count.unwrap_or(0)),
+            },
+        }
     }
 
     async fn put(&self, product: &Product, ticket: u64) {
@@ -231,19 +232,36 @@ mod tests {
         crate::domain::sample_product()
     }
 
+    impl Lookup {
+        fn hit(self) -> Option<Product> {
+            match self {
+                Lookup::Hit(product) => Some(product),
+                Lookup::Miss { .. } => None,
+            }
+        }
+    }
+
+    /// The ticket of a miss of `id`.
+    async fn ticket(cache: &dyn ProductCache, id: Uuid) -> u64 {
+        match cache.get(id).await {
+            Lookup::Miss { ticket } => ticket.expect("a ticket"),
+            Lookup::Hit(_) => panic!("a hit"),
+        }
+    }
+
     #[tokio::test]
     async fn a_copy_read_before_a_change_is_not_kept() {
         let cache = MemoryProductCache::new(10, Duration::from_secs(60));
         let lamp = product();
-        let ticket = cache.ticket(lamp.id).await.unwrap();
+        let before_the_change = ticket(&cache, lamp.id).await;
         // The product changes (and is dropped) while the reader is at the database.
         cache.forget(lamp.id).await;
-        cache.put(&lamp, ticket).await;
-        assert!(cache.get(lamp.id).await.is_none());
-        cache.put(&lamp, cache.ticket(lamp.id).await.unwrap()).await;
-        assert_eq!(cache.get(lamp.id).await.unwrap().id, lamp.id);
+        cache.put(&lamp, before_the_change).await;
+        assert!(cache.get(lamp.id).await.hit().is_none());
+        cache.put(&lamp, ticket(&cache, lamp.id).await).await;
+        assert_eq!(cache.get(lamp.id).await.hit().unwrap().id, lamp.id);
         cache.forget(lamp.id).await;
-        assert!(cache.get(lamp.id).await.is_none());
+        assert!(cache.get(lamp.id).await.hit().is_none());
     }
 
     /// How many times, of `rounds`, a copy read before a change stayed after it, when the
@@ -257,7 +275,7 @@ mod tests {
         let lamp = product();
         let mut kept = 0;
         for _ in 0..rounds {
-            let ticket = reader.ticket(lamp.id).await.unwrap();
+            let ticket = ticket(reader.as_ref(), lamp.id).await;
             let put = tokio::spawn({
                 let (reader, lamp) = (reader.clone(), lamp.clone());
                 async move { reader.put(&lamp, ticket).await }
@@ -268,7 +286,7 @@ mod tests {
             });
             put.await.unwrap();
             change.await.unwrap();
-            if reader.get(lamp.id).await.is_some() {
+            if reader.get(lamp.id).await.hit().is_some() {
                 kept += 1;
                 changer.forget(lamp.id).await;
             }
@@ -308,10 +326,10 @@ mod tests {
     async fn an_entry_is_kept_for_its_ttl_and_not_after() {
         let cache = MemoryProductCache::new(10, Duration::from_secs(60));
         let lamp = product();
-        cache.put(&lamp, cache.ticket(lamp.id).await.unwrap()).await;
+        cache.put(&lamp, ticket(&cache, lamp.id).await).await;
         tokio::time::advance(Duration::from_secs(59)).await;
-        assert!(cache.get(lamp.id).await.is_some(), "fresh for 60 s");
+        assert!(cache.get(lamp.id).await.hit().is_some(), "fresh for 60 s");
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(cache.get(lamp.id).await.is_none(), "gone at 60 s");
+        assert!(cache.get(lamp.id).await.hit().is_none(), "gone at 60 s");
     }
 }
