@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use platform::notifications::{Follower, Listener};
+use platform::notifications::{Follower, ListenError, Listener};
 use secrecy::SecretString;
 use uuid::Uuid;
 
@@ -54,7 +54,7 @@ impl Follower for ProductChanges {
         }
     }
 
-    fn deaf(&self, error: Option<&sqlx::Error>) {
+    fn deaf(&self, error: Option<&ListenError>) {
         self.search.out_of_step();
         match error {
             None => tracing::warn!(

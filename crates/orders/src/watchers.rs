@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use platform::notifications::Follower;
+use platform::notifications::{Follower, ListenError};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -118,7 +118,7 @@ impl Follower for SettlementFollower {
         }
     }
 
-    fn deaf(&self, error: Option<&sqlx::Error>) {
+    fn deaf(&self, error: Option<&ListenError>) {
         self.watchers.set_exact(false);
         match error {
             None => tracing::warn!(

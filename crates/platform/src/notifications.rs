@@ -5,12 +5,20 @@
 //! commits. Notifications sent while the listening connection is down are lost, so a follower
 //! is told when it stops hearing (`deaf`) and when it hears again (`listening`), and reads
 //! everything again then.
+//!
+//! A `LISTEN` can succeed and still hear nothing: behind a pooler in transaction mode
+//! (PgBouncer's usual setting) the session that listens is handed to other clients between
+//! statements, and what is sent to it is lost. So the listener proves it hears before it says
+//! `listening`, and every so often after: it sends a probe on its channel from another
+//! connection, as the notifications it follows arrive, and must hear it back in time.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::PgListener;
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnection, PgListener};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// What keeps a copy of some state in step with the notifications of a channel.
@@ -21,8 +29,26 @@ pub trait Follower: Send + Sync + 'static {
     /// One notification, in the order the transactions that sent them committed.
     async fn heard(&self, payload: &str);
     /// Nothing is heard from now until `listening` again; `error` is why, when it failed.
-    fn deaf(&self, error: Option<&sqlx::Error>);
+    fn deaf(&self, error: Option<&ListenError>);
 }
+
+/// Why a listener stopped hearing.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(
+        "no probe on {channel} came back ({why}): listening needs a session of its own (a \
+         direct URL, or a pooler in session mode, not transaction mode)"
+    )]
+    NotHeard { channel: &'static str, why: String },
+}
+
+/// How often a listener proves it still hears, and how long it waits for its probe.
+const PROBE_EVERY: Duration = Duration::from_secs(30);
+const PROBE_WITHIN: Duration = Duration::from_secs(5);
+/// The payloads of probes start so; no follower is given one.
+const PROBE: &str = "commercex-probe:";
 
 /// How long to wait before listening again after a failure, at first and at most.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
@@ -33,6 +59,8 @@ pub struct Listener<F> {
     url: SecretString,
     channel: &'static str,
     follower: F,
+    probe_every: Duration,
+    probe_within: Duration,
 }
 
 impl<F: Follower> Listener<F> {
@@ -41,7 +69,16 @@ impl<F: Follower> Listener<F> {
             url,
             channel,
             follower,
+            probe_every: PROBE_EVERY,
+            probe_within: PROBE_WITHIN,
         }
+    }
+
+    /// Proves it hears every `every`, waiting `within` for each probe.
+    pub fn probing(mut self, every: Duration, within: Duration) -> Self {
+        self.probe_every = every;
+        self.probe_within = within;
+        self
     }
 
     /// Listens until `cancel` fires, listening again whenever the connection is lost.
@@ -61,19 +98,82 @@ impl<F: Follower> Listener<F> {
         }
     }
 
-    /// Listens, then passes on each notification until the connection is lost (`Ok`) or
-    /// fails.
-    async fn follow(&self, retry: &mut Duration) -> Result<(), sqlx::Error> {
+    /// Listens, proves it hears, then passes on each notification until the connection is
+    /// lost (`Ok`), fails, or a probe goes unheard.
+    async fn follow(&self, retry: &mut Duration) -> Result<(), ListenError> {
         let mut listener = PgListener::connect(self.url.expose_secret()).await?;
         // A lost connection ends this listener; the next one makes the follower read
         // everything again.
         listener.eager_reconnect(false);
         listener.listen(self.channel).await?;
+        // What arrives before `listening` needs no passing on: the follower reads everything
+        // then.
+        if !self.probe(&mut listener, false).await? {
+            return Ok(());
+        }
         *retry = FIRST_RETRY;
         self.follower.listening().await;
-        while let Some(notification) = listener.try_recv().await? {
-            self.follower.heard(notification.payload()).await;
+        loop {
+            let next_probe = Instant::now() + self.probe_every;
+            loop {
+                let Ok(received) = tokio::time::timeout_at(next_probe, listener.try_recv()).await
+                else {
+                    break;
+                };
+                let Some(notification) = received? else {
+                    return Ok(());
+                };
+                if !notification.payload().starts_with(PROBE) {
+                    self.follower.heard(notification.payload()).await;
+                }
+            }
+            if !self.probe(&mut listener, true).await? {
+                return Ok(());
+            }
         }
-        Ok(())
+    }
+
+    /// Sends a probe from a connection of its own and waits to hear it on `listener`, passing
+    /// on (when `pass_on`) what else arrives meanwhile. `Ok(false)`: the connection was lost.
+    async fn probe(&self, listener: &mut PgListener, pass_on: bool) -> Result<bool, ListenError> {
+        let token = format!("{PROBE}{}", uuid::Uuid::new_v4());
+        // Behind a transaction-mode pooler the sender may even be handed the listening
+        // session, and be sent the probe itself.
+        self.send(&token)
+            .await
+            .map_err(|error| ListenError::NotHeard {
+                channel: self.channel,
+                why: format!("sending it failed: {error}"),
+            })?;
+        let deadline = Instant::now() + self.probe_within;
+        loop {
+            let Ok(received) = tokio::time::timeout_at(deadline, listener.try_recv()).await else {
+                return Err(ListenError::NotHeard {
+                    channel: self.channel,
+                    why: format!("none within {:?}", self.probe_within),
+                });
+            };
+            let Some(notification) = received? else {
+                return Ok(false);
+            };
+            if notification.payload() == token {
+                return Ok(true);
+            }
+            if pass_on && !notification.payload().starts_with(PROBE) {
+                self.follower.heard(notification.payload()).await;
+            }
+        }
+    }
+
+    /// Sends `payload` on the channel from a connection of its own, as the notifications the
+    /// listener follows are sent.
+    async fn send(&self, payload: &str) -> Result<(), sqlx::Error> {
+        let mut sender = PgConnection::connect(self.url.expose_secret()).await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(self.channel)
+            .bind(payload)
+            .execute(&mut sender)
+            .await?;
+        sender.close().await
     }
 }

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use events::Envelope;
 use events::consumer::{EventHandler, HandlerError};
 use platform::db::Tx;
-use platform::notifications::Follower;
+use platform::notifications::{Follower, ListenError};
 use tokio::sync::Notify;
 
 use crate::domain::EventTypeFilter;
@@ -114,7 +114,7 @@ impl Follower for SubscriptionChanges {
         self.read_again().await;
     }
 
-    fn deaf(&self, error: Option<&sqlx::Error>) {
+    fn deaf(&self, error: Option<&ListenError>) {
         self.subscriptions.set_exact(false);
         match error {
             None => tracing::warn!(
