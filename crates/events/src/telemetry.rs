@@ -57,19 +57,6 @@ pub fn consumer_span(group: &str, delivery: &Delivery) -> Span {
     span
 }
 
-/// The line that says how `group`'s handling of `delivery` ended, in the span it was handled
-/// in: it carries the trace, event and order ids.
-pub fn log_consumed(span: &Span, delivery: &Delivery, outcome: Consumed) {
-    span.in_scope(|| {
-        tracing::debug!(
-            partition = delivery.partition,
-            offset = delivery.offset,
-            outcome = ?outcome,
-            "event consumed"
-        )
-    });
-}
-
 /// The span of one relay batch, linked to the producer of every event in it.
 pub fn relay_span<'a>(schema: &str, events: impl Iterator<Item = &'a Envelope>) -> Span {
     let span = tracing::info_span!(

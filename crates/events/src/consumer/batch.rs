@@ -21,7 +21,7 @@ use super::runner::Consumer;
 use crate::Envelope;
 use crate::bus::{Delivery, Positions};
 use crate::dlq::NewDeadLetter;
-use crate::telemetry::{Consumed, consumer_span, count_consumed, log_consumed};
+use crate::telemetry::{Consumed, consumer_span, count_consumed};
 
 /// What became of a run of deliveries.
 pub(crate) struct Finished {
@@ -85,6 +85,20 @@ struct Done<'a> {
     parked: Vec<Delivery>,
     /// Whether anything was written besides positions.
     wrote: bool,
+}
+
+/// The line that says how the group's handling of `delivery` ended, in the span it was handled
+/// in, so that it carries the trace, event and order ids. Logged from this module: operators
+/// turn it on with `RUST_LOG=events::consumer=debug`.
+pub(super) fn log_consumed(span: &tracing::Span, delivery: &Delivery, outcome: Consumed) {
+    span.in_scope(|| {
+        tracing::debug!(
+            partition = delivery.partition,
+            offset = delivery.offset,
+            outcome = ?outcome,
+            "event consumed"
+        )
+    });
 }
 
 impl Consumer {

@@ -5,14 +5,12 @@ use platform::db::Db;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::batch::{Finished, Step};
+use super::batch::{Finished, Step, log_consumed};
 use super::parked::{Parked, ParkedEvent};
 use super::{EventHandler, HandlerError, RetryPolicy, positions};
 use crate::bus::{BusError, Delivery, EventBus, Positions, Subscription};
 use crate::dlq::{DeadLetters, NewDeadLetter};
-use crate::telemetry::{
-    Consumed, consumer_span, count_consumed, count_outage_pause, count_retry, log_consumed,
-};
+use crate::telemetry::{Consumed, consumer_span, count_consumed, count_outage_pause, count_retry};
 
 #[derive(Debug, Clone)]
 pub struct ConsumerSettings {
