@@ -50,6 +50,15 @@ const PROBE_WITHIN: Duration = Duration::from_secs(5);
 /// The payloads of probes start so; no follower is given one.
 const PROBE: &str = "commercex-probe:";
 
+/// Why receiving stopped.
+enum Until {
+    Deadline,
+    /// The connection was lost.
+    Lost,
+    /// The awaited probe came back.
+    Token,
+}
+
 /// How long to wait before listening again after a failure, at first and at most.
 const FIRST_RETRY: Duration = Duration::from_millis(200);
 const LAST_RETRY: Duration = Duration::from_secs(10);
@@ -115,17 +124,8 @@ impl<F: Follower> Listener<F> {
         self.follower.listening().await;
         loop {
             let next_probe = Instant::now() + self.probe_every;
-            loop {
-                let Ok(received) = tokio::time::timeout_at(next_probe, listener.try_recv()).await
-                else {
-                    break;
-                };
-                let Some(notification) = received? else {
-                    return Ok(());
-                };
-                if !notification.payload().starts_with(PROBE) {
-                    self.follower.heard(notification.payload()).await;
-                }
+            if let Until::Lost = self.receive(&mut listener, next_probe, None, true).await? {
+                return Ok(());
             }
             if !self.probe(&mut listener, true).await? {
                 return Ok(());
@@ -146,21 +146,41 @@ impl<F: Follower> Listener<F> {
                 why: format!("sending it failed: {error}"),
             })?;
         let deadline = Instant::now() + self.probe_within;
+        match self
+            .receive(listener, deadline, Some(&token), pass_on)
+            .await?
+        {
+            Until::Token => Ok(true),
+            Until::Lost => Ok(false),
+            Until::Deadline => Err(ListenError::NotHeard {
+                channel: self.channel,
+                why: format!("none within {:?}", self.probe_within),
+            }),
+        }
+    }
+
+    /// Receives on `listener` until `deadline`, the connection is lost, or `token` arrives,
+    /// passing on (when `pass_on`) every notification that is not a probe.
+    async fn receive(
+        &self,
+        listener: &mut PgListener,
+        deadline: Instant,
+        token: Option<&str>,
+        pass_on: bool,
+    ) -> Result<Until, sqlx::Error> {
         loop {
             let Ok(received) = tokio::time::timeout_at(deadline, listener.try_recv()).await else {
-                return Err(ListenError::NotHeard {
-                    channel: self.channel,
-                    why: format!("none within {:?}", self.probe_within),
-                });
+                return Ok(Until::Deadline);
             };
             let Some(notification) = received? else {
-                return Ok(false);
+                return Ok(Until::Lost);
             };
-            if notification.payload() == token {
-                return Ok(true);
+            let payload = notification.payload();
+            if token == Some(payload) {
+                return Ok(Until::Token);
             }
-            if pass_on && !notification.payload().starts_with(PROBE) {
-                self.follower.heard(notification.payload()).await;
+            if pass_on && !payload.starts_with(PROBE) {
+                self.follower.heard(payload).await;
             }
         }
     }

@@ -94,11 +94,7 @@ struct Pooler {
 impl Pooler {
     fn start(pgbouncer: &std::path::Path, postgres_url: &str) -> Self {
         let server = PgConnectOptions::from_str(postgres_url).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = testkit::free_port();
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("pgbouncer.ini");
         std::fs::write(

@@ -189,6 +189,14 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// A local port nothing listens on now, for a server a test starts (a broker, a pooler).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free local port")
+        .port()
+}
+
 /// Polls `condition` until it holds; fails the test after 20 seconds. For effects that happen
 /// asynchronously (a relay publishing, a consumer handling).
 pub async fn wait_for<F, Fut>(what: &str, condition: F)

@@ -312,9 +312,7 @@ async fn the_production_profile_refuses_development_defaults() {
 #[tokio::test]
 async fn flags_beat_environment_beats_config_file_beats_defaults() {
     let dir = tempfile::tempdir().unwrap();
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let file_port = free.local_addr().unwrap().port();
-    drop(free);
+    let file_port = testkit::free_port();
     let config = write_file(
         dir.path(),
         "commercex.toml",

@@ -261,11 +261,7 @@ impl OwnBroker {
     }
 
     async fn start_with(storage: &str) -> Option<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = testkit::free_port();
         let dir = tempfile::tempdir().unwrap();
         let addr = format!("127.0.0.1:{port}");
         let child = Self::spawn(&addr, storage, dir.path())?;

@@ -138,11 +138,7 @@ impl TlsRedis {
             file("redis-key.pem", &key.serialize_pem()),
         );
         let ca_file = file("ca.pem", &ca.pem());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = testkit::free_port();
         let server = tokio::process::Command::new(redis_server)
             .args([
                 "--port",
