@@ -3,6 +3,12 @@
 //!
 //! The `Any` driver carries only bool/int/float/text/blob, so ids are TEXT (UUIDv7 strings),
 //! times are i64 milliseconds (see `crate::time`) and money is i64 minor units.
+//!
+//! On SQLite, `Any` runs each statement on the calling task's thread ([`inline_sqlite`]);
+//! migrations and checkpoints, which write and sync many pages, run on sqlx's own SQLite
+//! connection, on a thread of its own.
+
+pub mod inline_sqlite;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,7 +20,9 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use tracing::Instrument;
 // Schema names are checked to be `[a-z_]+` before they reach any SQL text.
-use sqlx::{Any, AnyPool, AssertSqlSafe, Connection as _, Executor, Transaction};
+use sqlx::{
+    Any, AnyPool, AssertSqlSafe, ConnectOptions as _, Connection as _, Executor, Transaction,
+};
 
 /// Where the services keep their data.
 #[derive(Debug, Clone)]
@@ -77,6 +85,10 @@ impl Default for PoolSettings {
 pub enum DbError {
     #[error("cannot create data directory {dir}: {source}")]
     DataDir { dir: String, source: std::io::Error },
+    #[error(
+        "sqlx's database drivers were installed elsewhere, without this platform's SQLite driver"
+    )]
+    Drivers,
     #[error("invalid schema name {0:?}")]
     SchemaName(String),
     #[error("cannot connect to the {schema} database: {source}")]
@@ -157,6 +169,8 @@ pub struct Db {
     writer: Option<AnyPool>,
     backend: Backend,
     schema: String,
+    /// SQLite only: the file, which migrations open with sqlx's own driver.
+    file: Option<PathBuf>,
     /// SQLite only: stops the checkpoints when the last handle on the database goes.
     _checkpointer: Option<Arc<Checkpointer>>,
     /// Write transactions begun through this pool (what `commercex_db_transactions_total`
@@ -184,7 +198,7 @@ impl Storage {
     /// Opens the database (SQLite file or PostgreSQL schema) named `schema`, creating it if it
     /// does not exist yet.
     pub async fn open(&self, schema: &str, settings: PoolSettings) -> Result<Db, DbError> {
-        sqlx::any::install_default_drivers();
+        install_drivers()?;
         if schema.is_empty() || !schema.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
             return Err(DbError::SchemaName(schema.to_owned()));
         }
@@ -196,6 +210,7 @@ impl Storage {
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout);
         let mut checkpointer = None;
+        let mut sqlite_file = None;
         let (pool, writer) = match self {
             Self::Sqlite { dir, synchronous } => {
                 let file = dir.join(format!("{schema}.db"));
@@ -205,9 +220,13 @@ impl Storage {
                         dir: dir.display().to_string(),
                         source,
                     })?;
-                let url = format!("sqlite://{}?mode=rwc", file.display());
+                let url = format!(
+                    "sqlite://{}?mode=rwc&synchronous={}",
+                    file.display(),
+                    synchronous.pragma()
+                );
                 let connect: AnyConnectOptions = url.parse().map_err(connect_error)?;
-                let setup = sqlite_setup(*synchronous);
+                let setup = sqlite_setup();
                 // A file does not drop connections: pinging one before every use would be
                 // a round trip to its thread for nothing.
                 let pool = options
@@ -228,8 +247,12 @@ impl Storage {
                     .connect_with(connect)
                     .await
                     .map_err(connect_error)?;
-                let checkpoints = tokio::spawn(checkpoint_regularly(pool.clone()));
+                let checkpoints = tokio::spawn(checkpoint_regularly(
+                    sqlite_own_connection(&file).await.map_err(connect_error)?,
+                    pool.clone(),
+                ));
                 checkpointer = Some(Arc::new(Checkpointer(checkpoints.abort_handle())));
+                sqlite_file = Some(file);
                 (pool, Some(writer))
             }
             Self::Postgres { url } => {
@@ -276,6 +299,7 @@ impl Storage {
             writer,
             backend: self.backend(),
             schema: schema.to_owned(),
+            file: sqlite_file,
             _checkpointer: checkpointer,
             transactions: Arc::default(),
         })
@@ -385,6 +409,10 @@ impl Db {
     /// Applies `migrations` for this backend. Several migration sets (a service's own and the
     /// event tables) share one schema, so each ignores the versions it does not know.
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DbError> {
+        let failed = |source| DbError::Migrate {
+            schema: self.schema.clone(),
+            source,
+        };
         let migrator = match self.backend {
             Backend::Sqlite => &migrations.sqlite,
             Backend::Postgres => &migrations.postgres,
@@ -394,13 +422,17 @@ impl Db {
             ..Migrator::DEFAULT
         };
         migrator.set_ignore_missing(true);
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|source| DbError::Migrate {
-                schema: self.schema.clone(),
-                source,
-            })
+        match &self.file {
+            Some(file) => {
+                let mut own = sqlite_own_connection(file)
+                    .await
+                    .map_err(|error| failed(error.into()))?;
+                let migrated = migrator.run(&mut own).await.map_err(failed);
+                own.close().await.map_err(|error| failed(error.into()))?;
+                migrated
+            }
+            None => migrator.run(&self.pool).await.map_err(failed),
+        }
     }
 
     /// One page of `table`'s rows whose `owner_column` is `owner`, newest first, starting
@@ -591,35 +623,59 @@ type SetupFuture<'c> =
 /// `checkpoint_regularly`).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// Every SQLite connection: WAL lets readers run beside the writer; the busy timeout makes a
-/// writer from another process wait for the lock instead of failing at once. Checkpoints
-/// are not left to whichever commit crosses the threshold (it would copy pages and sync the
-/// file while requests queue behind it): `checkpoint_regularly` does them.
-fn sqlite_setup(
-    synchronous: Synchronous,
-) -> impl Fn(&mut sqlx::AnyConnection, sqlx::pool::PoolConnectionMetadata) -> SetupFuture<'_>
+/// Every SQLite connection: WAL lets readers run beside the writer. Checkpoints are not
+/// left to whichever commit crosses the threshold (it would copy pages and sync the file
+/// while requests queue behind it): `checkpoint_regularly` does them. `synchronous` and the
+/// wait for another process's lock are in the URL, for the driver (`inline_sqlite`).
+fn sqlite_setup()
+-> impl Fn(&mut sqlx::AnyConnection, sqlx::pool::PoolConnectionMetadata) -> SetupFuture<'_>
 + Clone
 + Send
 + Sync
 + 'static {
     move |conn, _| {
         Box::pin(async move {
-            conn.execute(AssertSqlSafe(format!(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
-                 PRAGMA synchronous = {}; PRAGMA foreign_keys = ON; \
+            conn.execute(
+                "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
                  PRAGMA wal_autocheckpoint = 0;",
-                synchronous.pragma()
-            )))
+            )
             .await?;
             Ok(())
         })
     }
 }
 
-/// Checkpoints the write-ahead log every `CHECKPOINT_EVERY` from a reading connection, until
+/// Installs sqlx's PostgreSQL driver and this platform's SQLite driver for `Any`, once per
+/// process. Anything that connects through `Any` calls this first.
+pub fn install_drivers() -> Result<(), DbError> {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let installed = INSTALLED.get_or_init(|| {
+        sqlx::any::install_drivers(&[sqlx::postgres::any::DRIVER, inline_sqlite::DRIVER]).is_ok()
+    });
+    match installed {
+        true => Ok(()),
+        false => Err(DbError::Drivers),
+    }
+}
+
+/// A connection of sqlx's own SQLite driver, which runs on a thread of its own: for the work
+/// that writes and syncs many pages (migrations, checkpoints), which must not hold a runtime
+/// worker.
+async fn sqlite_own_connection(
+    file: &std::path::Path,
+) -> Result<sqlx::SqliteConnection, sqlx::Error> {
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(file)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true)
+        .connect()
+        .await
+}
+
+/// Checkpoints the write-ahead log every `CHECKPOINT_EVERY` on a connection of its own, until
 /// the pool closes. A passive checkpoint waits for nobody: the writer goes on appending
 /// meanwhile, and the log restarts from its beginning once a checkpoint has caught up.
-async fn checkpoint_regularly(pool: AnyPool) {
+async fn checkpoint_regularly(mut own: sqlx::SqliteConnection, pool: AnyPool) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -627,7 +683,7 @@ async fn checkpoint_regularly(pool: AnyPool) {
         if pool.is_closed() {
             return;
         }
-        if let Err(error) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await
+        if let Err(error) = own.execute("PRAGMA wal_checkpoint(PASSIVE)").await
             && !pool.is_closed()
         {
             tracing::warn!(%error, "checkpointing the SQLite write-ahead log failed");
@@ -698,15 +754,18 @@ mod tests {
     #[tokio::test]
     async fn a_locked_sqlite_database_is_unavailable_not_broken() {
         use sqlx::Connection;
-        sqlx::any::install_default_drivers();
+        install_drivers().unwrap();
         let dir = std::env::temp_dir().join(format!("cx-db-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.join("locked.db").display());
+        // No wait for the lock: the first busy answer is the error.
+        let url = format!(
+            "sqlite://{}?mode=rwc&busy_timeout=0",
+            dir.join("locked.db").display()
+        );
         let mut holder = sqlx::AnyConnection::connect(&url).await.unwrap();
         holder.execute("CREATE TABLE t (v INTEGER)").await.unwrap();
         holder.execute("BEGIN EXCLUSIVE").await.unwrap();
         let mut other = sqlx::AnyConnection::connect(&url).await.unwrap();
-        other.execute("PRAGMA busy_timeout = 0").await.unwrap();
         let busy = other.execute("INSERT INTO t VALUES (1)").await.unwrap_err();
         assert!(is_unavailable(&busy), "{busy:?}");
         holder.execute("COMMIT").await.unwrap();

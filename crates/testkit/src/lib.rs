@@ -47,7 +47,7 @@ impl TestStorage {
     /// A new empty PostgreSQL database, or `None` (after saying so) when no server is given.
     pub async fn postgres() -> Option<Self> {
         let admin_url = postgres_url()?;
-        sqlx::any::install_default_drivers();
+        platform::db::install_drivers().expect("install the database drivers");
         let name = format!("cx_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = AnyConnection::connect(&admin_url)
             .await
