@@ -406,6 +406,18 @@ impl Db {
         Ok(done)
     }
 
+    /// Runs one statement in a write transaction of its own named `operation`: on SQLite it
+    /// queues for the writer like every other write, rather than taking the lock from a
+    /// reading connection and waiting for it.
+    pub async fn write_one(
+        &self,
+        operation: &'static str,
+        statement: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
+        self.transact(operation, async |tx| statement.execute(&mut ***tx).await)
+            .await
+    }
+
     /// Applies `migrations` for this backend. Several migration sets (a service's own and the
     /// event tables) share one schema, so each ignores the versions it does not know.
     pub async fn migrate(&self, migrations: &Migrations) -> Result<(), DbError> {

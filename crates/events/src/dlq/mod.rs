@@ -208,7 +208,7 @@ impl DeadLetters {
             .bind(to.as_str())
             .bind(platform::time::to_millis(platform::time::now()))
             .bind(id);
-        let updated = self.write(update).await?;
+        let updated = self.db.write_one("update dead letter", update).await?;
         if updated.rows_affected() == 1 {
             return Ok(());
         }
@@ -237,7 +237,7 @@ impl DeadLetters {
         )
         .bind(platform::time::to_millis(platform::time::now()))
         .bind(id);
-        self.write(update).await?;
+        self.db.write_one("update dead letter", update).await?;
         Ok(())
     }
 
@@ -254,20 +254,8 @@ impl DeadLetters {
         .bind(error)
         .bind(platform::time::to_millis(platform::time::now()))
         .bind(id);
-        self.write(update).await?;
+        self.db.write_one("update dead letter", update).await?;
         Ok(())
-    }
-
-    /// One statement in a write transaction of its own, queued like every other write.
-    async fn write(
-        &self,
-        statement: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
-    ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
-        self.db
-            .transact("update dead letter", async |tx| {
-                statement.execute(&mut ***tx).await
-            })
-            .await
     }
 }
 

@@ -101,15 +101,14 @@ impl WebhookStore {
     /// Sends a delivery again, now (pending again if it was delivered). False if none.
     pub async fn replay(&self, endpoint_id: Uuid, id: Uuid) -> Result<bool, StoreError> {
         let now = to_millis(platform::time::now());
-        let done = sqlx::query(
+        let replay = sqlx::query(
             "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, \
              delivered_at = NULL, updated_at = $3 WHERE id = $1 AND endpoint_id = $2",
         )
         .bind(id.to_string())
         .bind(endpoint_id.to_string())
-        .bind(now)
-        .execute(self.db.pool())
-        .await?;
+        .bind(now);
+        let done = self.db.write_one("webhooks.replay", replay).await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -40,20 +40,18 @@ impl WebhookStore {
             }
             true => "UPDATE webhook_endpoints SET lease_until = $3 WHERE id = $1 AND enabled = 1",
         };
-        let done = sqlx::query(sql)
+        let lease = sqlx::query(sql)
             .bind(endpoint_id.to_string())
             .bind(to_millis(now))
-            .bind(to_millis(until))
-            .execute(self.db.pool())
-            .await?;
+            .bind(to_millis(until));
+        let done = self.db.write_one("webhooks.lease", lease).await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn release(&self, endpoint_id: Uuid) -> Result<(), StoreError> {
-        sqlx::query("UPDATE webhook_endpoints SET lease_until = 0 WHERE id = $1")
-            .bind(endpoint_id.to_string())
-            .execute(self.db.pool())
-            .await?;
+        let release = sqlx::query("UPDATE webhook_endpoints SET lease_until = 0 WHERE id = $1")
+            .bind(endpoint_id.to_string());
+        self.db.write_one("webhooks.release", release).await?;
         Ok(())
     }
 
@@ -153,15 +151,14 @@ impl WebhookStore {
 
     /// The breaker gives up on an endpoint: disabled, with the reason an operator reads.
     pub async fn disable(&self, endpoint_id: Uuid, reason: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        let disable = sqlx::query(
             "UPDATE webhook_endpoints SET enabled = 0, disabled_reason = $2, \
              version = version + 1, updated_at = $3 WHERE id = $1",
         )
         .bind(endpoint_id.to_string())
         .bind(reason)
-        .bind(to_millis(platform::time::now()))
-        .execute(self.db.pool())
-        .await?;
+        .bind(to_millis(platform::time::now()));
+        self.db.write_one("webhooks.disable", disable).await?;
         Ok(())
     }
 }
