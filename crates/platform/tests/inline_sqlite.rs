@@ -202,6 +202,39 @@ async fn a_locked_database_is_waited_for_without_holding_the_thread() {
     assert_eq!(count(&mut waiter).await, 2);
 }
 
+/// A batch whose second statement finds the database locked goes on from there once the lock
+/// is free: its first statement (a write to the connection's own temporary table, which no
+/// other connection's lock holds up) runs once.
+#[tokio::test(flavor = "current_thread")]
+async fn a_batch_held_up_by_a_lock_runs_each_statement_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut holder = with_table(dir.path()).await;
+    let mut waiter = connect(dir.path(), "").await;
+    waiter
+        .execute("CREATE TEMP TABLE seen (n INTEGER)")
+        .await
+        .unwrap();
+    let mut tx = holder.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("INSERT INTO t (id) VALUES ('first')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let release = async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.commit().await.unwrap();
+    };
+    let batch =
+        waiter.execute("INSERT INTO temp.seen VALUES (1); INSERT INTO t (id) VALUES ('second')");
+    let (ran, ()) = tokio::join!(batch, release);
+    assert_eq!(ran.unwrap().rows_affected(), 2);
+    let seen: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM temp.seen")
+        .fetch_one(&mut waiter)
+        .await
+        .unwrap();
+    assert_eq!(seen, 1);
+    assert_eq!(count(&mut waiter).await, 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_that_sync_the_log_run_on_a_multi_threaded_runtime() {
     let dir = tempfile::tempdir().unwrap();

@@ -151,8 +151,9 @@ impl InlineConnection {
     ) -> Result<Ran, Error> {
         let mut busy_since = None;
         let mut pause = FIRST_PAUSE;
+        let mut progress = Progress::default();
         loop {
-            match self.run_once(sql, persistent, arguments, rows, false) {
+            match self.run_once(sql, persistent, arguments, rows, false, &mut progress) {
                 Err(error) if is_busy(&error) && self.depth == 0 && self.sqlite.is_autocommit() => {
                     let since = *busy_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= self.busy_timeout {
@@ -173,6 +174,7 @@ impl InlineConnection {
         arguments: &[AnyValueKind],
         rows: Rows,
         commit: bool,
+        progress: &mut Progress,
     ) -> rusqlite::Result<Ran> {
         let prepared = match persistent {
             true => self.sqlite.prepare_cached(sql).map(Prepared::Cached),
@@ -181,7 +183,7 @@ impl InlineConnection {
         let mut statement = match prepared {
             Ok(statement) => statement,
             Err(rusqlite::Error::MultipleStatement) if arguments.is_empty() => {
-                return batch(&self.sqlite, sql);
+                return batch(&self.sqlite, sql, progress);
             }
             Err(error) => return Err(error),
         };
@@ -244,14 +246,40 @@ impl<'c> Prepared<'c> {
     }
 }
 
+/// How far a batch got before an attempt found the database busy.
+#[derive(Debug, Default)]
+struct Progress {
+    statements: usize,
+    rows_affected: u64,
+}
+
 /// Several statements in one string, without arguments (the pragmas a pool runs on each new
-/// connection): run in turn, their rows ignored.
-fn batch(sqlite: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Ran> {
-    let before = sqlite.total_changes();
-    sqlite.execute_batch(sql)?;
+/// connection): run in turn, their rows ignored. Each runs on its own, so one that finds the
+/// database busy had no effect while those before it did: tried again, the batch goes on from
+/// that statement (`progress`) rather than running the others twice.
+fn batch(
+    sqlite: &rusqlite::Connection,
+    sql: &str,
+    progress: &mut Progress,
+) -> rusqlite::Result<Ran> {
+    use rusqlite::fallible_iterator::FallibleIterator as _;
+    let mut statements = rusqlite::Batch::new(sqlite, sql);
+    let mut at = 0;
+    while let Some(mut statement) = statements.next()? {
+        if at == progress.statements {
+            let writes = !statement.readonly();
+            let mut rows = statement.raw_query();
+            while rows.next()?.is_some() {}
+            progress.statements += 1;
+            if writes {
+                progress.rows_affected += sqlite.changes();
+            }
+        }
+        at += 1;
+    }
     Ok(Ran {
         rows: Vec::new(),
-        rows_affected: sqlite.total_changes() - before,
+        rows_affected: progress.rows_affected,
     })
 }
 
@@ -371,8 +399,15 @@ impl TransactionManager for Transactions {
         }
         let sql = commit_ansi_transaction_sql(conn.depth);
         let commit = conn.depth == 1;
-        conn.run_once(sql.as_str(), true, &[], Rows::All, commit)
-            .map_err(from_rusqlite)?;
+        conn.run_once(
+            sql.as_str(),
+            true,
+            &[],
+            Rows::All,
+            commit,
+            &mut Progress::default(),
+        )
+        .map_err(from_rusqlite)?;
         conn.depth -= 1;
         Ok(())
     }
@@ -382,8 +417,15 @@ impl TransactionManager for Transactions {
             return Ok(());
         }
         let sql = rollback_ansi_transaction_sql(conn.depth);
-        conn.run_once(sql.as_str(), true, &[], Rows::All, false)
-            .map_err(from_rusqlite)?;
+        conn.run_once(
+            sql.as_str(),
+            true,
+            &[],
+            Rows::All,
+            false,
+            &mut Progress::default(),
+        )
+        .map_err(from_rusqlite)?;
         conn.depth -= 1;
         Ok(())
     }
@@ -394,7 +436,14 @@ impl TransactionManager for Transactions {
             return;
         }
         let sql = rollback_ansi_transaction_sql(conn.depth);
-        match conn.run_once(sql.as_str(), true, &[], Rows::All, false) {
+        match conn.run_once(
+            sql.as_str(),
+            true,
+            &[],
+            Rows::All,
+            false,
+            &mut Progress::default(),
+        ) {
             Ok(_) => conn.depth -= 1,
             Err(error) => {
                 tracing::warn!(%error, "rolling back an abandoned SQLite transaction failed")
