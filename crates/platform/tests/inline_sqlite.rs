@@ -32,6 +32,20 @@ async fn count(conn: &mut AnyConnection) -> i64 {
         .unwrap()
 }
 
+/// Takes the write lock of `holder`'s database (a transaction that has written) and gives it
+/// back 200 ms after the returned future is first polled.
+async fn hold_the_lock(holder: &mut AnyConnection) -> impl Future<Output = ()> + '_ {
+    let mut tx = holder.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("INSERT INTO t (id) VALUES ('first')")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        tx.commit().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn values_come_back_as_they_were_bound() {
     let dir = tempfile::tempdir().unwrap();
@@ -187,15 +201,7 @@ async fn a_locked_database_is_waited_for_without_holding_the_thread() {
     let dir = tempfile::tempdir().unwrap();
     let mut holder = with_table(dir.path()).await;
     let mut waiter = connect(dir.path(), "&busy_timeout=5000").await;
-    let mut tx = holder.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("INSERT INTO t (id) VALUES ('first')")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let release = async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        tx.commit().await.unwrap();
-    };
+    let release = hold_the_lock(&mut holder).await;
     let wait = sqlx::query("INSERT INTO t (id) VALUES ('second')").execute(&mut waiter);
     let (waited, ()) = tokio::join!(wait, release);
     waited.unwrap();
@@ -214,15 +220,7 @@ async fn a_batch_held_up_by_a_lock_runs_each_statement_once() {
         .execute("CREATE TEMP TABLE seen (n INTEGER)")
         .await
         .unwrap();
-    let mut tx = holder.begin_with("BEGIN IMMEDIATE").await.unwrap();
-    sqlx::query("INSERT INTO t (id) VALUES ('first')")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let release = async move {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        tx.commit().await.unwrap();
-    };
+    let release = hold_the_lock(&mut holder).await;
     let batch =
         waiter.execute("INSERT INTO temp.seen VALUES (1); INSERT INTO t (id) VALUES ('second')");
     let (ran, ()) = tokio::join!(batch, release);

@@ -221,6 +221,15 @@ impl InlineConnection {
         })
     }
 
+    /// Ends the innermost transaction or savepoint with `sql` (its commit, release or
+    /// rollback); `commit` when it commits the whole transaction, which can wait for the disk.
+    fn end(&mut self, sql: SqlStr, commit: bool) -> rusqlite::Result<()> {
+        let progress = &mut Progress::default();
+        self.run_once(sql.as_str(), true, &[], Rows::All, commit, progress)?;
+        self.depth -= 1;
+        Ok(())
+    }
+
     /// After a failure SQLite may have rolled the whole transaction back itself (a full disk
     /// or an I/O error does): then there is nothing left to roll back.
     fn rolled_back_by_sqlite(&mut self) -> bool {
@@ -397,37 +406,17 @@ impl TransactionManager for Transactions {
         if conn.depth == 0 {
             return Ok(());
         }
-        let sql = commit_ansi_transaction_sql(conn.depth);
-        let commit = conn.depth == 1;
-        conn.run_once(
-            sql.as_str(),
-            true,
-            &[],
-            Rows::All,
-            commit,
-            &mut Progress::default(),
-        )
-        .map_err(from_rusqlite)?;
-        conn.depth -= 1;
-        Ok(())
+        let whole = conn.depth == 1;
+        conn.end(commit_ansi_transaction_sql(conn.depth), whole)
+            .map_err(from_rusqlite)
     }
 
     async fn rollback(conn: &mut InlineConnection) -> Result<(), Error> {
         if conn.depth == 0 || conn.rolled_back_by_sqlite() {
             return Ok(());
         }
-        let sql = rollback_ansi_transaction_sql(conn.depth);
-        conn.run_once(
-            sql.as_str(),
-            true,
-            &[],
-            Rows::All,
-            false,
-            &mut Progress::default(),
-        )
-        .map_err(from_rusqlite)?;
-        conn.depth -= 1;
-        Ok(())
+        conn.end(rollback_ansi_transaction_sql(conn.depth), false)
+            .map_err(from_rusqlite)
     }
 
     /// A transaction dropped unfinished: rolled back now, since nothing here waits.
@@ -435,19 +424,8 @@ impl TransactionManager for Transactions {
         if conn.depth == 0 || conn.rolled_back_by_sqlite() {
             return;
         }
-        let sql = rollback_ansi_transaction_sql(conn.depth);
-        match conn.run_once(
-            sql.as_str(),
-            true,
-            &[],
-            Rows::All,
-            false,
-            &mut Progress::default(),
-        ) {
-            Ok(_) => conn.depth -= 1,
-            Err(error) => {
-                tracing::warn!(%error, "rolling back an abandoned SQLite transaction failed")
-            }
+        if let Err(error) = conn.end(rollback_ansi_transaction_sql(conn.depth), false) {
+            tracing::warn!(%error, "rolling back an abandoned SQLite transaction failed");
         }
     }
 
