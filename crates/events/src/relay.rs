@@ -1,7 +1,11 @@
 //! The relay: moves committed outbox rows to a bus outside the database (Kafka), oldest
-//! first. A row is marked published only after the bus has accepted it, so a crash between
-//! the two republishes (consumers dedup by event id) and never loses an event. (With the
-//! in-database bus there is nothing to move: see [`crate::outbox::Handoff`].)
+//! first. A row leaves the outbox only after the bus has accepted it, so a crash between the
+//! two republishes (consumers dedup by event id) and never loses an event. Once the bus has
+//! an event, its log is the record (kept as long as the topic's retention says), so the
+//! relay deletes the row rather than marking it: the outbox holds only what is still on its
+//! way, and a published row costs one deleted row version instead of a new one with four
+//! index entries. (With the in-database bus the outbox is the log and nothing is moved: see
+//! [`crate::outbox::Handoff`].)
 
 use std::time::Duration;
 
@@ -63,6 +67,9 @@ impl<B: EventBus + ?Sized> Relay<B> {
     /// Runs until `cancel` fires, then publishes what is already committed and returns.
     pub async fn run(self, cancel: CancellationToken) {
         let mut wake = self.outbox.committed();
+        if let Err(error) = self.remove_marked().await {
+            tracing::warn!(schema = self.db.schema(), %error, "could not remove outbox rows published earlier");
+        }
         while !cancel.is_cancelled() {
             let pause = match self.publish_batch().await {
                 // A full batch means there may be more: go again at once.
@@ -102,6 +109,29 @@ impl<B: EventBus + ?Sized> Relay<B> {
         );
     }
 
+    /// Removes rows that were published but kept: marked by a relay of an earlier version, or
+    /// the log of an in-database bus this outbox served before. In batches, so neither
+    /// database holds a long write lock for them; oldest first, where they all are.
+    async fn remove_marked(&self) -> Result<(), sqlx::Error> {
+        let sql = format!(
+            "DELETE FROM outbox WHERE seq IN \
+             (SELECT seq FROM outbox WHERE published_at IS NOT NULL ORDER BY seq {})",
+            literal_limit(self.settings.batch_size)
+        );
+        loop {
+            let removed = self
+                .db
+                .write_one(
+                    "remove outbox rows published earlier",
+                    sqlx::query(sqlx::AssertSqlSafe(sql.clone())),
+                )
+                .await?;
+            if removed.rows_affected() == 0 {
+                return Ok(());
+            }
+        }
+    }
+
     /// Publishes the oldest unpublished rows; returns how many.
     pub async fn publish_batch(&self) -> Result<usize, RelayError> {
         match self.db.backend() {
@@ -110,20 +140,19 @@ impl<B: EventBus + ?Sized> Relay<B> {
         }
     }
 
-    /// PostgreSQL, where several replicas may run a relay on one outbox: the rows are marked
+    /// PostgreSQL, where several replicas may run a relay on one outbox: the rows are deleted
     /// and read in one statement that locks them, inside a transaction held while the bus
     /// takes them. A second relay waits for the lock instead of publishing the same rows out
-    /// of order, and a bus that refuses rolls the marks back.
+    /// of order, and a bus that refuses rolls the deletion back.
     async fn publish_locked(&self) -> Result<usize, RelayError> {
         let mut tx = self.db.begin_as("relay outbox").await?;
         let sql = format!(
-            "UPDATE outbox SET published_at = $1 WHERE seq IN \
+            "DELETE FROM outbox WHERE seq IN \
              (SELECT seq FROM outbox WHERE published_at IS NULL ORDER BY seq {} FOR UPDATE) \
              RETURNING seq, topic, envelope",
             literal_limit(self.settings.batch_size)
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(platform::time::to_millis(platform::time::now()))
             .fetch_all(&mut **tx)
             .await?;
         if rows.is_empty() {
@@ -141,8 +170,8 @@ impl<B: EventBus + ?Sized> Relay<B> {
 
     /// SQLite, where a file has exactly one relay, in the process that owns it: it reads
     /// without a transaction, so it does not hold the database's single write lock while it
-    /// publishes (requests would queue behind it), and marks in a write transaction of its
-    /// own, queued like every other.
+    /// publishes (requests would queue behind it), and deletes what the bus took in a write
+    /// transaction of its own, queued like every other.
     async fn publish_unlocked(&self) -> Result<usize, RelayError> {
         let sql = format!(
             "SELECT seq, topic, envelope FROM outbox WHERE published_at IS NULL ORDER BY seq {}",
@@ -156,19 +185,18 @@ impl<B: EventBus + ?Sized> Relay<B> {
         }
         let (seqs, events): (Vec<i64>, Vec<Outgoing>) = read_rows(rows)?.into_iter().unzip();
         self.publish(events).await?;
-        let placeholders: Vec<String> = (0..seqs.len()).map(|i| format!("${}", i + 2)).collect();
+        let placeholders: Vec<String> = (0..seqs.len()).map(|i| format!("${}", i + 1)).collect();
         let sql = format!(
-            "UPDATE outbox SET published_at = $1 WHERE seq IN ({})",
+            "DELETE FROM outbox WHERE seq IN ({})",
             placeholders.join(", ")
         );
-        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(platform::time::to_millis(platform::time::now()));
+        let mut delete = sqlx::query(sqlx::AssertSqlSafe(sql));
         for seq in &seqs {
-            update = update.bind(*seq);
+            delete = delete.bind(*seq);
         }
-        let mut tx = self.db.begin_as("mark outbox published").await?;
-        update.execute(&mut **tx).await?;
-        tx.commit().await?;
+        self.db
+            .write_one("remove published outbox rows", delete)
+            .await?;
         Ok(seqs.len())
     }
 

@@ -378,7 +378,7 @@ backend_tests! {
         assert_eq!(again[0].envelope.id, published[100].id);
     }
 
-    async fn the_relay_publishes_in_commit_order_and_marks_only_what_the_bus_took(storage: TestStorage) {
+    async fn the_relay_publishes_in_commit_order_and_removes_only_what_the_bus_took(storage: TestStorage) {
         let service = open_service(&storage).await;
         let outbox = Outbox::new(Handoff::Relayed);
         let bus = Arc::new(RecordingBus::default());
@@ -393,12 +393,45 @@ backend_tests! {
         }
         bus.down.store(true, Ordering::SeqCst);
         assert!(relay.publish_batch().await.is_err(), "the bus refused");
-        assert_eq!(events::relay::backlog(&service).await.unwrap(), 5, "nothing marked");
+        assert_eq!(outbox_rows(&service).await, 5, "nothing removed");
+        assert_eq!(events::relay::backlog(&service).await.unwrap(), 5);
         bus.down.store(false, Ordering::SeqCst);
         assert_eq!(relay.publish_batch().await.unwrap(), 5);
-        assert_eq!(events::relay::backlog(&service).await.unwrap(), 0);
+        assert_eq!(outbox_rows(&service).await, 0, "the bus's log is the record now");
         let published: Vec<uuid::Uuid> = bus.published.lock().unwrap().iter().map(|o| o.envelope.id).collect();
         assert_eq!(published, expected);
         assert_eq!(relay.publish_batch().await.unwrap(), 0, "each event is published once");
+    }
+
+    async fn a_starting_relay_removes_rows_published_before_and_keeps_the_rest(storage: TestStorage) {
+        let service = open_service(&storage).await;
+        // Rows as a relay that marked instead of deleting left them, among waiting ones.
+        let marked = Outbox::new(Handoff::InPlace);
+        let outbox = Outbox::new(Handoff::Relayed);
+        let mut waiting = Vec::new();
+        for n in 0..450 {
+            let mut tx = service.begin_as("test").await.unwrap();
+            if n % 100 == 0 {
+                let e = event(n);
+                waiting.push(e.id);
+                outbox.enqueue(&mut tx, TOPIC, &e).await.unwrap();
+            } else {
+                marked.enqueue(&mut tx, TOPIC, &event(n)).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        let bus = Arc::new(RecordingBus::default());
+        bus.down.store(true, Ordering::SeqCst);
+        let relay = Relay::new(service.clone(), outbox.clone(), bus.clone(), RelaySettings::default());
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let running = tokio::spawn(relay.run(cancel.clone()));
+        wait_for("the marked rows removed", || async { outbox_rows(&service).await == 5 }).await;
+        assert_eq!(events::relay::backlog(&service).await.unwrap(), 5, "the waiting rows stay");
+        bus.down.store(false, Ordering::SeqCst);
+        wait_for("the waiting rows published", || async { outbox_rows(&service).await == 0 }).await;
+        cancel.cancel();
+        running.await.unwrap();
+        let published: Vec<uuid::Uuid> = bus.published.lock().unwrap().iter().map(|o| o.envelope.id).collect();
+        assert_eq!(published, waiting, "only the waiting rows went to the bus");
     }
 }

@@ -155,6 +155,14 @@ pub async fn open_service(storage: &TestStorage) -> Db {
     service
 }
 
+/// Every row of the service's outbox, published or not.
+pub async fn outbox_rows(service: &Db) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(service.pool())
+        .await
+        .expect("count outbox rows")
+}
+
 /// A bus outside the database, as the relay sees Kafka: it keeps what it is given, and
 /// refuses while `down`.
 #[derive(Default)]
