@@ -281,6 +281,19 @@ impl Storage {
                     settings.statement_timeout.as_millis()
                 );
                 let pool = options
+                    // sqlx pings a connection as it goes back to the pool; pinging it again
+                    // as it comes out, microseconds later, is a round trip to PostgreSQL per
+                    // statement or transaction for nothing. Only a connection that has sat
+                    // idle, which a restart or a failover may have cut, is tested.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for > PING_IF_IDLE_FOR {
+                                conn.ping().await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .after_connect(move |conn, _| {
                         let setup = setup.clone();
                         Box::pin(async move {
@@ -634,6 +647,10 @@ type SetupFuture<'c> =
 /// How often the write-ahead log is folded into the database file (see
 /// `checkpoint_regularly`).
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// A PostgreSQL connection idle longer than this is pinged before use (HikariCP's window is
+/// 500 ms); one used more recently answered sqlx's ping as it went back to the pool.
+pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// Every SQLite connection: WAL lets readers run beside the writer. Checkpoints are not
 /// left to whichever commit crosses the threshold (it would copy pages and sync the file
