@@ -128,16 +128,20 @@ fn cpu_of_trees(roots: &[i32]) -> anyhow::Result<Vec<(String, Duration)>> {
 }
 
 /// What a process is, from its command line: the program's name and the words that follow it
-/// up to the first option (`commercex serve orders`, `postgres`, `tansu broker`).
+/// up to the first option (`commercex serve orders`, `postgres`, `tansu broker`). A server
+/// that rewrote its title into one word list (`redis-server 127.0.0.1:6379`) is its first word.
 fn name_of(cmdline: &[String], comm: &str) -> String {
     let Some((program, args)) = cmdline.split_first() else {
         return comm.to_owned();
     };
+    let program = program.split_whitespace().next().unwrap_or(program);
     let program = program.rsplit('/').next().unwrap_or(program);
     std::iter::once(program)
         .chain(
             args.iter()
                 .map(String::as_str)
+                // A rewritten title leaves the rest of the old one as empty words.
+                .filter(|arg| !arg.is_empty())
                 .take_while(|arg| !arg.starts_with('-')),
         )
         .collect::<Vec<_>>()
@@ -200,6 +204,10 @@ mod tests {
                 "p"
             ),
             "postgres"
+        );
+        assert_eq!(
+            name_of(&line(&["redis-server 127.0.0.1:6379", "", ""]), "r"),
+            "redis-server"
         );
         assert_eq!(name_of(&[], "kthread"), "kthread");
     }
