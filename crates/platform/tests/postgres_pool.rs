@@ -50,14 +50,21 @@ async fn cut(pid: i32) {
     panic!("backend {pid} did not exit");
 }
 
-#[tokio::test]
-async fn an_idle_connection_cut_by_the_server_is_replaced_before_use() {
-    let Some(storage) = TestStorage::postgres().await else {
-        return;
-    };
+/// A pool of one connection that has just run a statement, its backend's pid, and the
+/// server cutting that backend; `None` without PostgreSQL.
+async fn a_used_connection_cut() -> Option<(TestStorage, Db, i32)> {
+    let storage = TestStorage::postgres().await?;
     let db = one_connection(&storage).await;
     let first = backend_pid(&db).await.unwrap();
     cut(first).await;
+    Some((storage, db, first))
+}
+
+#[tokio::test]
+async fn an_idle_connection_cut_by_the_server_is_replaced_before_use() {
+    let Some((_storage, db, first)) = a_used_connection_cut().await else {
+        return;
+    };
     tokio::time::sleep(PING_IF_IDLE_FOR * 3 / 2).await;
 
     let second = backend_pid(&db)
@@ -72,12 +79,9 @@ async fn an_idle_connection_cut_by_the_server_is_replaced_before_use() {
 /// the pool drops the connection.
 #[tokio::test]
 async fn a_connection_cut_while_in_use_fails_one_statement_as_unavailable() {
-    let Some(storage) = TestStorage::postgres().await else {
+    let Some((_storage, db, first)) = a_used_connection_cut().await else {
         return;
     };
-    let db = one_connection(&storage).await;
-    let first = backend_pid(&db).await.unwrap();
-    cut(first).await;
 
     let error = backend_pid(&db).await.expect_err("no ping before use");
     assert!(is_unavailable(&error), "{error:?}");
