@@ -285,8 +285,13 @@ async fn start_process(
     dir: &Path,
 ) -> Process {
     let log = dir.join(format!("{name}.log"));
-    // Logs go to stdout (and a failure to start to stderr): both into the log file.
-    let stdout = std::fs::File::create(&log).expect("log file");
+    // Logs go to stdout (and a failure to start to stderr): both into the log file, after
+    // what the process it replaces wrote (a fault run reads them all).
+    let stdout = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .expect("log file");
     let stderr = stdout.try_clone().expect("log file");
     let mut child = commercex_command()
         .args(command)

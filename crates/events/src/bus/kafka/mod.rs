@@ -8,6 +8,7 @@
 
 mod binding;
 mod positions;
+mod producer;
 mod subscription;
 mod topics;
 
@@ -15,8 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::ClientConfig;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{FutureProducer, Producer as _};
 
 use crate::bus::{BusError, EventBus, Outgoing, Subscription};
 pub use binding::{Record, decode, encode};
@@ -74,7 +74,7 @@ impl KafkaConfig {
 
 pub struct KafkaBus {
     config: KafkaConfig,
-    producer: FutureProducer,
+    producer: std::sync::Arc<producer::Producer>,
 }
 
 impl KafkaBus {
@@ -89,39 +89,27 @@ impl KafkaBus {
             client.set(key, value);
         }
         // Not the operator's to loosen: "nothing accepted is ever lost" rests on these.
-        let producer = client
+        client
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set(
                 "delivery.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),
-            )
-            .create()
-            .map_err(|e| BusError::Unavailable(format!("creating the Kafka producer: {e}")))?;
-        Ok(Self { config, producer })
+            );
+        let producer = producer::Producer::create(client, DELIVERY_TIMEOUT)?;
+        Ok(Self {
+            config,
+            producer: std::sync::Arc::new(producer),
+        })
     }
 
     pub fn config(&self) -> &KafkaConfig {
         &self.config
     }
 
-    async fn send(&self, topic: &str, record: &Record) -> Result<(), BusError> {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (key, value) in &record.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            });
-        }
-        let future_record = FutureRecord::to(topic)
-            .key(&record.key)
-            .payload(&record.value)
-            .headers(headers);
-        self.producer
-            .send(future_record, DELIVERY_TIMEOUT)
-            .await
-            .map(drop)
-            .map_err(|(error, _)| BusError::Unavailable(format!("publishing to {topic}: {error}")))
+    /// The producer publishing now: a new one replaces it if it fails for good.
+    pub fn producer(&self) -> std::sync::Arc<FutureProducer> {
+        self.producer.current()
     }
 }
 
@@ -136,7 +124,7 @@ impl EventBus for KafkaBus {
             .collect::<Result<Vec<_>, BusError>>()?;
         let sends = records
             .iter()
-            .map(|(topic, record)| self.send(topic, record));
+            .map(|(topic, record)| self.producer.send(topic, record));
         futures::future::try_join_all(sends).await.map(drop)
     }
 
@@ -168,12 +156,13 @@ impl EventBus for KafkaBus {
             ("x-dlq-partition".to_owned(), delivery.partition.to_string()),
             ("x-dlq-offset".to_owned(), delivery.offset.to_string()),
         ]);
-        self.send(&self.config.topic(&dlq_topic(group)), &record)
+        self.producer
+            .send(&self.config.topic(&dlq_topic(group)), &record)
             .await
     }
 
     async fn ping(&self) -> Result<(), BusError> {
-        let producer = self.producer.clone();
+        let producer = self.producer.current();
         tokio::task::spawn_blocking(move || {
             producer
                 .client()

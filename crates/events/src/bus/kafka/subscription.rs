@@ -84,7 +84,7 @@ impl ConsumerContext for LagReporter {}
 
 /// Where records that are not events at all go: the group's dead-letter topic, as they came.
 struct DlqSink {
-    producer: rdkafka::producer::FutureProducer,
+    producer: std::sync::Arc<super::producer::Producer>,
     topic: String,
 }
 
@@ -253,29 +253,11 @@ impl KafkaSubscription {
 
 impl DlqSink {
     async fn forward(&self, record: &Record, error: &str) -> Result<(), BusError> {
-        let mut headers = rdkafka::message::OwnedHeaders::new();
-        for (key, value) in record
+        let mut record = record.clone();
+        record
             .headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .chain([("x-dlq-error", error)])
-        {
-            headers = headers.insert(rdkafka::message::Header {
-                key,
-                value: Some(value.as_bytes()),
-            });
-        }
-        let future_record = rdkafka::producer::FutureRecord::to(&self.topic)
-            .key(&record.key)
-            .payload(&record.value)
-            .headers(headers);
-        self.producer
-            .send(future_record, Duration::from_secs(30))
-            .await
-            .map(drop)
-            .map_err(|(e, _)| {
-                BusError::Unavailable(format!("dead-lettering to {}: {e}", self.topic))
-            })
+            .push(("x-dlq-error".to_owned(), error.to_owned()));
+        self.producer.send(&self.topic, &record).await
     }
 }
 
