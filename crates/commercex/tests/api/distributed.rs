@@ -904,6 +904,11 @@ impl TestTopic {
 
     /// Publishes `n` events, numbered from 0 in `data.n`.
     async fn publish(&self, n: usize) {
+        self.try_publish(n).await.unwrap();
+    }
+
+    /// Publishes `n` events (as `publish`), or says why the bus refused them.
+    async fn try_publish(&self, n: usize) -> Result<(), events::bus::BusError> {
         use events::bus::{EventBus, Outgoing};
         let events: Vec<Outgoing> = (0..n)
             .map(|i| Outgoing {
@@ -916,7 +921,7 @@ impl TestTopic {
                 ),
             })
             .collect();
-        self.bus.publish(&events).await.unwrap();
+        self.bus.publish(&events).await
     }
 }
 
@@ -1099,4 +1104,51 @@ async fn a_member_stays_through_a_broker_crash() {
     };
     assert_eq!(after.len(), 1, "the event published after the crash, once");
     assert_eq!(after[0].offset, before[0].offset + 1);
+}
+
+/// The broker stops (as the fault run stops it) and comes back under a producer that had
+/// published: tansu 0.6 then answers every produce request of that producer with `Unknown`,
+/// and librdkafka sends the next records as the same producer, so without a new producer the
+/// relay retried for ever (the fault run of 2026-12-07: payments and inventory stopped
+/// publishing after the broker came back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_goes_on_after_the_broker_restarts_under_the_producer() {
+    let Some(_storage) = TestStorage::distributed().await else {
+        return;
+    };
+    let Some(mut broker) = OwnBroker::start_durable().await else {
+        return;
+    };
+    let kafka = std::sync::Arc::new(TestTopic::new(&broker.addr).await);
+    // Relays publishing as the broker stops: a batch at a time, and a second's pause after a
+    // refusal.
+    let publishing: Vec<_> = (0..8)
+        .map(|_| {
+            let kafka = kafka.clone();
+            tokio::spawn(async move {
+                loop {
+                    let pause = match kafka.try_publish(3).await {
+                        Ok(()) => Duration::from_millis(20),
+                        Err(_) => Duration::from_secs(1),
+                    };
+                    tokio::time::sleep(pause).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    broker.signal("-TERM");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    broker.crash_and_restart(Duration::from_secs(1)).await;
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while let Err(error) = kafka.try_publish(1).await {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "still refused a minute after the broker came back: {error}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    publishing.iter().for_each(tokio::task::JoinHandle::abort);
+    let mut member = kafka.member("after-restart").await;
+    assert!(read(&mut member, 3).await.len() >= 3);
 }

@@ -1,14 +1,19 @@
-//! The producer every record leaves through, replaced when librdkafka declares it failed for
-//! good. An idempotent producer can end in a fatal error: after an outage the broker may
-//! answer with a sequence number or producer id the client cannot reconcile (librdkafka
-//! issue #3584), and from then on every send fails at once. librdkafka does not recover from
-//! that by itself; only a new producer, with a new producer id, sends again. Without this a
-//! relay would retry the same batch for ever while its outbox grew.
+//! The producer every record leaves through, replaced when the broker has stopped taking its
+//! records. An idempotent producer keeps a producer id and a sequence per partition; after an
+//! outage the broker may no longer accept them: librdkafka can declare the producer failed
+//! for good (a fatal error, librdkafka issue #3584), or the broker keeps answering its
+//! produce requests with an error (tansu 0.6 restarted under a producer answers `Unknown`
+//! to every one). Either way librdkafka does not recover by itself, while a new producer,
+//! with a new producer id, sends at once. Without this a relay retried the same batch for
+//! ever while its outbox grew (the fault run of 2026-12-07: payments and inventory stopped
+//! publishing after the broker came back). Errors of librdkafka's own (a timeout, no
+//! connection, a full queue) keep the producer: it reconnects by itself.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
@@ -63,7 +68,7 @@ impl Producer {
         match sent {
             Ok(_) => Ok(()),
             Err((error, _)) => {
-                self.replace_if_failed_for_good(&producer);
+                self.replace_if_refused(&producer, &error);
                 Err(BusError::Unavailable(format!(
                     "publishing to {topic}: {error}"
                 )))
@@ -71,12 +76,16 @@ impl Producer {
         }
     }
 
-    /// Puts a new producer in place of `used` if librdkafka says `used` can no longer send,
-    /// unless a concurrent send has already done so.
-    fn replace_if_failed_for_good(&self, used: &Arc<FutureProducer>) {
-        let Some((code, reason)) = used.client().fatal_error() else {
+    /// Puts a new producer in place of `used` if the broker refused the record or librdkafka
+    /// says `used` can no longer send, unless a concurrent send has already done so.
+    fn replace_if_refused(&self, used: &Arc<FutureProducer>, error: &KafkaError) {
+        let failed_for_good = used.client().fatal_error();
+        let refused_by_broker = error
+            .rdkafka_error_code()
+            .is_some_and(|code| code as i32 > RDKafkaErrorCode::End as i32);
+        if failed_for_good.is_none() && !refused_by_broker {
             return;
-        };
+        }
         let mut current = self
             .current
             .write()
@@ -87,16 +96,20 @@ impl Producer {
         match create(&self.config) {
             Ok(fresh) => {
                 let failed = std::mem::replace(&mut *current, Arc::new(fresh));
+                let cause = failed_for_good.map_or_else(
+                    || error.to_string(),
+                    |(code, reason)| format!("{code:?}: {reason}"),
+                );
                 tracing::error!(
-                    error = %format!("{code:?}: {reason}"),
-                    "the Kafka producer failed for good; publishing through a new one"
+                    error = %cause,
+                    "the broker stopped taking the Kafka producer's records; publishing through a new one"
                 );
                 // Dropping a producer purges and flushes it, which blocks for a while.
                 tokio::task::spawn_blocking(move || drop(failed));
             }
             Err(error) => tracing::error!(
                 %error,
-                "the Kafka producer failed for good and a new one could not be created; will try again"
+                "the Kafka producer needs replacing and a new one could not be created; will try again"
             ),
         }
     }
