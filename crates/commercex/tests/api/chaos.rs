@@ -497,8 +497,9 @@ impl Check {
 }
 
 /// What each process warned of while it ran (every life of it: a restarted process appends
-/// to its log), a line per message with how often and when, first and last, and the last
-/// error it carried: where a broken invariant points, whatever the end of the logs shows.
+/// to its log): its errors and most frequent warnings (by their first 70 characters:
+/// librdkafka's carry counts and addresses at the end), with how often and when, first and
+/// last, and the last error each carried: where a broken invariant points, whatever the end of the logs shows.
 fn print_warnings(processes: &[crate::deployment::Process]) {
     #[derive(Default)]
     struct Seen {
@@ -519,7 +520,7 @@ fn print_warnings(processes: &[crate::deployment::Process]) {
                 continue;
             }
             let text = |field: &str| entry[field].as_str().unwrap_or_default().to_owned();
-            let key = (level.to_owned(), text("message"));
+            let key = (level.to_owned(), text("message").chars().take(70).collect());
             let one = seen.entry(key).or_default();
             one.count += 1;
             if one.first.is_empty() {
@@ -528,7 +529,10 @@ fn print_warnings(processes: &[crate::deployment::Process]) {
             one.last = text("timestamp");
             one.error = text("error").chars().take(160).collect();
         }
-        for ((level, message), one) in seen {
+        let mut frequent: Vec<_> = seen.into_iter().collect();
+        // Errors first: one error can matter more than a thousand warnings of an outage.
+        frequent.sort_by_key(|((level, _), one)| (level != "ERROR", std::cmp::Reverse(one.count)));
+        for ((level, message), one) in frequent.into_iter().take(8) {
             println!(
                 "  {:<12} {level:<5} {:>6}  {} .. {}  {message}: {}",
                 process.name, one.count, one.first, one.last, one.error
@@ -1006,6 +1010,10 @@ async fn chaos() {
             fault.fault, fault.at, fault.took
         );
     }
+    // Before the invariants, so that the end of the output, which CI shows, keeps them.
+    if checks.iter().any(|check| !check.violations.is_empty()) {
+        print_warnings(&app.deployment.as_ref().unwrap().processes);
+    }
     println!(
         "\n{:<84} {:>8} {:>10}",
         "invariant", "checked", "violations"
@@ -1024,9 +1032,6 @@ async fn chaos() {
         for violation in check.violations.iter().take(20) {
             println!("  VIOLATION ({}): {violation}", check.name);
         }
-    }
-    if violations > 0 {
-        print_warnings(&app.deployment.as_ref().unwrap().processes);
     }
     println!("violations: {violations}");
     assert_eq!(violations, 0, "invariants broken under faults");
