@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rdkafka::ClientConfig;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::Producer as _;
 
 use crate::bus::{BusError, EventBus, Outgoing, Subscription};
 pub use binding::{Record, decode, encode};
@@ -105,11 +105,6 @@ impl KafkaBus {
 
     pub fn config(&self) -> &KafkaConfig {
         &self.config
-    }
-
-    /// The producer publishing now: a new one replaces it if it fails for good.
-    pub fn producer(&self) -> std::sync::Arc<FutureProducer> {
-        self.producer.current()
     }
 }
 
