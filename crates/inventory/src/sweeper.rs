@@ -23,18 +23,16 @@ impl Sweeper {
 
     /// Sweeps every `interval` until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
-        loop {
-            match self.inventory.expire_due(platform::time::now()).await {
-                Ok(expired) if !expired.is_empty() => {
-                    tracing::info!(count = expired.len(), "released expired reservations");
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "sweeping reservations failed; will retry"),
+        platform::periodic::every(self.interval, &cancel, || self.sweep()).await;
+    }
+
+    async fn sweep(&self) {
+        match self.inventory.expire_due(platform::time::now()).await {
+            Ok(expired) if !expired.is_empty() => {
+                tracing::info!(count = expired.len(), "released expired reservations");
             }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(self.interval) => {}
-            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "sweeping reservations failed; will retry"),
         }
     }
 }

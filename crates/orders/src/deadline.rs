@@ -26,16 +26,14 @@ impl Deadline {
 
     /// Cancels overdue orders until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
+        platform::periodic::every(self.every(), &cancel, || self.time_out_overdue()).await;
+    }
+
+    async fn time_out_overdue(&self) {
         let deadline = chrono::Duration::from_std(self.deadline).unwrap_or(chrono::Duration::MAX);
-        loop {
-            let placed_before = platform::time::now() - deadline;
-            if let Err(error) = self.orders.time_out_overdue(placed_before).await {
-                tracing::warn!(%error, "timing out overdue orders failed; will retry");
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(self.every()) => {}
-            }
+        let placed_before = platform::time::now() - deadline;
+        if let Err(error) = self.orders.time_out_overdue(placed_before).await {
+            tracing::warn!(%error, "timing out overdue orders failed; will retry");
         }
     }
 }

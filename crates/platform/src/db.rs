@@ -332,6 +332,16 @@ impl Db {
         &self.schema
     }
 
+    /// How a query taking rows to delete in batches ends: on PostgreSQL, rows another
+    /// transaction holds are skipped rather than waited for, so replicas prune side by side
+    /// without waiting for (or deadlocking with) each other. SQLite has one writer.
+    pub fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+
     /// Write transactions begun through this handle and its clones so far.
     pub fn write_transactions(&self) -> u64 {
         self.transactions.load(Ordering::Relaxed)
@@ -429,6 +439,41 @@ impl Db {
     ) -> Result<sqlx::any::AnyQueryResult, sqlx::Error> {
         self.transact(operation, async |tx| statement.execute(&mut ***tx).await)
             .await
+    }
+
+    /// Deletes a batch of rows past their retention and what refers to them, in one write
+    /// transaction named `operation`; returns how many rows `select` named. `select` names
+    /// the rows by id, with `$1` bound to `cutoff`, and ends with its limit (and
+    /// [`Db::skip_locked`]); each of `deletes` is run in order, children first, with `{ids}`
+    /// standing for the ids' placeholders. Table and column names are our own constants.
+    pub async fn delete_batch(
+        &self,
+        operation: &'static str,
+        select: &str,
+        cutoff: i64,
+        deletes: &[&str],
+    ) -> Result<u64, sqlx::Error> {
+        self.transact(operation, async |tx| {
+            let ids: Vec<String> = sqlx::query_scalar(AssertSqlSafe(select.to_owned()))
+                .bind(cutoff)
+                .fetch_all(&mut ***tx)
+                .await?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+            let placeholders = placeholders.join(", ");
+            for delete in deletes {
+                let sql = delete.replace("{ids}", &placeholders);
+                let mut delete = sqlx::query(AssertSqlSafe(sql));
+                for id in &ids {
+                    delete = delete.bind(id);
+                }
+                delete.execute(&mut ***tx).await?;
+            }
+            Ok(ids.len() as u64)
+        })
+        .await
     }
 
     /// Applies `migrations` for this backend. Several migration sets (a service's own and the
@@ -585,6 +630,24 @@ fn create_private_file(file: &std::path::Path) -> std::io::Result<()> {
 /// prepared again whenever that parameter is bound anew: on every execution. Re-parsing the
 /// event log's and the outbox's polling queries was a fifth of the embedded runtime's
 /// instructions per order (docs/BENCHMARKS.md). An integer cannot inject anything.
+/// Runs `delete_batch` (a batch of at most `batch` rows deleted in a transaction of its own)
+/// until a run deletes fewer; how many rows in all. Between batches, other writers take
+/// their turn.
+pub async fn drain<F, Fut, E>(batch: i64, mut delete_batch: F) -> Result<u64, E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<u64, E>>,
+{
+    let mut deleted = 0;
+    loop {
+        let now = delete_batch().await?;
+        deleted += now;
+        if now < batch.unsigned_abs() {
+            return Ok(deleted);
+        }
+    }
+}
+
 pub fn literal_limit(n: i64) -> String {
     format!("LIMIT {n}")
 }

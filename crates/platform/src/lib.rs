@@ -5,6 +5,7 @@ pub mod db;
 pub mod http;
 pub mod money;
 pub mod notifications;
+pub mod periodic;
 pub mod problem;
 pub mod sealing;
 pub mod secret;

@@ -11,6 +11,13 @@ pub fn to_millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// `span` before `now`, in milliseconds: the cut-off of what is kept for `span` (a span too
+/// long to subtract keeps everything).
+pub fn millis_before(now: DateTime<Utc>, span: std::time::Duration) -> i64 {
+    let span = i64::try_from(span.as_millis()).unwrap_or(i64::MAX);
+    to_millis(now).saturating_sub(span)
+}
+
 /// A stored timestamp back as a `DateTime`; out-of-range values (never written by us) clamp to
 /// the epoch rather than failing a read.
 pub fn from_millis(ms: i64) -> DateTime<Utc> {

@@ -26,13 +26,7 @@ impl Sampler {
         for group in &self.groups {
             events::telemetry::start_dlq_depth(&group.group);
         }
-        loop {
-            self.sample().await;
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(EVERY) => {}
-            }
-        }
+        platform::periodic::every(EVERY, &cancel, || self.sample()).await;
     }
 
     async fn sample(&self) {
