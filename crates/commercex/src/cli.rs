@@ -380,6 +380,25 @@ pub struct BusOptions {
         action = clap::ArgAction::Set
     )]
     pub kafka_create_topics: bool,
+
+    /// How long each consumer group remembers the events it handled (its inbox), so that one
+    /// delivered again is known as a duplicate, e.g. `14days`; older rows are pruned. On
+    /// Kafka it must outlast the topics' `retention.ms` plus `segment.ms` (7 days each by
+    /// default): a group whose offsets expired reads again from the oldest record kept.
+    #[arg(long, global = true, env = "COMMERCEX_INBOX_RETENTION", default_value = "14days", value_parser = inbox_retention)]
+    pub inbox_retention: Duration,
+}
+
+/// At least an hour: a shorter inbox could forget an event that a relay's restart or a
+/// consumer group's rebalance delivers again.
+fn inbox_retention(text: &str) -> Result<Duration, String> {
+    let retention = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if retention < Duration::from_secs(60 * 60) {
+        return Err(format!(
+            "{text} is too short: the inbox must remember events for at least 1h"
+        ));
+    }
+    Ok(retention)
 }
 
 /// State the instances of a service share: quotas, login throttling, the product cache.
@@ -635,6 +654,11 @@ pub struct WebhookOptions {
     /// waits for it goes out once an operator enables it again.
     #[arg(long, global = true, env = "COMMERCEX_WEBHOOK_DISABLE_AFTER", default_value = "24h", value_parser = humantime::parse_duration)]
     pub webhook_disable_after: Duration,
+
+    /// How long delivered deliveries (with their tries and messages) are kept for operators
+    /// to look at and replay, e.g. `30days`. Waiting deliveries are kept until delivered.
+    #[arg(long, global = true, env = "COMMERCEX_WEBHOOK_RETENTION", default_value = "30days", value_parser = humantime::parse_duration)]
+    pub webhook_retention: Duration,
 
     /// The wait after a delivery's first failure; it doubles with each, up to
     /// --webhook-retry-max, with jitter.
@@ -924,4 +948,21 @@ pub struct VaultOptions {
     /// How often the secrets are read again to notice a change in Vault.
     #[arg(long, global = true, env = "COMMERCEX_VAULT_REFRESH", default_value = "5m", value_parser = humantime::parse_duration)]
     pub vault_refresh: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inbox_retention_under_an_hour_is_refused() {
+        assert_eq!(
+            inbox_retention("14days"),
+            Ok(Duration::from_secs(14 * 24 * 60 * 60))
+        );
+        assert_eq!(inbox_retention("1h"), Ok(Duration::from_secs(60 * 60)));
+        let refused = inbox_retention("59m").expect_err("too short");
+        assert!(refused.contains("at least 1h"), "{refused}");
+        assert!(inbox_retention("soon").is_err());
+    }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use events::relay::RelaySettings;
+use events::retention::RetentionSettings;
 use events::service_db::StoreSettings;
 use jsonwebtoken::jwk::Jwk;
 use platform::auth::{SigningKey, TokenAudience};
@@ -84,6 +85,7 @@ pub struct Settings {
     pub throttle: ThrottlePolicy,
     pub admin: Option<AdminBootstrap>,
     pub relay: RelaySettings,
+    pub inbox_retention: RetentionSettings,
     pub reservation_ttl: std::time::Duration,
     /// How long an order may stay pending before it is cancelled as timed out.
     pub saga_deadline: std::time::Duration,
@@ -314,6 +316,10 @@ impl Settings {
             throttle: throttle(options),
             admin,
             relay: RelaySettings::default(),
+            inbox_retention: RetentionSettings {
+                keep: options.events.inbox_retention,
+                ..RetentionSettings::default()
+            },
             reservation_ttl: options.commerce.reservation_ttl,
             // A payment may wait for the customer (3-D Secure) until the reservation
             // expires; the deadline is for the sagas nothing will move any more.
@@ -849,6 +855,7 @@ fn webhook_settings(options: &Options) -> webhooks::WebhooksSettings {
             disable_after: hooks.webhook_disable_after,
             ..Default::default()
         },
+        retention: hooks.webhook_retention,
         timeouts: webhooks::sender::Timeouts {
             connect: hooks.webhook_timeout.min(std::time::Duration::from_secs(5)),
             total: hooks.webhook_timeout,

@@ -6,7 +6,7 @@
 //!   Kafka the [`relay`] publishes committed rows, in order.
 //! - [`bus`]: the `EventBus` boundary and its backends.
 //! - [`consumer`]: at-least-once delivery made effectively-once by an inbox, with bounded
-//!   retries and a dead-letter queue ([`dlq`]).
+//!   retries and a dead-letter queue ([`dlq`]); the inbox is pruned by age ([`retention`]).
 
 pub mod asyncapi;
 pub mod bus;
@@ -16,6 +16,7 @@ pub mod dlq;
 pub mod envelope;
 pub mod outbox;
 pub mod relay;
+pub mod retention;
 pub mod sequencer;
 pub mod service_db;
 pub mod telemetry;

@@ -291,6 +291,10 @@ pub fn describe() {
         Unit::Seconds,
         "Age of the oldest unpublished event (0 when the outbox is drained)."
     );
+    describe_counter!(
+        "commercex_inbox_pruned_total",
+        "Inbox rows deleted because they outlived the inbox retention (--inbox-retention)."
+    );
     describe_gauge!(
         "commercex_dlq_depth",
         "Dead letters waiting for an operator (dead or replay requested), per consumer group."

@@ -4,6 +4,7 @@ pub mod api;
 pub mod app;
 pub mod domain;
 mod passwords;
+pub mod retention;
 pub mod service;
 pub mod store;
 pub mod throttle;

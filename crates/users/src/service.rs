@@ -10,6 +10,7 @@ use platform::shared_redis::SharedRedis;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::Identity;
+use crate::retention::SessionRetention;
 use crate::throttle::{AttemptThrottle, MemoryThrottle, RedisThrottle, ThrottlePolicy};
 use crate::tokens::{TokenIssuer, TokenLifetimes};
 
@@ -39,6 +40,8 @@ pub struct UsersConfig {
 pub struct UsersService {
     store: ServiceDb,
     identity: Arc<Identity>,
+    /// The longest a session lasts from its login.
+    session: std::time::Duration,
 }
 
 impl UsersService {
@@ -54,6 +57,7 @@ impl UsersService {
         config: UsersConfig,
     ) -> Result<Self, DbError> {
         let store = Self::open_db(storage, store).await?;
+        let session = config.lifetimes.session;
         let issuer = TokenIssuer::new(
             config.signing_key,
             config.retired_keys,
@@ -70,11 +74,17 @@ impl UsersService {
         Ok(Self {
             store,
             identity: Arc::new(identity),
+            session,
         })
     }
 
     pub fn router(&self) -> OpenApiRouter {
         crate::api::router(self.identity.clone())
+    }
+
+    /// What prunes the sessions that ended.
+    pub fn session_retention(&self) -> SessionRetention {
+        SessionRetention::new(self.store.db.clone(), self.session)
     }
 
     pub fn store(&self) -> &ServiceDb {

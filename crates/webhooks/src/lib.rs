@@ -3,7 +3,8 @@
 //! inbox row), then delivered, signed as the Standard Webhooks specification says, at least
 //! once, in event-time order per endpoint, with backoff, `Retry-After` and a breaker that
 //! disables an endpoint failing for too long. Nothing is dropped: an operator sees every
-//! delivery and can replay it.
+//! delivery and can replay it, until the history is pruned ([`retention`]: delivered ones
+//! after `--webhook-retention`; waiting ones never).
 
 pub mod api;
 pub mod app;
@@ -11,6 +12,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod metrics;
 pub mod reactions;
+pub mod retention;
 pub mod sender;
 pub mod service;
 pub mod store;

@@ -16,6 +16,14 @@ pub fn record_try(delivered: bool, latency: Duration) {
         .record(latency.as_secs_f64());
 }
 
+/// `commercex_webhook_pruned_total{kind}`: history deleted past its retention.
+pub fn record_pruned(pruned: crate::retention::Pruned) {
+    metrics::counter!("commercex_webhook_pruned_total", "kind" => "deliveries")
+        .increment(pruned.deliveries);
+    metrics::counter!("commercex_webhook_pruned_total", "kind" => "messages")
+        .increment(pruned.messages);
+}
+
 pub fn record_disabled() {
     metrics::counter!("commercex_webhook_endpoints_disabled_total").increment(1);
 }
@@ -77,6 +85,10 @@ pub fn describe() {
         "commercex_webhook_delivery_seconds",
         Unit::Seconds,
         "How long a webhook delivery try took, to the end of the endpoint's answer"
+    );
+    describe_counter!(
+        "commercex_webhook_pruned_total",
+        "Webhook history deleted past --webhook-retention, by kind (deliveries with their tries, messages)"
     );
     describe_counter!(
         "commercex_webhook_endpoints_disabled_total",

@@ -15,6 +15,7 @@ use crate::app::Webhooks;
 use crate::dispatch::{DispatchSettings, Dispatcher};
 use crate::domain::DestinationPolicy;
 use crate::reactions::{CHANNEL, GROUP, SubscriptionChanges, Subscriptions, WebhookReactions};
+use crate::retention::Retention;
 use crate::sender::{Sender, Timeouts};
 use crate::store::WebhookStore;
 
@@ -36,11 +37,24 @@ pub enum OpenError {
 }
 
 /// How deliveries are sent and where they may go.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WebhooksSettings {
     pub dispatch: DispatchSettings,
+    /// How long delivered deliveries are kept.
+    pub retention: std::time::Duration,
     pub timeouts: Timeouts,
     pub destinations: DestinationPolicy,
+}
+
+impl Default for WebhooksSettings {
+    fn default() -> Self {
+        Self {
+            dispatch: DispatchSettings::default(),
+            retention: std::time::Duration::from_secs(30 * 24 * 60 * 60),
+            timeouts: Timeouts::default(),
+            destinations: DestinationPolicy::default(),
+        }
+    }
 }
 
 pub struct WebhooksService {
@@ -132,6 +146,11 @@ impl WebhooksService {
             self.settings.dispatch,
             self.wake.clone(),
         ))
+    }
+
+    /// What prunes the delivery history past its retention.
+    pub fn retention(&self) -> Retention {
+        Retention::new(self.webhooks.store().clone(), self.settings.retention)
     }
 
     pub fn store(&self) -> &ServiceDb {

@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use axum::Extension;
 use axum::http::{HeaderValue, header};
 use events::outbox::Handoff;
+use events::retention::InboxRetention;
 use events::sequencer::{Sequencer, SequencerSettings};
 use platform::auth::TokenVerifier;
 use platform::db::Db;
@@ -168,6 +169,8 @@ impl Application {
                     workers.spawn_publisher(move |cancel| relay.run(cancel));
                 }
             }
+            let retention = InboxRetention::new(store.db.clone(), settings.inbox_retention);
+            workers.spawn(move |cancel| retention.run(cancel));
         }
         let consumers = services.consumers(&bus.bus, settings);
         let groups = consumers
@@ -198,6 +201,10 @@ impl Application {
         {
             workers.spawn(move |cancel| follower.run(cancel));
         }
+        if let Some(users) = &services.users {
+            let retention = users.session_retention();
+            workers.spawn(move |cancel| retention.run(cancel));
+        }
         if let Some(inventory) = &services.inventory {
             let sweeper = inventory.sweeper(RESERVATION_SWEEP_INTERVAL);
             workers.spawn(move |cancel| sweeper.run(cancel));
@@ -211,6 +218,8 @@ impl Application {
                 .dispatcher(webhook_client()?)
                 .context("building the webhook client")?;
             workers.spawn(move |cancel| dispatcher.run(cancel));
+            let retention = webhooks.retention();
+            workers.spawn(move |cancel| retention.run(cancel));
         }
         let sampler = sampler::Sampler {
             stores: services.stores().iter().map(|s| s.db.clone()).collect(),

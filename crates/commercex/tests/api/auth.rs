@@ -226,6 +226,35 @@ app_tests! {
         app.stop().await;
     }
 
+    async fn ended_sessions_are_pruned_with_their_tokens(storage: TestStorage) {
+        let app = spawn_app_with(&storage, &["--session-max-age", "1h"]).await;
+        let (_, first) = app.signed_up("olga@example.com").await;
+        let rotated = app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": first})).await;
+        let ended = rotated.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_owned();
+        app.age_sessions(std::time::Duration::from_secs(61 * 60)).await;
+        let live: Value = app.login("olga@example.com", PASSWORD).await.json().await.unwrap();
+
+        let db = app.database("users").await;
+        let retention = users::retention::SessionRetention::new(db.clone(), std::time::Duration::from_secs(60 * 60));
+        assert_eq!(retention.prune(chrono::Utc::now()).await.unwrap(), 1, "the session that ended");
+        let count = |table: &'static str| {
+            let db = db.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(db.pool())
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(count("refresh_token_families").await, 1, "the live session stays");
+        assert_eq!(count("refresh_tokens").await, 1, "both tokens of the ended one went with it");
+        problem(app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": ended})).await, 401).await;
+        let response = app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": live["refresh_token"]})).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(retention.prune(chrono::Utc::now()).await.unwrap(), 0);
+        app.stop().await;
+    }
+
     async fn logout_revokes_the_session(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let (_, refresh) = app.signed_up("judy@example.com").await;

@@ -220,6 +220,40 @@ backend_tests! {
         app.stop().await;
     }
 
+    async fn delivered_history_is_pruned_after_its_retention_and_waiting_deliveries_stay(storage: TestStorage) {
+        let app = spawn_app_with(&storage, FAST).await;
+        let admin = app.admin_token().await;
+        let receiver = Receiver::up().await;
+        let (up, _) = app.webhook_endpoint(&admin, &receiver.url(), &["commercex.order.*"]).await;
+        let unreachable = Receiver::down();
+        let (down, _) = app.webhook_endpoint(&admin, &unreachable.url(), &["commercex.order.*"]).await;
+        send_test(&app, &admin, &up).await;
+        send_test(&app, &admin, &down).await;
+        wait_for("the reachable endpoint's delivery", || async { receiver.delivered().len() == 1 }).await;
+        wait_for("a failed try at the other", || async {
+            deliveries(&app, &admin, &down, "").await[0]["attempts"].as_i64().unwrap() > 0
+        })
+        .await;
+
+        let db = app.database("webhooks").await;
+        let retention = webhooks::retention::Retention::new(
+            webhooks::store::WebhookStore::new(db),
+            Duration::from_secs(30 * 24 * 60 * 60),
+        );
+        let now = chrono::Utc::now();
+        let nothing = webhooks::retention::Pruned::default();
+        assert_eq!(retention.prune(now).await.unwrap(), nothing, "all of it is recent");
+        let later = now + chrono::Duration::days(31);
+        let pruned = retention.prune(later).await.unwrap();
+        assert_eq!(pruned, webhooks::retention::Pruned { deliveries: 1, messages: 1 });
+        assert!(deliveries(&app, &admin, &up, "").await.is_empty(), "the delivered one is gone");
+        let waiting = deliveries(&app, &admin, &down, "").await;
+        assert_eq!(waiting.len(), 1, "the waiting one stays, however old");
+        assert_eq!(waiting[0]["status"], "pending");
+        assert_eq!(retention.prune(later).await.unwrap(), nothing);
+        app.stop().await;
+    }
+
     async fn operators_manage_endpoints_rotate_secrets_and_replay(storage: TestStorage) {
         let app = spawn_app_with(&storage, FAST).await;
         let admin = app.admin_token().await;

@@ -15,6 +15,7 @@ use events::consumer::RetryPolicy;
 use events::dlq::{DeadLetters, Status};
 use events::outbox::{Handoff, Outbox};
 use events::relay::{Relay, RelaySettings};
+use events::retention::{InboxRetention, RetentionSettings};
 use support::*;
 use testkit::backend_tests;
 
@@ -433,5 +434,52 @@ backend_tests! {
         running.await.unwrap();
         let published: Vec<uuid::Uuid> = bus.published.lock().unwrap().iter().map(|o| o.envelope.id).collect();
         assert_eq!(published, waiting, "only the waiting rows went to the bus");
+    }
+
+    async fn the_inbox_forgets_only_what_outlived_its_retention(storage: TestStorage) {
+        let world = World::new(&storage).await;
+        let handler = Recorder::new();
+        world.publish(&[event(1), event(2)]).await;
+        let running = world.start(handler.clone(), RetryPolicy::default());
+        wait_for("both events handled", || async { world.effects().await.len() == 2 }).await;
+        running.stop().await;
+        // 2,500 rows handled 15 days ago (more than two batches), by this group and another.
+        let now = platform::time::now();
+        let old = platform::time::to_millis(now - chrono::Duration::days(15));
+        for _ in 0..25 {
+            let rows: Vec<String> = (0..100)
+                .map(|i| format!("('{}', '{}', {old})", if i % 2 == 0 { GROUP } else { "another" }, uuid::Uuid::new_v4()))
+                .collect();
+            let sql = format!("INSERT INTO inbox (consumer_group, event_id, handled_at) VALUES {}", rows.join(", "));
+            let mut tx = world.service.begin_as("old rows").await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut **tx).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let inbox_rows = || async {
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM inbox").fetch_one(world.service.pool()).await.unwrap()
+        };
+        assert_eq!(inbox_rows().await, 2_502);
+
+        let retention = InboxRetention::new(world.service.clone(), RetentionSettings::default());
+        assert_eq!(retention.prune(now).await.unwrap(), 2_500, "every row past 14 days goes");
+        assert_eq!(inbox_rows().await, 2, "the rows within the retention stay");
+        assert_eq!(retention.prune(now).await.unwrap(), 0);
+
+        // What the inbox still holds it still recognises: the group starts over, and the two
+        // events it handled come again without reaching the handler.
+        let mut tx = world.service.begin_as("rewind").await.unwrap();
+        sqlx::query("UPDATE consumer_positions SET position = 0").execute(&mut **tx).await.unwrap();
+        tx.commit().await.unwrap();
+        world.publish(&[event(3)]).await;
+        let again = Recorder::new();
+        let running = world.start(again.clone(), RetryPolicy::default());
+        wait_for("the new event handled", || async { world.effects().await.len() == 3 }).await;
+        running.stop().await;
+        assert_eq!(again.calls.load(Ordering::SeqCst), 1, "the redelivered events were duplicates");
+
+        // Past their retention, they are forgotten too.
+        let later = now + chrono::Duration::days(15);
+        assert_eq!(retention.prune(later).await.unwrap(), 3);
+        assert_eq!(inbox_rows().await, 0);
     }
 }

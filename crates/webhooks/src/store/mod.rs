@@ -2,6 +2,7 @@
 
 mod deliveries;
 mod endpoints;
+mod retention;
 mod sending;
 
 use chrono::{DateTime, Utc};
