@@ -385,17 +385,25 @@ pub struct BusOptions {
     /// delivered again is known as a duplicate, e.g. `14days`; older rows are pruned. On
     /// Kafka it must outlast the topics' `retention.ms` plus `segment.ms` (7 days each by
     /// default): a group whose offsets expired reads again from the oldest record kept.
-    #[arg(long, global = true, env = "COMMERCEX_INBOX_RETENTION", default_value = "14days", value_parser = inbox_retention)]
+    #[arg(long, global = true, env = "COMMERCEX_INBOX_RETENTION", default_value = "14days", value_parser = retention)]
     pub inbox_retention: Duration,
+
+    /// With the in-database bus (`--bus db`), how long an event stays in the log (its
+    /// producer's outbox) after it was written, e.g. `7days`; it stays longer until every
+    /// consumer group has read it. A group that reads nothing for this long is taken to be
+    /// gone, as Kafka forgets a group's offsets.
+    #[arg(long, global = true, env = "COMMERCEX_EVENT_RETENTION", default_value = "7days", value_parser = retention)]
+    pub event_retention: Duration,
 }
 
 /// At least an hour: a shorter inbox could forget an event that a relay's restart or a
-/// consumer group's rebalance delivers again.
-fn inbox_retention(text: &str) -> Result<Duration, String> {
+/// consumer group's rebalance delivers again, and a shorter log could forget a group that
+/// is only restarting.
+fn retention(text: &str) -> Result<Duration, String> {
     let retention = humantime::parse_duration(text).map_err(|error| error.to_string())?;
     if retention < Duration::from_secs(60 * 60) {
         return Err(format!(
-            "{text} is too short: the inbox must remember events for at least 1h"
+            "{text} is too short: events are kept for at least 1h"
         ));
     }
     Ok(retention)
@@ -955,14 +963,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_inbox_retention_under_an_hour_is_refused() {
+    fn a_retention_under_an_hour_is_refused() {
         assert_eq!(
-            inbox_retention("14days"),
+            retention("14days"),
             Ok(Duration::from_secs(14 * 24 * 60 * 60))
         );
-        assert_eq!(inbox_retention("1h"), Ok(Duration::from_secs(60 * 60)));
-        let refused = inbox_retention("59m").expect_err("too short");
+        assert_eq!(retention("1h"), Ok(Duration::from_secs(60 * 60)));
+        let refused = retention("59m").expect_err("too short");
         assert!(refused.contains("at least 1h"), "{refused}");
-        assert!(inbox_retention("soon").is_err());
+        assert!(retention("soon").is_err());
     }
 }

@@ -86,6 +86,8 @@ pub struct Settings {
     pub admin: Option<AdminBootstrap>,
     pub relay: RelaySettings,
     pub inbox_retention: RetentionSettings,
+    /// The in-database bus's log.
+    pub event_retention: RetentionSettings,
     pub reservation_ttl: std::time::Duration,
     /// How long an order may stay pending before it is cancelled as timed out.
     pub saga_deadline: std::time::Duration,
@@ -318,6 +320,10 @@ impl Settings {
             relay: RelaySettings::default(),
             inbox_retention: RetentionSettings {
                 keep: options.events.inbox_retention,
+                ..RetentionSettings::default()
+            },
+            event_retention: RetentionSettings {
+                keep: options.events.event_retention,
                 ..RetentionSettings::default()
             },
             reservation_ttl: options.commerce.reservation_ttl,

@@ -1,4 +1,6 @@
-//! Inbox retention: the inbox is what makes a redelivered event a duplicate, and it is only
+//! Retention of what the event machinery keeps: the inbox, and the in-database bus's log.
+//!
+//! The inbox is what makes a redelivered event a duplicate, and it is only
 //! needed for as long as the bus could deliver that event again. Kept for ever, it would
 //! grow by a row per event and consumer group (about fourteen rows per order) until the disk
 //! is full. Rows older than the retention are pruned, a batch at a time, each batch a
@@ -16,10 +18,13 @@ use chrono::{DateTime, Utc};
 use platform::db::{Db, drain, literal_limit};
 use tokio_util::sync::CancellationToken;
 
+use crate::bus::BusError;
+use crate::bus::outbox_log::OutboxLog;
+
 /// Rows deleted per transaction.
 const BATCH: i64 = 1_000;
 
-/// How long inbox rows are kept, and how often the old ones are looked for.
+/// How long rows are kept, and how often the old ones are looked for.
 #[derive(Debug, Clone, Copy)]
 pub struct RetentionSettings {
     pub keep: Duration,
@@ -92,5 +97,48 @@ impl InboxRetention {
         metrics::counter!("commercex_inbox_pruned_total", "db_namespace" => self.db.schema().to_owned())
             .increment(deleted);
         Ok(deleted)
+    }
+}
+
+/// With the in-database bus, the log (each producer's outbox) keeps an event for the
+/// retention after it was written, and for as long after as a consumer group that still
+/// reads the topic has not read it: the readers mark how far they have come in the
+/// producer's database (`log_readers`), and a group that marked nothing for a whole
+/// retention is taken to be gone (as Kafka forgets a group's offsets), so that a group
+/// retired for good does not keep the log for ever.
+pub struct LogRetention {
+    log: OutboxLog,
+    settings: RetentionSettings,
+}
+
+impl LogRetention {
+    pub fn new(log: OutboxLog, settings: RetentionSettings) -> Self {
+        Self { log, settings }
+    }
+
+    /// Marks this process's readers and prunes every `every` until `cancel` fires.
+    pub async fn run(self, cancel: CancellationToken) {
+        platform::periodic::every(self.settings.every, &cancel, || self.prune_now()).await;
+    }
+
+    async fn prune_now(&self) {
+        match self.prune(platform::time::now()).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(
+                pruned,
+                "pruned events every group has read, past their retention"
+            ),
+            Err(error) => tracing::warn!(%error, "pruning the event log failed; will retry"),
+        }
+    }
+
+    /// Marks how far this process's groups have read, then deletes the events written
+    /// more than the retention before `now` that every group has read; how many.
+    pub async fn prune(&self, now: DateTime<Utc>) -> Result<u64, BusError> {
+        self.log
+            .mark_readers(platform::time::to_millis(now))
+            .await?;
+        let written_before = platform::time::millis_before(now, self.settings.keep);
+        self.log.prune_read(written_before, BATCH).await
     }
 }

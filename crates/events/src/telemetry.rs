@@ -262,6 +262,11 @@ pub fn lags_of(group: &str) -> Vec<Lag> {
         .collect()
 }
 
+/// `commercex_log_pruned_total{topic}`: events the in-database bus's log let go.
+pub fn count_pruned(topic: &str, events: u64) {
+    metrics::counter!("commercex_log_pruned_total", "topic" => topic.to_owned()).increment(events);
+}
+
 /// Help text for the event metrics.
 pub fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
@@ -290,6 +295,10 @@ pub fn describe() {
         "commercex_outbox_oldest_age_seconds",
         Unit::Seconds,
         "Age of the oldest unpublished event (0 when the outbox is drained)."
+    );
+    describe_counter!(
+        "commercex_log_pruned_total",
+        "Events deleted from the in-database bus's log: older than --event-retention and read by every consumer group."
     );
     describe_counter!(
         "commercex_inbox_pruned_total",

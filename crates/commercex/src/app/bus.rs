@@ -18,6 +18,8 @@ use crate::settings::{BusSettings, Settings};
 pub struct OpenBus {
     pub bus: Arc<dyn EventBus>,
     pub databases: Vec<Db>,
+    /// The in-database bus's log, whose retention this process keeps.
+    pub log: Option<OutboxLog>,
 }
 
 pub async fn open_bus(settings: &Settings, services: &Services) -> anyhow::Result<OpenBus> {
@@ -31,6 +33,7 @@ pub async fn open_bus(settings: &Settings, services: &Services) -> anyhow::Resul
             Ok(OpenBus {
                 bus: Arc::new(events::bus::kafka::KafkaBus::connect(config.clone())?),
                 databases: Vec::new(),
+                log: None,
             })
         }
     }
@@ -86,8 +89,9 @@ async fn outbox_log(settings: &Settings, services: &Services) -> anyhow::Result<
         log = log.with_source(topic, Source { db, outbox });
     }
     Ok(OpenBus {
-        bus: Arc::new(log),
+        bus: Arc::new(log.clone()),
         databases,
+        log: Some(log),
     })
 }
 

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use axum::Extension;
 use axum::http::{HeaderValue, header};
 use events::outbox::Handoff;
-use events::retention::InboxRetention;
+use events::retention::{InboxRetention, LogRetention};
 use events::sequencer::{Sequencer, SequencerSettings};
 use platform::auth::TokenVerifier;
 use platform::db::Db;
@@ -170,6 +170,10 @@ impl Application {
                 }
             }
             let retention = InboxRetention::new(store.db.clone(), settings.inbox_retention);
+            workers.spawn(move |cancel| retention.run(cancel));
+        }
+        if let Some(log) = bus.log {
+            let retention = LogRetention::new(log, settings.event_retention);
             workers.spawn(move |cancel| retention.run(cancel));
         }
         let consumers = services.consumers(&bus.bus, settings);

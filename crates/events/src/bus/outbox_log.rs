@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use platform::db::{Backend, Db, literal_limit};
+use platform::db::{Backend, Db, drain, literal_limit};
 use sqlx::Row;
 use tokio::sync::watch;
 
@@ -30,7 +30,7 @@ pub struct Source {
 
 impl Source {
     /// The column that orders the log.
-    fn position_column(&self) -> &'static str {
+    pub(crate) fn position_column(&self) -> &'static str {
         match self.db.backend() {
             Backend::Sqlite => "seq",
             Backend::Postgres => "position",
@@ -65,6 +65,86 @@ impl OutboxLog {
         self.sources
             .get(topic)
             .ok_or_else(|| BusError::Unavailable(format!("no service produces {topic} here")))
+    }
+
+    /// The topics read here, each with where its log is.
+    pub fn sources(&self) -> impl Iterator<Item = (&str, &Source)> {
+        self.sources
+            .iter()
+            .map(|(topic, source)| (topic.as_str(), source))
+    }
+
+    /// Records in each topic's producer database how far the groups of this process have
+    /// read it (what they committed: never further than their own databases hold), so
+    /// that the log's retention, in whichever process it runs, keeps what they have not
+    /// read. Never moves a group's mark back: two instances of a group may both write it.
+    pub async fn mark_readers(&self, now: i64) -> Result<(), BusError> {
+        let marks: Vec<((String, String), i64)> = self
+            .committed()
+            .iter()
+            .map(|(key, position)| (key.clone(), *position))
+            .collect();
+        for ((group, topic), position) in marks {
+            let upsert = sqlx::query(
+                "INSERT INTO log_readers (consumer_group, topic, position, updated_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (consumer_group, topic) DO UPDATE \
+                 SET position = CASE WHEN excluded.position > log_readers.position \
+                 THEN excluded.position ELSE log_readers.position END, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(group)
+            .bind(&topic)
+            .bind(position)
+            .bind(now);
+            self.source(&topic)?
+                .db
+                .write_one("mark log readers", upsert)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the events written before `written_before` (milliseconds) that every group
+    /// marked since then has read, `batch` rows a transaction; how many. A group that marked
+    /// nothing since `written_before` is taken to be gone. Rows not yet in the log (on
+    /// PostgreSQL, not numbered yet) and the newest row are never touched.
+    pub async fn prune_read(&self, written_before: i64, batch: i64) -> Result<u64, BusError> {
+        let mut pruned = 0;
+        for (topic, source) in self.sources() {
+            let read_by_all: Option<i64> = sqlx::query_scalar(
+                "SELECT MIN(position) FROM log_readers WHERE topic = $1 AND updated_at >= $2",
+            )
+            .bind(topic)
+            .bind(written_before)
+            .fetch_one(source.db.pool())
+            .await
+            .map_err(unavailable)?;
+            let column = source.position_column();
+            // The newest row of the outbox stays, whatever its age: the sequencer numbers
+            // on from the highest position there is, and without it would number from 1
+            // again, behind every reader.
+            let sql = format!(
+                "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox WHERE topic = $1 \
+                 AND {column} <= $2 AND created_at < $3 \
+                 AND {column} < (SELECT MAX({column}) FROM outbox) ORDER BY {column} {} {})",
+                literal_limit(batch),
+                source.db.skip_locked()
+            );
+            let (sql, upto) = (sql.as_str(), read_by_all.unwrap_or(i64::MAX));
+            let delete_batch = move || async move {
+                let delete = sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+                    .bind(topic)
+                    .bind(upto)
+                    .bind(written_before);
+                let deleted = source.db.write_one("prune the log", delete).await?;
+                Ok::<_, sqlx::Error>(deleted.rows_affected())
+            };
+            let deleted = drain(batch, delete_batch).await.map_err(unavailable)?;
+            crate::telemetry::count_pruned(topic, deleted);
+            pruned += deleted;
+        }
+        Ok(pruned)
     }
 
     fn committed(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), i64>> {

@@ -15,7 +15,7 @@ use events::consumer::RetryPolicy;
 use events::dlq::{DeadLetters, Status};
 use events::outbox::{Handoff, Outbox};
 use events::relay::{Relay, RelaySettings};
-use events::retention::{InboxRetention, RetentionSettings};
+use events::retention::{InboxRetention, LogRetention, RetentionSettings};
 use support::*;
 use testkit::backend_tests;
 
@@ -481,5 +481,61 @@ backend_tests! {
         let later = now + chrono::Duration::days(15);
         assert_eq!(retention.prune(later).await.unwrap(), 3);
         assert_eq!(inbox_rows().await, 0);
+    }
+
+    async fn the_log_keeps_what_a_group_has_not_read_and_lets_the_rest_go_after_its_retention(storage: TestStorage) {
+        let world = World::new(&storage).await;
+        let published: Vec<Envelope> = (1..=5).map(event).collect();
+        world.publish(&published).await;
+        let running = world.start(Recorder::new(), RetryPolicy::default());
+        wait_for("all handled", || async { world.effects().await.len() == 5 }).await;
+        running.stop().await;
+        let column = match world.service.backend() {
+            platform::db::Backend::Sqlite => "seq",
+            platform::db::Backend::Postgres => "position",
+        };
+        let log = || async {
+            let sql = format!("SELECT {column}, event_id FROM outbox WHERE topic = $1 AND {column} IS NOT NULL ORDER BY {column}");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(TOPIC).fetch_all(world.service.pool()).await.unwrap();
+            rows.iter()
+                .map(|row| (sqlx::Row::get::<i64, _>(row, 0), sqlx::Row::get::<String, _>(row, 1)))
+                .collect::<Vec<_>>()
+        };
+        let logged = log().await;
+        assert_eq!(logged.len(), 5);
+        let retention = LogRetention::new(
+            (*world.bus).clone(),
+            RetentionSettings { keep: Duration::from_secs(7 * 24 * 60 * 60), every: Duration::from_secs(600) },
+        );
+        let now = chrono::Utc::now();
+        assert_eq!(retention.prune(now).await.unwrap(), 0, "nothing is a week old");
+        let mark: i64 = sqlx::query_scalar("SELECT position FROM log_readers WHERE consumer_group = $1 AND topic = $2")
+            .bind(GROUP).bind(TOPIC).fetch_one(world.service.pool()).await.unwrap();
+        assert_eq!(mark, logged[4].0, "the group marked how far it has read");
+
+        // A group in another process has read only the first two, and says so.
+        let later = now + chrono::Duration::days(8);
+        sqlx::query("INSERT INTO log_readers (consumer_group, topic, position, updated_at) VALUES ('laggard', $1, $2, $3)")
+            .bind(TOPIC)
+            .bind(logged[1].0)
+            .bind(platform::time::to_millis(later))
+            .execute(world.service.pool())
+            .await
+            .unwrap();
+        assert_eq!(retention.prune(later).await.unwrap(), 2, "what every group has read, a week on");
+        assert_eq!(log().await, logged[2..].to_vec(), "what the laggard has not read stays");
+
+        // The laggard marks nothing for a whole retention: it is taken to be gone. The newest
+        // row stays: PostgreSQL's sequencer numbers on from it.
+        let much_later = later + chrono::Duration::days(8);
+        assert_eq!(retention.prune(much_later).await.unwrap(), 2);
+        assert_eq!(log().await, logged[4..].to_vec());
+
+        // The log goes on from where it was, and so does the group: an event numbered behind
+        // its position would never reach it.
+        world.publish(&[event(6)]).await;
+        let running = world.start(Recorder::new(), RetryPolicy::default());
+        wait_for("the next event handled", || async { world.effects().await.len() == 6 }).await;
+        running.stop().await;
     }
 }
