@@ -54,7 +54,13 @@ impl InboxRetention {
     /// Prunes every `every` until `cancel` fires. A failure (the database away) is logged
     /// and tried again next time: nothing is lost by pruning late.
     pub async fn run(self, cancel: CancellationToken) {
-        platform::periodic::every(self.settings.every, &cancel, || self.prune_now()).await;
+        platform::periodic::every_after(
+            platform::periodic::HOUSEKEEPING_AFTER,
+            self.settings.every,
+            &cancel,
+            || self.prune_now(),
+        )
+        .await;
     }
 
     async fn prune_now(&self) {
@@ -118,7 +124,13 @@ impl LogRetention {
 
     /// Marks this process's readers and prunes every `every` until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
-        platform::periodic::every(self.settings.every, &cancel, || self.prune_now()).await;
+        platform::periodic::every_after(
+            platform::periodic::HOUSEKEEPING_AFTER,
+            self.settings.every,
+            &cancel,
+            || self.prune_now(),
+        )
+        .await;
     }
 
     async fn prune_now(&self) {

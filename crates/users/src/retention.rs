@@ -30,7 +30,13 @@ impl SessionRetention {
     /// Prunes every ten minutes until `cancel` fires; a failure is logged and tried again
     /// next time.
     pub async fn run(self, cancel: CancellationToken) {
-        platform::periodic::every(EVERY, &cancel, || self.prune_now()).await;
+        platform::periodic::every_after(
+            platform::periodic::HOUSEKEEPING_AFTER,
+            EVERY,
+            &cancel,
+            || self.prune_now(),
+        )
+        .await;
     }
 
     async fn prune_now(&self) {
