@@ -35,7 +35,7 @@ impl Default for RetentionSettings {
     fn default() -> Self {
         Self {
             keep: Duration::from_secs(14 * 24 * 60 * 60),
-            every: Duration::from_secs(10 * 60),
+            every: platform::periodic::PRUNE_EVERY,
         }
     }
 }
@@ -51,32 +51,15 @@ impl InboxRetention {
         Self { db, settings }
     }
 
-    /// Prunes every `every` until `cancel` fires. A failure (the database away) is logged
-    /// and tried again next time: nothing is lost by pruning late.
+    /// Prunes every `every` until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
-        platform::periodic::every_after(
-            platform::periodic::HOUSEKEEPING_AFTER,
+        platform::periodic::prune_every(
+            &format!("inbox of {}", self.db.schema()),
             self.settings.every,
             &cancel,
-            || self.prune_now(),
+            |now| self.prune(now),
         )
         .await;
-    }
-
-    async fn prune_now(&self) {
-        match self.prune(platform::time::now()).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(
-                schema = self.db.schema(),
-                pruned,
-                "pruned inbox rows past their retention"
-            ),
-            Err(error) => tracing::warn!(
-                schema = self.db.schema(),
-                %error,
-                "pruning the inbox failed; will retry"
-            ),
-        }
     }
 
     /// Deletes the inbox rows handled before `now` minus the retention; returns how many.
@@ -124,24 +107,10 @@ impl LogRetention {
 
     /// Marks this process's readers and prunes every `every` until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
-        platform::periodic::every_after(
-            platform::periodic::HOUSEKEEPING_AFTER,
-            self.settings.every,
-            &cancel,
-            || self.prune_now(),
-        )
+        platform::periodic::prune_every("event log", self.settings.every, &cancel, |now| {
+            self.prune(now)
+        })
         .await;
-    }
-
-    async fn prune_now(&self) {
-        match self.prune(platform::time::now()).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(
-                pruned,
-                "pruned events every group has read, past their retention"
-            ),
-            Err(error) => tracing::warn!(%error, "pruning the event log failed; will retry"),
-        }
     }
 
     /// Marks how far this process's groups have read, then deletes the events written

@@ -2,10 +2,15 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
-/// When pruning and the like first run after a process starts.
-pub const HOUSEKEEPING_AFTER: Duration = Duration::from_secs(60);
+/// When pruning first runs after a process starts: out of the way of a process that is
+/// starting (and of one that only runs for a moment).
+const PRUNE_FIRST_AFTER: Duration = Duration::from_secs(60);
+
+/// How often what outlived its retention is looked for.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// Runs `work` at once, then every `every` after each run finishes, until `cancel` fires.
 ///
@@ -24,9 +29,35 @@ where
     every_after(Duration::ZERO, every, cancel, work).await;
 }
 
-/// As [`every`], the first run after `first`: housekeeping that can wait keeps out of the
-/// way of a process that is starting (and of one that only runs for a moment).
-pub async fn every_after<F, Fut>(
+/// Deletes what outlived its retention: `prune(now)` a minute after start-up, then every
+/// `every`, until `cancel` fires. What it deleted (when anything) is logged, and a failure
+/// (the database away) is logged and tried again next time: nothing is lost by pruning late.
+pub async fn prune_every<F, Fut, T, E>(
+    what: &str,
+    every: Duration,
+    cancel: &CancellationToken,
+    mut prune: F,
+) where
+    F: FnMut(DateTime<Utc>) -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    T: std::fmt::Debug + Default + PartialEq,
+    E: std::fmt::Display,
+{
+    let run = || {
+        let pruning = prune(crate::time::now());
+        async move {
+            match pruning.await {
+                Ok(pruned) if pruned == T::default() => {}
+                Ok(pruned) => tracing::info!(what, ?pruned, "pruned what outlived its retention"),
+                Err(error) => tracing::warn!(what, %error, "pruning failed; will retry"),
+            }
+        }
+    };
+    every_after(PRUNE_FIRST_AFTER, every, cancel, run).await;
+}
+
+/// As [`every`], the first run after `first`.
+async fn every_after<F, Fut>(
     first: Duration,
     every: Duration,
     cancel: &CancellationToken,

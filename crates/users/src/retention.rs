@@ -13,9 +13,6 @@ use crate::store::StoreError;
 /// Sessions deleted per transaction, with their tokens.
 const BATCH: i64 = 500;
 
-/// How often ended sessions are looked for.
-const EVERY: Duration = Duration::from_secs(10 * 60);
-
 pub struct SessionRetention {
     db: Db,
     /// The longest a session lasts from its login.
@@ -27,24 +24,15 @@ impl SessionRetention {
         Self { db, session }
     }
 
-    /// Prunes every ten minutes until `cancel` fires; a failure is logged and tried again
-    /// next time.
+    /// Prunes every ten minutes until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
-        platform::periodic::every_after(
-            platform::periodic::HOUSEKEEPING_AFTER,
-            EVERY,
+        platform::periodic::prune_every(
+            "ended sessions",
+            platform::periodic::PRUNE_EVERY,
             &cancel,
-            || self.prune_now(),
+            |now| self.prune(now),
         )
         .await;
-    }
-
-    async fn prune_now(&self) {
-        match self.prune(platform::time::now()).await {
-            Ok(0) => {}
-            Ok(sessions) => tracing::info!(sessions, "pruned ended sessions"),
-            Err(error) => tracing::warn!(%error, "pruning ended sessions failed; will retry"),
-        }
     }
 
     /// Deletes the sessions that began more than the session's longest life before `now`,

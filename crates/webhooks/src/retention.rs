@@ -14,9 +14,6 @@ use crate::store::{StoreError, WebhookStore};
 /// behind one long delete.
 const BATCH: i64 = 500;
 
-/// How often the history is pruned.
-const EVERY: Duration = Duration::from_secs(10 * 60);
-
 /// What one pruning deleted.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {
@@ -34,31 +31,15 @@ impl Retention {
         Self { store, keep }
     }
 
-    /// Prunes every ten minutes until `cancel` fires; a failure is logged and tried again
-    /// next time.
+    /// Prunes every ten minutes until `cancel` fires.
     pub async fn run(self, cancel: CancellationToken) {
-        platform::periodic::every_after(
-            platform::periodic::HOUSEKEEPING_AFTER,
-            EVERY,
+        platform::periodic::prune_every(
+            "webhook history",
+            platform::periodic::PRUNE_EVERY,
             &cancel,
-            || self.prune_now(),
+            |now| self.prune(now),
         )
         .await;
-    }
-
-    async fn prune_now(&self) {
-        match self.prune(platform::time::now()).await {
-            Ok(Pruned {
-                deliveries: 0,
-                messages: 0,
-            }) => {}
-            Ok(pruned) => tracing::info!(
-                deliveries = pruned.deliveries,
-                messages = pruned.messages,
-                "pruned webhook history past its retention"
-            ),
-            Err(error) => tracing::warn!(%error, "pruning the webhook history failed; will retry"),
-        }
     }
 
     /// Deletes deliveries delivered more than the retention before `now` (with their tries),
