@@ -153,7 +153,9 @@ impl Payments {
         let token = self
             .payment_tokens
             .open(&payment.sealed_token, order_id.as_bytes())
-            .map_err(HandlerError::permanent)?;
+            .map_err(|error| {
+                HandlerError::permanent(format!("the sealed payment token: {error}"))
+            })?;
         let key = format!("charge-{order_id}");
         let outcome = self
             .provider

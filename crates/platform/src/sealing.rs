@@ -1,14 +1,18 @@
-//! Sealed payment tokens. A customer's payment token crosses the platform inside
-//! `order.placed`, which outlives the order on the bus (retention, replays, dead letters,
-//! every consumer and integrator that reads the topic). So orders seals it at the edge with
-//! AES-256-GCM under a key only orders and payments hold, bound to the order it was given for
-//! (the order id is the associated data: a sealed token copied into another order does not
-//! open), and payments opens it only at the moment it charges.
+//! Sealed secrets: AES-256-GCM under keys an operator gives (from a file or Vault), each
+//! sealed value bound to what it belongs to (the associated data: a sealed value copied
+//! elsewhere does not open). Two uses, each with keys of its own:
+//! - payment tokens. A customer's payment token crosses the platform inside `order.placed`,
+//!   which outlives the order on the bus (retention, replays, dead letters, every consumer
+//!   and integrator that reads the topic). So orders seals it at the edge, for the order it
+//!   was given for, under a key only orders and payments hold, and payments opens it only at
+//!   the moment it charges;
+//! - webhook signing secrets, sealed at rest in the webhooks database, so that a reader of
+//!   that database (a backup, a replica, an injection elsewhere) cannot sign deliveries.
 //!
 //! Keys are 32 random bytes, base64, one per line: the first seals, every one opens, so a
-//! rotation adds the new key on top and drops the old one once no pending order needs it.
-//! A sealed token is `cxs1.<key id>.<base64url(nonce | ciphertext | tag)>`; the key id is the
-//! first four bytes of the key's SHA-256, so the right key is found without trying each.
+//! rotation adds the new key on top and drops the old one once nothing sealed under it is
+//! needed. A sealed value is `cxs1.<key id>.<base64url(nonce | ciphertext | tag)>`; the key id
+//! is the first four bytes of the key's SHA-256, so the right key is found without trying each.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -22,15 +26,15 @@ const KEY_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SealingError {
-    #[error("line {line} of the payment token keys is not 32 bytes in base64")]
+    #[error("line {line} of the keys is not 32 bytes in base64")]
     BadKey { line: usize },
-    #[error("no payment token key given")]
+    #[error("no key given")]
     NoKeys,
-    #[error("not a sealed payment token")]
+    #[error("not a sealed value")]
     Malformed,
-    #[error("the payment token was sealed with key {0}, which is not among the keys")]
+    #[error("it was sealed with key {0}, which is not among the keys")]
     UnknownKey(String),
-    #[error("the sealed payment token does not open (altered, or sealed for another order)")]
+    #[error("it does not open (altered, or sealed for something else)")]
     DoesNotOpen,
     #[error("the system's random source failed")]
     NoRandomness,
@@ -41,7 +45,7 @@ struct Key {
     key: LessSafeKey,
 }
 
-/// The keys that seal and open payment tokens; the first seals.
+/// The keys that seal and open one kind of secret; the first seals.
 pub struct SealingKeys {
     keys: Vec<Key>,
     random: SystemRandom,
@@ -94,19 +98,20 @@ impl SealingKeys {
         Ok(STANDARD.encode(bytes))
     }
 
-    /// Seals `token` for the order `order` (any bytes naming it).
-    pub fn seal(&self, token: &str, order: &[u8]) -> Result<String, SealingError> {
+    /// Seals `token` for `owner` (any bytes naming what it belongs to: the order, the row).
+    pub fn seal(&self, token: &str, owner: &[u8]) -> Result<String, SealingError> {
         let key = &self.keys[0];
         let mut nonce = [0u8; NONCE_LEN];
         self.random
             .fill(&mut nonce)
             .map_err(|_| SealingError::NoRandomness)?;
         let mut sealed = token.as_bytes().to_vec();
-        // Fails only past AES-GCM's message limit (64 GiB); tokens are at most 100 bytes.
+        // Fails only past AES-GCM's message limit (64 GiB); what is sealed is a few hundred
+        // bytes at most.
         key.key
             .seal_in_place_append_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(order),
+                Aad::from(owner),
                 &mut sealed,
             )
             .map_err(|_| SealingError::Malformed)?;
@@ -119,8 +124,8 @@ impl SealingKeys {
         ))
     }
 
-    /// The token `sealed` holds, if it was sealed for `order` by one of the keys.
-    pub fn open(&self, sealed: &str, order: &[u8]) -> Result<SecretString, SealingError> {
+    /// What `sealed` holds, if it was sealed for `owner` by one of the keys.
+    pub fn open(&self, sealed: &str, owner: &[u8]) -> Result<SecretString, SealingError> {
         let mut parts = sealed.splitn(3, '.');
         let (Some(PREFIX), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next())
         else {
@@ -141,10 +146,18 @@ impl SealingKeys {
         let nonce = Nonce::try_assume_unique_for_key(&body).map_err(|_| SealingError::Malformed)?;
         let token = key
             .key
-            .open_in_place(nonce, Aad::from(order), &mut sealed)
+            .open_in_place(nonce, Aad::from(owner), &mut sealed)
             .map_err(|_| SealingError::DoesNotOpen)?;
         let token = std::str::from_utf8(token).map_err(|_| SealingError::DoesNotOpen)?;
         Ok(SecretString::from(token.to_owned()))
+    }
+
+    /// Whether `sealed` was sealed by the key that seals now (false for anything else: a
+    /// value sealed by an older key, or not sealed at all), i.e. whether sealing it again
+    /// would change its key.
+    pub fn sealed_by_current_key(&self, sealed: &str) -> bool {
+        let mut parts = sealed.splitn(3, '.');
+        parts.next() == Some(PREFIX) && parts.next() == Some(self.keys[0].id.as_str())
     }
 }
 
@@ -209,7 +222,14 @@ mod tests {
             during.open(&sealed_before, b"o").unwrap().expose_secret(),
             "tok_visa"
         );
+        assert!(before.sealed_by_current_key(&sealed_before));
+        assert!(
+            !during.sealed_by_current_key(&sealed_before),
+            "sealed by the old key"
+        );
+        assert!(!during.sealed_by_current_key("tok_visa"), "not sealed");
         let sealed_during = during.seal("tok_mastercard", b"o").unwrap();
+        assert!(during.sealed_by_current_key(&sealed_during));
         assert!(matches!(
             before.open(&sealed_during, b"o"),
             Err(SealingError::UnknownKey(_))
