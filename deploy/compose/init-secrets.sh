@@ -17,6 +17,8 @@ random admin-password
 [ -s signing-key.pem ] || openssl genpkey -algorithm ed25519 -out signing-key.pem 2>/dev/null
 # Orders seals payment tokens with it, payments opens them: the same file for both.
 [ -s payment-token-keys ] || openssl rand -base64 32 >payment-token-keys
+# Webhooks seals its endpoints' signing secrets at rest with it.
+[ -s webhook-secret-keys ] || openssl rand -base64 32 >webhook-secret-keys
 # The storefront's session cookie is encrypted under it.
 [ -s web-session-secret ] || openssl rand -base64 48 >web-session-secret
 printf 'postgres://commercex:%s@postgres:5432/commercex?sslmode=verify-full&sslrootcert=/run/secrets/ca.pem\n' \

@@ -658,6 +658,13 @@ pub struct WebhookOptions {
     )]
     pub webhook_allow_networks: Vec<ipnet::IpNet>,
 
+    /// The keys that seal endpoints' signing secrets in the webhooks database (AES-256-GCM;
+    /// 32 bytes in base64, one per line: the first seals, all open, so a rotation puts the
+    /// new key first; secrets under an older key are sealed again at start-up, after which
+    /// it can go). Default in development: a key generated once and kept in --data-dir.
+    #[arg(long, global = true, env = "COMMERCEX_WEBHOOK_SECRET_KEYS_FILE")]
+    pub webhook_secret_keys_file: Option<PathBuf>,
+
     /// An endpoint that failed every try for this long is disabled (with the reason); what
     /// waits for it goes out once an operator enables it again.
     #[arg(long, global = true, env = "COMMERCEX_WEBHOOK_DISABLE_AFTER", default_value = "24h", value_parser = humantime::parse_duration)]

@@ -103,6 +103,7 @@ async fn run(options: &commercex::cli::Options, command: Command) -> anyhow::Res
                 signing: true,
                 payment_tokens: false,
                 web_session: false,
+                webhook_secrets: false,
             };
             let settings = Settings::load(options, &stored, needed)?;
             commands::admin::create(settings, &email, &name, password_file, promotion).await

@@ -42,6 +42,7 @@ pub struct NeededKeys {
     pub signing: bool,
     pub payment_tokens: bool,
     pub web_session: bool,
+    pub webhook_secrets: bool,
 }
 
 impl NeededKeys {
@@ -49,6 +50,7 @@ impl NeededKeys {
         signing: true,
         payment_tokens: true,
         web_session: true,
+        webhook_secrets: true,
     };
 
     /// For `serve` of one service, or of them all (`None`).
@@ -58,6 +60,7 @@ impl NeededKeys {
             signing: runs(ServiceName::Users),
             payment_tokens: runs(ServiceName::Orders) || runs(ServiceName::Payments),
             web_session: runs(ServiceName::Web),
+            webhook_secrets: runs(ServiceName::Webhooks),
         }
     }
 }
@@ -80,6 +83,9 @@ pub struct Settings {
     pub signing: Option<SigningKeys>,
     /// The keys payment tokens are sealed with: only processes that run orders or payments.
     pub payment_token_keys: Option<Arc<SealingKeys>>,
+    /// The keys webhook signing secrets are sealed with at rest: only processes that run
+    /// the webhooks service.
+    pub webhook_secret_keys: Option<Arc<SealingKeys>>,
     pub audience: TokenAudience,
     pub lifetimes: TokenLifetimes,
     pub throttle: ThrottlePolicy,
@@ -286,11 +292,23 @@ impl Settings {
             false => None,
         };
         let payment_token_keys = match keys.payment_tokens {
-            true => Some(Arc::new(payment_token_keys(options, stored)?)),
+            true => Some(Arc::new(sealing_keys(
+                options,
+                stored,
+                SealedWith::PaymentTokens,
+            )?)),
             false => None,
         };
         let web_session_secret = match keys.web_session {
             true => Some(web_session_secret(options, stored)?),
+            false => None,
+        };
+        let webhook_secret_keys = match keys.webhook_secrets {
+            true => Some(Arc::new(sealing_keys(
+                options,
+                stored,
+                SealedWith::WebhookSecrets,
+            )?)),
             false => None,
         };
         let admin = admin(options, stored)?;
@@ -306,6 +324,7 @@ impl Settings {
             },
             signing,
             payment_token_keys,
+            webhook_secret_keys,
             audience: TokenAudience {
                 issuer: options.identity.jwt_issuer.clone(),
                 audience: options.identity.jwt_audience.clone(),
@@ -571,16 +590,14 @@ fn refuse_development_defaults(
     keys: NeededKeys,
 ) -> anyhow::Result<()> {
     let mut problems = Vec::new();
-    if keys.payment_tokens
-        && options.commerce.payment_token_keys_file.is_none()
-        && stored.get(Field::PaymentTokenKeys).is_none()
-    {
-        problems.push(
-            "no payment token keys: set COMMERCEX_PAYMENT_TOKEN_KEYS_FILE \
-             (--payment-token-keys-file) to a file with 32 random bytes in base64 (e.g. from \
-             `openssl rand -base64 32`), the same for orders and payments, or \
-             payment_token_keys in Vault",
-        );
+    for (needed, which) in [
+        (keys.payment_tokens, SealedWith::PaymentTokens),
+        (keys.webhook_secrets, SealedWith::WebhookSecrets),
+    ] {
+        let setting = which.setting(options);
+        if needed && setting.file.is_none() && stored.get(setting.field).is_none() {
+            problems.push(setting.missing);
+        }
     }
     if keys.web_session
         && options.web.web_session_secret_file.is_none()
@@ -697,27 +714,75 @@ fn signing_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<Sig
     })
 }
 
-const DEV_PAYMENT_TOKEN_KEYS_FILE: &str = "dev-payment-token-keys";
 const DEV_WEB_SESSION_SECRET_FILE: &str = "dev-web-session-secret";
 
-/// The payment token keys: from their file, the secret store, or in development generated once
-/// into the data directory (which every process of a development deployment shares).
-fn payment_token_keys(options: &Options, stored: &StoredSecrets) -> anyhow::Result<SealingKeys> {
-    let given = stored.resolve(
-        None,
-        options.commerce.payment_token_keys_file.as_ref(),
-        Field::PaymentTokenKeys,
-    )?;
-    let text = match given {
+/// Which keys of `platform::sealing`.
+#[derive(Debug, Clone, Copy)]
+enum SealedWith {
+    PaymentTokens,
+    WebhookSecrets,
+}
+
+/// Where a set of sealing keys is configured.
+struct KeysSetting<'o> {
+    /// The keys file given, if any.
+    file: Option<&'o PathBuf>,
+    /// Their field in the secret store.
+    field: Field,
+    /// Their file in a development data directory.
+    dev_file: &'static str,
+    /// The setting that names the file.
+    env: &'static str,
+    /// What they are, for errors.
+    what: &'static str,
+    /// Why the production profile refuses to start without them.
+    missing: &'static str,
+}
+
+impl SealedWith {
+    fn setting(self, options: &Options) -> KeysSetting<'_> {
+        match self {
+            Self::PaymentTokens => KeysSetting {
+                file: options.commerce.payment_token_keys_file.as_ref(),
+                field: Field::PaymentTokenKeys,
+                dev_file: "dev-payment-token-keys",
+                env: "COMMERCEX_PAYMENT_TOKEN_KEYS_FILE",
+                what: "the payment token keys",
+                missing: "no payment token keys: set COMMERCEX_PAYMENT_TOKEN_KEYS_FILE \
+                          (--payment-token-keys-file) to a file with 32 random bytes in base64 \
+                          (e.g. from `openssl rand -base64 32`), the same for orders and \
+                          payments, or payment_token_keys in Vault",
+            },
+            Self::WebhookSecrets => KeysSetting {
+                file: options.webhooks.webhook_secret_keys_file.as_ref(),
+                field: Field::WebhookSecretKeys,
+                dev_file: "dev-webhook-secret-keys",
+                env: "COMMERCEX_WEBHOOK_SECRET_KEYS_FILE",
+                what: "the webhook secret keys",
+                missing: "no webhook secret keys: set COMMERCEX_WEBHOOK_SECRET_KEYS_FILE \
+                          (--webhook-secret-keys-file) to a file with 32 random bytes in base64 \
+                          (e.g. from `openssl rand -base64 32`), the same for every webhooks \
+                          instance, or webhook_secret_keys in Vault",
+            },
+        }
+    }
+}
+
+/// Sealing keys: from their file, the secret store, or in development generated once into the
+/// data directory (which every process of a development deployment shares).
+fn sealing_keys(
+    options: &Options,
+    stored: &StoredSecrets,
+    which: SealedWith,
+) -> anyhow::Result<SealingKeys> {
+    let setting = which.setting(options);
+    let text = match stored.resolve(None, setting.file, setting.field)? {
         Some(text) => text,
-        None => development_secret(
-            options,
-            DEV_PAYMENT_TOKEN_KEYS_FILE,
-            "COMMERCEX_PAYMENT_TOKEN_KEYS_FILE",
-            || Ok(SealingKeys::generate_line()?),
-        )?,
+        None => development_secret(options, setting.dev_file, setting.env, || {
+            Ok(SealingKeys::generate_line()?)
+        })?,
     };
-    SealingKeys::parse(text.expose_secret()).context("loading the payment token keys")
+    SealingKeys::parse(text.expose_secret()).with_context(|| format!("loading {}", setting.what))
 }
 
 fn web_session_secret(options: &Options, stored: &StoredSecrets) -> anyhow::Result<SecretString> {

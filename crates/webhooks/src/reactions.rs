@@ -21,7 +21,7 @@ pub const GROUP: &str = "webhooks";
 impl From<StoreError> for HandlerError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Corrupt(_) => HandlerError::permanent(error),
+            StoreError::Corrupt(_) | StoreError::Sealing(_) => HandlerError::permanent(error),
             StoreError::Db(_) => HandlerError::transient(error),
         }
     }

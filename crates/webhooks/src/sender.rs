@@ -15,6 +15,11 @@ use crate::domain::{DestinationPolicy, SigningSecret, retry_after, signature_hea
 /// How much of an endpoint's answer is kept (for the operator to read).
 const ANSWER_KEPT: usize = 512;
 const CONTENT: &str = "application/cloudevents+json; charset=utf-8";
+/// Why a delivery none of whose secrets opens was not sent: unsigned, the endpoint could not
+/// tell it from a forgery.
+const NO_SECRET: &str = "not sent: none of the endpoint's signing secrets opens with the \
+                         webhook secret keys; give back the key they were sealed with, or \
+                         rotate the endpoint's secret";
 
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -93,6 +98,9 @@ impl Sender {
         // An address in the URL itself is checked here; names are checked as they resolve.
         if let Err(refused) = self.policy.check_url(url) {
             return answer(None, refused.to_string(), None);
+        }
+        if secrets.is_empty() {
+            return answer(None, NO_SECRET.to_owned(), None);
         }
         let timestamp = at.timestamp();
         let signature = signature_header(secrets, webhook_id, timestamp, body.as_bytes());
@@ -225,5 +233,35 @@ mod tests {
             .await;
         assert_eq!(answer.status, None);
         assert!(answer.error.expect("an error").contains("169.254.169.254"));
+    }
+
+    #[tokio::test]
+    async fn a_delivery_with_no_secret_to_sign_it_is_not_sent() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let url = format!("http://{}/hook", listener.local_addr().expect("address"));
+        let policy = Arc::new(DestinationPolicy {
+            production: false,
+            allowed: Vec::new(),
+        });
+        // Nobody answers the listener: the try with a secret below gives up soon.
+        let timeouts = Timeouts {
+            connect: Duration::from_secs(1),
+            total: Duration::from_millis(300),
+        };
+        let sender = Sender::new(reqwest::Client::builder(), policy, timeouts).expect("client");
+        let answer = sender.send(&url, "id", "{}".into(), &[]).await;
+        assert_eq!(answer.status, None);
+        assert!(answer.error.expect("an error").starts_with("not sent"));
+        let connected = listener.accept();
+        assert!(
+            matches!(&connected, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+            "the endpoint was never contacted: {connected:?}"
+        );
+        // The same sender does reach it with a secret.
+        let secret = SigningSecret::generate();
+        let answer = sender.send(&url, "id", "{}".into(), &[secret]).await;
+        assert!(answer.error.is_some(), "nobody answered");
+        assert!(listener.accept().is_ok(), "but it was contacted");
     }
 }

@@ -7,6 +7,7 @@ use events::consumer::{Consumer, ConsumerSettings};
 use events::service_db::{ServiceDb, StoreSettings};
 use platform::db::{DbError, Migrations, Storage};
 use platform::notifications::Listener;
+use platform::sealing::SealingKeys;
 use secrecy::SecretString;
 use tokio::sync::Notify;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,7 +33,7 @@ pub fn migrations() -> Migrations {
 pub enum OpenError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("reading the webhook endpoints")]
+    #[error("reading the webhook endpoints and their secrets")]
     Read(#[from] crate::store::StoreError),
 }
 
@@ -77,15 +78,31 @@ impl WebhooksService {
     /// runtime on SQLite, whose files are its alone), so it knows which event types are
     /// wanted without asking the database. On PostgreSQL other processes may (replicas,
     /// whatever runtime they run), and it knows once its `subscription_follower` hears the
-    /// changes.
+    /// changes. `secret_keys` seal the endpoints' signing secrets at rest; any secret not
+    /// sealed by the first of them is sealed again now.
     pub async fn open(
         storage: &Storage,
         store: StoreSettings,
         settings: WebhooksSettings,
+        secret_keys: Arc<SealingKeys>,
         sole_instance: bool,
     ) -> Result<Self, OpenError> {
         let store = Self::open_db(storage, store).await?;
-        let webhook_store = WebhookStore::new(store.db.clone());
+        let webhook_store = WebhookStore::new(store.db.clone(), secret_keys);
+        let resealed = webhook_store.seal_secrets_at_rest().await?;
+        if resealed.sealed > 0 {
+            tracing::info!(
+                secrets = resealed.sealed,
+                "sealed webhook signing secrets under the current webhook secret key"
+            );
+        }
+        if resealed.unopenable > 0 {
+            tracing::error!(
+                secrets = resealed.unopenable,
+                "webhook signing secrets do not open with the webhook secret keys: their \
+                 endpoints get nothing until the key is given back or their secret rotated"
+            );
+        }
         let changes_from = match storage {
             Storage::Postgres { url } => Some(url.clone()),
             Storage::Sqlite { .. } => None,

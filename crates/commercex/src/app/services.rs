@@ -145,6 +145,10 @@ impl Services {
                             storage,
                             store,
                             settings.webhooks.clone(),
+                            settings
+                                .webhook_secret_keys
+                                .clone()
+                                .context("the webhooks service needs the webhook secret keys")?,
                             sole_instance,
                         )
                         .await?,

@@ -31,10 +31,12 @@ pub enum Field {
     PaymentTokenKeys,
     /// The secret the storefront's session cookie is encrypted under.
     WebSessionSecret,
+    /// The keys that seal webhook signing secrets at rest (`platform::sealing`).
+    WebhookSecretKeys,
 }
 
 impl Field {
-    pub const ALL: [Field; 8] = [
+    pub const ALL: [Field; 9] = [
         Field::DatabaseUrl,
         Field::RedisUrl,
         Field::AdminPassword,
@@ -43,6 +45,7 @@ impl Field {
         Field::KafkaOptions,
         Field::PaymentTokenKeys,
         Field::WebSessionSecret,
+        Field::WebhookSecretKeys,
     ];
 
     pub fn key(self) -> &'static str {
@@ -55,6 +58,7 @@ impl Field {
             Field::KafkaOptions => "kafka_options",
             Field::PaymentTokenKeys => "payment_token_keys",
             Field::WebSessionSecret => "web_session_secret",
+            Field::WebhookSecretKeys => "webhook_secret_keys",
         }
     }
 

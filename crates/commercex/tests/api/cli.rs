@@ -254,6 +254,10 @@ async fn the_production_profile_refuses_development_defaults() {
         "{stderr}"
     );
     assert!(
+        stderr.contains("COMMERCEX_WEBHOOK_SECRET_KEYS_FILE"),
+        "{stderr}"
+    );
+    assert!(
         !dir.path().join("dev-signing-key.pem").exists(),
         "no key was generated"
     );
@@ -275,6 +279,11 @@ async fn the_production_profile_refuses_development_defaults() {
         "web-session-secret",
         "a storefront session secret of more than thirty-two bytes",
     );
+    let webhook_secret_keys = write_file(
+        dir.path(),
+        "webhook-secret-keys",
+        &platform::sealing::SealingKeys::generate_line().unwrap(),
+    );
     let mut args: Vec<String> = [
         "--profile",
         "production",
@@ -290,6 +299,8 @@ async fn the_production_profile_refuses_development_defaults() {
         &payment_token_keys.display().to_string(),
         "--web-session-secret-file",
         &web_session_secret.display().to_string(),
+        "--webhook-secret-keys-file",
+        &webhook_secret_keys.display().to_string(),
     ]
     .iter()
     .map(|s| (*s).to_owned())

@@ -101,14 +101,16 @@ impl OpenBao {
     }
 }
 
-/// The fields the platform reads: a signing key, the admin's password and the payment token
-/// keys (a fixed one: 32 zero bytes).
+/// The fields the platform reads: a signing key, the admin's password, the storefront's
+/// session secret, and the payment token and webhook secret keys (fixed ones: 32 zero bytes,
+/// 32 bytes of 0xff).
 fn secrets(key: &platform::auth::SigningKey, admin_password: &str) -> Value {
     json!({
         "jwt_signing_key": key.to_pkcs8_pem().expose_secret(),
         "admin_password": admin_password,
         "payment_token_keys": format!("{}=", "A".repeat(43)),
         "web_session_secret": "a storefront session secret of more than thirty-two bytes",
+        "webhook_secret_keys": format!("{}8=", "/".repeat(42)),
     })
 }
 

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use platform::sealing::SealingKeys;
 use serde_json::{Value, json};
 use testkit::{TestStorage, app_tests, backend_tests, wait_for_within};
 
@@ -20,6 +21,23 @@ const FAST: &[&str] = &[
     "--webhook-timeout",
     "1s",
 ];
+
+/// [`FAST`], with webhook secret keys of the test's own (`lines`, written into `dir`): on
+/// PostgreSQL an app started again gets a new data directory, and with it a new development
+/// key, which opens none of the secrets sealed before.
+fn fast_with_keys(dir: &std::path::Path, lines: &[&str]) -> Vec<String> {
+    let file = write_file(dir, "webhook-secret-keys", &lines.join("\n"));
+    let mut options: Vec<String> = FAST.iter().map(|s| (*s).to_owned()).collect();
+    options.extend([
+        "--webhook-secret-keys-file".to_owned(),
+        file.display().to_string(),
+    ]);
+    options
+}
+
+fn as_strs(options: &[String]) -> Vec<&str> {
+    options.iter().map(String::as_str).collect()
+}
 
 /// Places an order for one unit of `product` and waits until it is confirmed.
 async fn confirmed_order(app: &TestApp, customer: &str, product: &str, key: &str) -> String {
@@ -43,6 +61,17 @@ async fn send_test(app: &TestApp, admin: &str, endpoint: &str) -> String {
     assert_eq!(response.status(), 202);
     let queued: Value = response.json().await.unwrap();
     queued["webhook_id"].as_str().unwrap().to_owned()
+}
+
+/// Whether one of the `webhook-signature` header's signatures is `secret`'s.
+fn signed_with(received: &Received, secret: &str) -> bool {
+    let secret = webhooks::domain::SigningSecret::parse(secret).unwrap();
+    let timestamp: i64 = received.timestamp.parse().unwrap();
+    let expected = secret.sign(&received.id, timestamp, received.body.as_bytes());
+    received
+        .signature
+        .split(' ')
+        .any(|signature| signature == expected)
 }
 
 async fn deliveries(app: &TestApp, admin: &str, endpoint: &str, query: &str) -> Vec<Value> {
@@ -138,7 +167,9 @@ app_tests! {
 backend_tests! {
     async fn an_endpoint_down_through_a_restart_gets_every_event_once_it_is_back(storage: TestStorage) {
         let mut receiver = Receiver::down();
-        let app = spawn_app_with(&storage, FAST).await;
+        let keys_dir = tempfile::tempdir().unwrap();
+        let options = fast_with_keys(keys_dir.path(), &[&SealingKeys::generate_line().unwrap()]);
+        let app = spawn_app_with(&storage, &as_strs(&options)).await;
         let admin = app.admin_token().await;
         let (endpoint, secret) = app.webhook_endpoint(&admin, &receiver.url(), &["commercex.order.*"]).await;
         let product = app.orderable_product(&admin, "HOOK-2", 10).await;
@@ -161,7 +192,7 @@ backend_tests! {
         app.stop().await;
 
         receiver.come_up().await;
-        let app = spawn_app_with(&storage, FAST).await;
+        let app = spawn_app_with(&storage, &as_strs(&options)).await;
         wait_for("every waiting event delivered", || async {
             receiver.delivered().into_iter().collect::<HashSet<_>>() == expected
         })
@@ -177,6 +208,102 @@ backend_tests! {
             app.webhook(&admin, &endpoint).await["state"] == "healthy"
         })
         .await;
+        app.stop().await;
+    }
+
+    async fn signing_secrets_are_sealed_at_rest_and_sealed_again_under_a_new_key(storage: TestStorage) {
+        let keys_dir = tempfile::tempdir().unwrap();
+        let (old_key, new_key, other_key) = (
+            SealingKeys::generate_line().unwrap(),
+            SealingKeys::generate_line().unwrap(),
+            SealingKeys::generate_line().unwrap(),
+        );
+        let with_keys = |lines: &[&str]| fast_with_keys(keys_dir.path(), lines);
+        let stored = async |app: &TestApp| -> Vec<(String, String)> {
+            let db = app.database("webhooks").await;
+            sqlx::query_as("SELECT endpoint_id, secret FROM webhook_secrets ORDER BY id")
+                .fetch_all(db.pool())
+                .await
+                .unwrap()
+        };
+        let options = with_keys(&[&old_key]);
+        let app = spawn_app_with(&storage, &as_strs(&options)).await;
+        let admin = app.admin_token().await;
+        let (first_receiver, second_receiver) = (Receiver::up().await, Receiver::up().await);
+        let types = ["commercex.order.*"];
+        let (first, first_secret) = app.webhook_endpoint(&admin, &first_receiver.url(), &types).await;
+        let (second, second_secret) = app.webhook_endpoint(&admin, &second_receiver.url(), &types).await;
+        let old = SealingKeys::parse(&old_key).unwrap();
+        for (endpoint, secret) in stored(&app).await {
+            assert!(old.sealed_by_current_key(&secret), "{endpoint}: {secret}");
+            for shown in [&first_secret, &second_secret] {
+                let key = shown.trim_start_matches("whsec_");
+                assert!(!secret.contains(key) && !secret.contains("whsec_"), "in the clear: {secret}");
+            }
+        }
+        // The second secret as a version before sealing kept it: in the clear.
+        let db = app.database("webhooks").await;
+        sqlx::query("UPDATE webhook_secrets SET secret = $1 WHERE endpoint_id = $2")
+            .bind(&second_secret)
+            .bind(&second)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        app.stop().await;
+
+        // A new key first, the old one below it: at start-up every secret is sealed under the
+        // new key, and each still signs as the one its receiver holds.
+        let options = with_keys(&[&new_key, &old_key]);
+        let app = spawn_app_with(&storage, &as_strs(&options)).await;
+        let rotated = SealingKeys::parse(&[new_key.as_str(), &old_key].join("\n")).unwrap();
+        let secrets = stored(&app).await;
+        assert_eq!(secrets.len(), 2);
+        for (endpoint, secret) in &secrets {
+            assert!(rotated.sealed_by_current_key(secret), "{endpoint}: {secret}");
+        }
+        let admin = app.admin_token().await;
+        send_test(&app, &admin, &first).await;
+        send_test(&app, &admin, &second).await;
+        wait_for("both test events delivered", || async {
+            first_receiver.delivered().len() == 1 && second_receiver.delivered().len() == 1
+        })
+        .await;
+        for (receiver, secret) in [(&first_receiver, &first_secret), (&second_receiver, &second_secret)] {
+            let received = receiver.received();
+            assert!(signed_with(&received[0], secret), "{:?}", received[0].signature);
+            verify_with_reference_library(&received, &[secret]).await;
+        }
+        app.stop().await;
+
+        // Keys that open none of the secrets: the service starts, sends nothing unsigned, says
+        // why on the delivery, and a rotated secret signs again.
+        let options = with_keys(&[&other_key]);
+        let app = spawn_app_with(&storage, &as_strs(&options)).await;
+        let admin = app.admin_token().await;
+        let waiting = send_test(&app, &admin, &first).await;
+        wait_for("a try that was not sent", || async {
+            let tried = deliveries(&app, &admin, &first, "&status=pending").await;
+            tried.iter().any(|d| {
+                d["webhook_id"] == waiting.as_str()
+                    && d["last_error"].as_str().is_some_and(|e| e.starts_with("not sent"))
+            })
+        })
+        .await;
+        assert_eq!(first_receiver.received().len(), 1, "nothing unsigned went out");
+        let rotate = format!("/api/v1/admin/webhooks/endpoints/{first}/secret/rotate");
+        let rotated: Value = app
+            .send(reqwest::Method::POST, &rotate, Some(&admin), Some(&json!({"overlap_seconds": 0})))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let fresh = rotated["secret"].as_str().unwrap().to_owned();
+        wait_for("the waiting event delivered", || async {
+            first_receiver.delivered() == vec![first_receiver.received()[0].id.clone(), waiting.clone()]
+        })
+        .await;
+        let sent = first_receiver.received().pop().unwrap();
+        assert!(signed_with(&sent, &fresh), "{:?}", sent.signature);
         app.stop().await;
     }
 
@@ -235,9 +362,8 @@ backend_tests! {
         })
         .await;
 
-        let db = app.database("webhooks").await;
         let retention = webhooks::retention::Retention::new(
-            webhooks::store::WebhookStore::new(db),
+            app.webhook_store().await,
             Duration::from_secs(30 * 24 * 60 * 60),
         );
         let now = chrono::Utc::now();

@@ -1,4 +1,4 @@
-//! Endpoints, their signing secrets, and how each stands.
+//! Endpoints and how each stands.
 
 use super::*;
 
@@ -27,7 +27,7 @@ impl WebhookStore {
                 .bind(now)
                 .execute(&mut ***tx)
                 .await?;
-                insert_secret(tx, id, secret, now).await
+                self.insert_secret(tx, id, secret, now).await
             })
             .await?;
         self.endpoint(id)
@@ -122,52 +122,6 @@ impl WebhookStore {
             .await
     }
 
-    /// Makes `secret` the endpoint's current one; those in use before keep signing until
-    /// `old_until`.
-    pub async fn rotate_secret(
-        &self,
-        endpoint_id: Uuid,
-        secret: &SigningSecret,
-        old_until: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
-        let now = to_millis(platform::time::now());
-        self.db
-            .transact("webhooks.rotate_secret", async |tx| {
-                sqlx::query(
-                    "UPDATE webhook_secrets SET expires_at = $2 WHERE endpoint_id = $1 \
-                     AND (expires_at IS NULL OR expires_at > $2)",
-                )
-                .bind(endpoint_id.to_string())
-                .bind(to_millis(old_until))
-                .execute(&mut ***tx)
-                .await?;
-                insert_secret(tx, endpoint_id, secret, now).await
-            })
-            .await
-    }
-
-    /// The secrets that sign a delivery now, newest first.
-    pub async fn signing_secrets(
-        &self,
-        endpoint_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<SigningSecret>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT secret FROM webhook_secrets WHERE endpoint_id = $1 \
-             AND (expires_at IS NULL OR expires_at > $2) ORDER BY id DESC",
-        )
-        .bind(endpoint_id.to_string())
-        .bind(to_millis(now))
-        .fetch_all(self.db.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                let text: String = row.try_get("secret")?;
-                SigningSecret::parse(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .collect()
-    }
-
     /// The endpoints events are recorded for: enabled ones, and those the breaker disabled
     /// (their events go out once they are enabled again).
     pub async fn subscribers(tx: &mut Tx) -> Result<Vec<(Uuid, EventTypeFilter)>, StoreError> {
@@ -206,22 +160,4 @@ impl WebhookStore {
             })
             .collect()
     }
-}
-
-async fn insert_secret(
-    tx: &mut Tx,
-    endpoint_id: Uuid,
-    secret: &SigningSecret,
-    now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO webhook_secrets (id, endpoint_id, secret, created_at) VALUES ($1, $2, $3, $4)",
-    )
-    .bind(Uuid::now_v7().to_string())
-    .bind(endpoint_id.to_string())
-    .bind(secret.expose())
-    .bind(now)
-    .execute(&mut ***tx)
-    .await?;
-    Ok(())
 }

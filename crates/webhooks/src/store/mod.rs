@@ -3,11 +3,15 @@
 mod deliveries;
 mod endpoints;
 mod retention;
+mod secrets;
 mod sending;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use events::Envelope;
 use platform::db::{Db, NewestFirst, Tx};
+use platform::sealing::SealingKeys;
 use platform::time::{from_millis, to_millis};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -19,6 +23,8 @@ use crate::domain::{EventTypeFilter, SigningSecret};
 pub enum StoreError {
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    #[error("sealing a signing secret failed: {0}")]
+    Sealing(String),
     /// Kept as the cause, so that what decides the answer can tell an unreachable database
     /// from a bug.
     #[error("database error")]
@@ -190,11 +196,13 @@ fn filter_json(filter: &EventTypeFilter) -> String {
 #[derive(Debug, Clone)]
 pub struct WebhookStore {
     db: Db,
+    /// What the signing secrets are sealed with at rest.
+    secret_keys: Arc<SealingKeys>,
 }
 
 impl WebhookStore {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, secret_keys: Arc<SealingKeys>) -> Self {
+        Self { db, secret_keys }
     }
 
     pub fn db(&self) -> &Db {

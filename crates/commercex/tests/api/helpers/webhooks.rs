@@ -231,6 +231,15 @@ impl TestApp {
         )
     }
 
+    /// The webhooks service's store as this app opens it: its database, and the webhook
+    /// secret key it generated into its data directory (development).
+    pub async fn webhook_store(&self) -> webhooks::store::WebhookStore {
+        let keys = std::fs::read_to_string(self.data_dir.join("dev-webhook-secret-keys"))
+            .expect("the development webhook secret key");
+        let keys = platform::sealing::SealingKeys::parse(&keys).expect("a key");
+        webhooks::store::WebhookStore::new(self.database("webhooks").await, Arc::new(keys))
+    }
+
     /// `GET /api/v1/admin/webhooks/endpoints` and what is below it (`path`, may be empty).
     pub async fn webhook(&self, admin: &str, path: &str) -> Value {
         let url = match path {
