@@ -100,6 +100,15 @@ async function signUp(page, name, email) {
   await page.getByRole("button", { name: "Create account" }).click();
 }
 
+/** Signs in as the administrator and opens the admin console's overview. */
+async function openTheConsole(page) {
+  await page.goto(`${BASE}/login`);
+  await page.getByLabel("Email").fill(ADMIN_EMAIL);
+  await page.getByLabel("Password").fill(ADMIN_PASSWORD);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("link", { name: "Admin", exact: true }).click();
+}
+
 /** Clicks a form's button and waits for the page the post leads to. */
 async function submit(page, button) {
   await Promise.all([page.waitForEvent("load"), button.click()]);
@@ -226,11 +235,7 @@ test("on a phone-sized screen nothing runs off the side", async () => {
 
 test("an administrator creates and stocks a product, meets a conflicting edit, and cancels a customer's order with a refund", async () => {
   const { context, page, violations } = await visitor();
-  await page.goto(`${BASE}/login`);
-  await page.getByLabel("Email").fill(ADMIN_EMAIL);
-  await page.getByLabel("Password").fill(ADMIN_PASSWORD);
-  await page.getByRole("button", { name: "Sign in" }).click();
-  await page.getByRole("link", { name: "Admin", exact: true }).click();
+  await openTheConsole(page);
   await accessible(page, "the admin overview");
   await screenshot(page, "admin-overview");
 
@@ -320,13 +325,55 @@ test("an administrator creates and stocks a product, meets a conflicting edit, a
   await context.close();
 });
 
+test("an administrator registers a webhook endpoint, is shown its secret once and sees a test event delivered", async () => {
+  // The receiver: answers 200 and keeps what it was sent.
+  const received = [];
+  const receiver = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => { body += chunk; });
+    request.on("end", () => {
+      received.push({ id: request.headers["webhook-id"], signature: request.headers["webhook-signature"], body });
+      response.end("ok");
+    });
+  });
+  await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${receiver.address().port}/hooks`;
+  const { context, page, violations } = await visitor();
+  await openTheConsole(page);
+  await page.getByRole("link", { name: "Webhooks", exact: true }).click();
+  await accessible(page, "the webhook endpoints");
+
+  await page.getByLabel("URL (https)").fill(url);
+  await page.getByLabel(/Event types/).fill("commercex.order.*");
+  await page.getByLabel("Description").fill(`warehouse ${RUN}`);
+  await submit(page, page.getByRole("button", { name: "Register" }));
+  const secret = await page.locator("[data-secret]").textContent();
+  assert.match(secret, /^whsec_/);
+  await accessible(page, "a new webhook endpoint");
+  await page.getByRole("button", { name: "Send a test event" }).click();
+  await page.waitForURL(/\/admin\/webhooks\/[0-9a-f-]{36}$/);
+  assert.equal(await page.locator("[data-secret]").count(), 0, "the secret is shown once");
+  await waitFor(async () => received.length === 1);
+  assert.equal(JSON.parse(received[0].body).type, "commercex.webhook.test.v1");
+  await waitFor(async () => {
+    await page.reload();
+    return (await page.getByRole("cell", { name: "HTTP 200" }).count()) > 0;
+  });
+  assert.equal(await page.locator(`[data-delivery="${received[0].id}"]`).count(), 1);
+  await accessible(page, "a webhook endpoint and its deliveries");
+  await screenshot(page, "admin-webhook");
+  assert.deepEqual(violations, []);
+  receiver.close();
+  await context.close();
+});
+
 test("a customer cannot open the console or call its API, and a form posted from another site is refused", async () => {
   const { context, page } = await visitor();
   await addToCart(page, products.mug);
   await page.getByRole("link", { name: "Check out" }).click();
   await signUp(page, "Mallory Curious", `mallory-${RUN}@example.com`);
   await page.waitForURL(`${BASE}/checkout`);
-  for (const path of ["/admin", "/admin/orders", "/admin/customers", "/admin/dead-letters"]) {
+  for (const path of ["/admin", "/admin/orders", "/admin/customers", "/admin/dead-letters", "/admin/webhooks"]) {
     const response = await page.goto(`${BASE}${path}`);
     assert.equal(response.status(), 403, path);
   }

@@ -9,6 +9,7 @@ mod admin;
 mod dto;
 mod error;
 mod transport;
+mod webhooks;
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,9 @@ pub use dto::{
 pub use error::{ApiError, FieldProblem, Problem};
 pub use transport::Origin;
 use transport::{Call, Transport};
+pub use webhooks::{
+    CreatedEndpoint, RotatedSecret, WebhookDelivery, WebhookDeliveryPage, WebhookEndpoint,
+};
 
 /// A client of one CommerceX.
 #[derive(Debug, Clone)]
@@ -136,7 +140,8 @@ impl ApiClient {
         if status != expected {
             return Err(ApiError::unexpected(status, &body));
         }
-        let answer = if expected == StatusCode::NO_CONTENT {
+        // No body (a 204, or a 202 that says nothing more) reads as `null`: `()`.
+        let answer = if body.is_empty() {
             serde_json::from_value(Value::Null)
         } else {
             serde_json::from_slice(&body)

@@ -130,6 +130,27 @@ pub fn router(web: Web) -> Router {
             "/admin/dead-letters/{service}/{id}",
             post(pages::admin::dead_letters::settle),
         )
+        .route(
+            "/admin/webhooks",
+            get(pages::admin::webhooks::list).post(pages::admin::webhooks::register),
+        )
+        .route("/admin/webhooks/{id}", get(pages::admin::webhooks::one))
+        .route(
+            "/admin/webhooks/{id}/state",
+            post(pages::admin::webhooks::set_state),
+        )
+        .route(
+            "/admin/webhooks/{id}/rotate",
+            post(pages::admin::webhooks::rotate),
+        )
+        .route(
+            "/admin/webhooks/{id}/deliveries/{delivery}/replay",
+            post(pages::admin::webhooks::replay),
+        )
+        .route(
+            "/admin/webhooks/{id}/{action}",
+            post(pages::admin::webhooks::act),
+        )
         .route("/admin/customers", get(pages::admin::customers::list))
         .route(
             "/admin/customers/{id}/admin",

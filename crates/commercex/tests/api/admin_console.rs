@@ -1,5 +1,6 @@
 //! The admin console as an operator's browser meets it: products and stock, every customer's
-//! orders, dead letters and accounts, all through the public API's admin operations.
+//! orders, dead letters, accounts and webhook endpoints, all through the public API's admin
+//! operations.
 
 use reqwest::StatusCode;
 use testkit::backend_tests;
@@ -7,6 +8,15 @@ use testkit::backend_tests;
 use crate::dead_letters::poisoned_order_placed;
 use crate::helpers::*;
 use crate::storefront::{check_out, customer_with_a_cart};
+use crate::webhooks::signed_with;
+
+/// The text of `body` between the first `start` after `after` and the next `end`.
+fn between<'a>(body: &'a str, after: &str, start: &str, end: &str) -> &'a str {
+    let from = body.find(after).expect(after) + after.len();
+    let from = body[from..].find(start).expect(start) + from + start.len();
+    let to = body[from..].find(end).expect(end) + from;
+    &body[from..to]
+}
 
 async fn operator(app: &TestApp) -> Browser {
     let mut browser = Browser::new(app);
@@ -237,13 +247,83 @@ backend_tests! {
         app.stop().await;
     }
 
+    async fn an_operator_registers_tests_replays_pauses_rotates_and_deletes_a_webhook(storage: TestStorage) {
+        let app = spawn_app(&storage).await;
+        let receiver = Receiver::up().await;
+        let mut browser = operator(&app).await;
+        let list = browser.get("/admin/webhooks").await;
+        assert_eq!(list.status, StatusCode::OK);
+        assert!(list.text().contains("No endpoint yet."), "{}", list.text());
+        let csrf = list.csrf();
+        let refused = browser
+            .post("/admin/webhooks", &[("csrf", &csrf), ("url", "ftp://hooks.example.com/"), ("event_types", "commercex.order.*")])
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(refused.text().contains("url:"), "{}", refused.text());
+        assert!(browser.get("/admin/webhooks").await.text().contains("No endpoint yet."), "bad input changed nothing");
+
+        let url = receiver.url();
+        let created = browser
+            .post("/admin/webhooks", &[("csrf", &csrf), ("url", &url), ("event_types", "commercex.order.*, commercex.payment.*"), ("description", "the warehouse")])
+            .await;
+        assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+        assert!(created.text().contains("shown this once"), "{}", created.text());
+        let secret = between(&created.body, "data-secret", ">", "<").to_owned();
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        let id = between(&created.body, "", "action=\"/admin/webhooks/", "/state").to_owned();
+        let endpoint = format!("/admin/webhooks/{id}");
+        let shown = browser.get(&endpoint).await;
+        assert!(!shown.body.contains(&secret) && !shown.body.contains("whsec_"), "shown once only");
+        assert!(shown.text().contains("healthy") && shown.text().contains("commercex.payment.*"), "{}", shown.text());
+        let listed = browser.get("/admin/webhooks").await;
+        assert!(listed.text().contains(&url) && listed.text().contains("the warehouse"), "{}", listed.text());
+
+        // A test event, signed with the secret shown; then replayed from the page.
+        let sent = browser.post(&format!("{endpoint}/test"), &[("csrf", &shown.csrf())]).await;
+        assert_eq!(sent.location(), Some(endpoint.as_str()));
+        wait_for("the test event", || async { receiver.delivered().len() == 1 }).await;
+        let test = receiver.received().remove(0);
+        assert!(signed_with(&test, &secret));
+        let page = browser.page_saying(&endpoint, "delivered").await;
+        assert!(page.text().contains("commercex.webhook.test.v1") && page.text().contains("HTTP 200"), "{}", page.text());
+        let delivery = between(&page.body, "/deliveries/", "", "/replay").to_owned();
+        let replayed = browser.post(&format!("{endpoint}/deliveries/{delivery}/replay"), &[("csrf", &page.csrf())]).await;
+        assert_eq!(replayed.location(), Some(endpoint.as_str()));
+        wait_for("the replay", || async { receiver.delivered() == vec![test.id.clone(), test.id.clone()] }).await;
+
+        // Paused, then enabled again.
+        let paused = browser.post(&format!("{endpoint}/state"), &[("csrf", &page.csrf()), ("action", "pause")]).await;
+        assert_eq!(paused.location(), Some(endpoint.as_str()));
+        assert!(browser.get(&endpoint).await.body.contains("data-state=\"paused\""));
+        browser.post(&format!("{endpoint}/state"), &[("csrf", &page.csrf()), ("action", "enable")]).await;
+        assert!(browser.get(&endpoint).await.body.contains("data-state=\"healthy\""));
+
+        // A new secret, the old one retired at once: what goes out next is signed by the new only.
+        let rotated = browser.post(&format!("{endpoint}/rotate"), &[("csrf", &page.csrf()), ("overlap", "0")]).await;
+        assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text());
+        let fresh = between(&rotated.body, "data-secret", ">", "<").to_owned();
+        assert!(fresh.starts_with("whsec_") && fresh != secret, "{fresh}");
+        browser.post(&format!("{endpoint}/test"), &[("csrf", &page.csrf())]).await;
+        wait_for("the second test event", || async { receiver.delivered().len() == 3 }).await;
+        let last = receiver.received().pop().unwrap();
+        assert!(signed_with(&last, &fresh) && !signed_with(&last, &secret), "{}", last.signature);
+        let odd = browser.post(&format!("{endpoint}/rotate"), &[("csrf", &page.csrf()), ("overlap", "12345")]).await;
+        assert_eq!(odd.status, StatusCode::NOT_FOUND, "an overlap the form does not offer");
+
+        let deleted = browser.post(&format!("{endpoint}/delete"), &[("csrf", &page.csrf())]).await;
+        assert_eq!(deleted.location(), Some("/admin/webhooks"));
+        assert!(browser.get("/admin/webhooks").await.text().contains("No endpoint yet."));
+        assert_eq!(browser.get(&endpoint).await.status, StatusCode::NOT_FOUND);
+        app.stop().await;
+    }
+
     async fn customers_and_visitors_cannot_open_the_console(storage: TestStorage) {
         let app = spawn_app(&storage).await;
         let mut visitor = Browser::new(&app);
         let page = visitor.get("/admin/orders").await;
         assert_eq!(page.location(), Some("/login?next=%2Fadmin%2Forders"));
         visitor.sign_up("Mallory", "mallory@example.com", "/").await;
-        for path in ["/admin", "/admin/orders", "/admin/products/new", "/admin/dead-letters", "/admin/customers"] {
+        for path in ["/admin", "/admin/orders", "/admin/products/new", "/admin/dead-letters", "/admin/customers", "/admin/webhooks"] {
             assert_eq!(visitor.get(path).await.status, StatusCode::FORBIDDEN, "{path}");
         }
         let csrf = visitor.get("/orders").await.csrf();

@@ -64,7 +64,7 @@ async fn send_test(app: &TestApp, admin: &str, endpoint: &str) -> String {
 }
 
 /// Whether one of the `webhook-signature` header's signatures is `secret`'s.
-fn signed_with(received: &Received, secret: &str) -> bool {
+pub fn signed_with(received: &Received, secret: &str) -> bool {
     let secret = webhooks::domain::SigningSecret::parse(secret).unwrap();
     let timestamp: i64 = received.timestamp.parse().unwrap();
     let expected = secret.sign(&received.id, timestamp, received.body.as_bytes());

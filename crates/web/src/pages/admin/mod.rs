@@ -5,6 +5,7 @@ pub mod customers;
 pub mod dead_letters;
 pub mod orders;
 pub mod products;
+pub mod webhooks;
 
 use axum::response::Response;
 
@@ -31,6 +32,20 @@ impl Visit {
             return Err(PageError::NotAnAdmin);
         }
         Ok(user.access_token().to_owned())
+    }
+}
+
+/// What the API's refusal of the form says, for the page; a failure that is not a refusal
+/// is an error page.
+pub fn refused(error: client::ApiError) -> Result<String, PageError> {
+    match (error.status(), error.problem()) {
+        (Some(status), Some(problem)) if status.is_client_error() => Ok(problem
+            .errors
+            .iter()
+            .map(|e| format!("{}: {}", e.field.trim_start_matches('/'), e.detail))
+            .reduce(|all, one| format!("{all}; {one}"))
+            .unwrap_or_else(|| problem.detail.clone())),
+        _ => Err(error.into()),
     }
 }
 

@@ -16,6 +16,7 @@ use uuid::Uuid;
 use super::super::account::with_status;
 use super::super::shop::ProductView;
 use super::super::{Chrome, FormToken, query_string, render};
+use super::refused;
 use crate::error::PageError;
 use crate::session::Visit;
 
@@ -170,20 +171,6 @@ pub async fn create(visit: Visit, Form(form): Form<ProductForm>) -> Result<Respo
         ledger: Vec::new(),
     };
     with_status(render(visit, &page), StatusCode::UNPROCESSABLE_ENTITY)
-}
-
-/// What the API's refusal of the form says, for the page; a failure that is not a refusal
-/// is an error page.
-fn refused(error: client::ApiError) -> Result<String, PageError> {
-    match (error.status(), error.problem()) {
-        (Some(status), Some(problem)) if status.is_client_error() => Ok(problem
-            .errors
-            .iter()
-            .map(|e| format!("{}: {}", e.field.trim_start_matches('/'), e.detail))
-            .reduce(|all, one| format!("{all}; {one}"))
-            .unwrap_or_else(|| problem.detail.clone())),
-        _ => Err(error.into()),
-    }
 }
 
 /// The product's page: its form, its stock, its ledger; `form` and `problem` when a save
