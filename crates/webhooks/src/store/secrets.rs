@@ -51,10 +51,7 @@ impl WebhookStore {
         now: i64,
     ) -> Result<(), StoreError> {
         let id = Uuid::now_v7();
-        let sealed = self
-            .secret_keys
-            .seal(&secret.expose(), &owner(endpoint_id, id))
-            .map_err(|error| StoreError::Sealing(error.to_string()))?;
+        let sealed = self.seal(secret, endpoint_id, id)?;
         sqlx::query(
             "INSERT INTO webhook_secrets (id, endpoint_id, secret, created_at) \
              VALUES ($1, $2, $3, $4)",
@@ -87,17 +84,7 @@ impl WebhookStore {
         let mut secrets = Vec::with_capacity(rows.len());
         for row in &rows {
             let (id, sealed): (Uuid, String) = (uuid(row, "id")?, row.try_get("secret")?);
-            match self.secret_keys.open(&sealed, &owner(endpoint_id, id)) {
-                Ok(text) => secrets.push(
-                    SigningSecret::parse(text.expose_secret())
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                ),
-                Err(error) => tracing::error!(
-                    %endpoint_id, secret_id = %id, %error,
-                    "a signing secret does not open with the webhook secret keys: give back \
-                     its key, or rotate the endpoint's secret"
-                ),
-            }
+            secrets.extend(self.open(&sealed, endpoint_id, id)?);
         }
         Ok(secrets)
     }
@@ -117,29 +104,18 @@ impl WebhookStore {
                 continue;
             }
             let (id, endpoint_id) = (uuid(row, "id")?, uuid(row, "endpoint_id")?);
-            let owner = owner(endpoint_id, id);
             let secret = match SigningSecret::parse(&stored) {
                 // Kept in the clear (a `whsec_` secret is never mistaken for a sealed one).
                 Ok(secret) => secret,
-                Err(_) => match self.secret_keys.open(&stored, &owner) {
-                    Ok(text) => SigningSecret::parse(text.expose_secret())
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    Err(error) => {
-                        tracing::error!(
-                            %endpoint_id, secret_id = %id, %error,
-                            "a webhook signing secret does not open with the webhook secret \
-                             keys: it signs nothing until its key is given back or the \
-                             endpoint's secret is rotated"
-                        );
+                Err(_) => match self.open(&stored, endpoint_id, id)? {
+                    Some(secret) => secret,
+                    None => {
                         found.unopenable += 1;
                         continue;
                     }
                 },
             };
-            let sealed = self
-                .secret_keys
-                .seal(&secret.expose(), &owner)
-                .map_err(|error| StoreError::Sealing(error.to_string()))?;
+            let sealed = self.seal(&secret, endpoint_id, id)?;
             let changed =
                 sqlx::query("UPDATE webhook_secrets SET secret = $3 WHERE id = $1 AND secret = $2")
                     .bind(id.to_string())
@@ -150,6 +126,42 @@ impl WebhookStore {
             found.sealed += changed.rows_affected();
         }
         Ok(found)
+    }
+}
+
+impl WebhookStore {
+    fn seal(
+        &self,
+        secret: &SigningSecret,
+        endpoint_id: Uuid,
+        id: Uuid,
+    ) -> Result<String, StoreError> {
+        self.secret_keys
+            .seal(&secret.expose(), &owner(endpoint_id, id))
+            .map_err(|error| StoreError::Sealing(error.to_string()))
+    }
+
+    /// The secret `sealed` holds; `None`, logged, when none of the keys opens it.
+    fn open(
+        &self,
+        sealed: &str,
+        endpoint_id: Uuid,
+        id: Uuid,
+    ) -> Result<Option<SigningSecret>, StoreError> {
+        match self.secret_keys.open(sealed, &owner(endpoint_id, id)) {
+            Ok(text) => SigningSecret::parse(text.expose_secret())
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(e.to_string())),
+            Err(error) => {
+                tracing::error!(
+                    %endpoint_id, secret_id = %id, %error,
+                    "a webhook signing secret does not open with the webhook secret keys: it \
+                     signs nothing until its key is given back or the endpoint's secret is \
+                     rotated"
+                );
+                Ok(None)
+            }
+        }
     }
 }
 
